@@ -1,0 +1,1 @@
+"""Billing: the provider interface (Stripe or manual), flows, webhooks, reconciliation."""

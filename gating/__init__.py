@@ -1,0 +1,1 @@
+"""The feature gate: accounts, entitlements, atomic usage, upgrade offers."""

@@ -1,0 +1,48 @@
+"""The application factory and its settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from tiergate import create_app
+from tiergate.config import ConfigError
+
+
+def test_environment_variables_override_defaults(monkeypatch, tmp_path):
+    monkeypatch.setenv("TIERGATE_BASE_URL", "https://billing.example.com")
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+    assert app.config["BASE_URL"] == "https://billing.example.com"
+
+
+def test_test_config_overrides_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("TIERGATE_BASE_URL", "https://billing.example.com")
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "BASE_URL": "http://t"})
+    assert app.config["BASE_URL"] == "http://t"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"ENV": "production"}, "TIERGATE_SECRET_KEY must be set"),
+        ({"ENV": "production", "SECRET_KEY": "short"}, "TIERGATE_SECRET_KEY is too short"),
+        ({"DATABASE_URL": "not a url"}, "TIERGATE_DATABASE_URL is not a database URL"),
+        ({"BASE_URL": "ftp://x"}, "TIERGATE_BASE_URL must start with http"),
+        ({"BILLING_PROVIDER": "paypal"}, "TIERGATE_BILLING_PROVIDER must be 'stripe' or 'manual'"),
+        ({"BILLING_PROVIDER": "stripe"}, "TIERGATE_STRIPE_SECRET_KEY is not set"),
+        (
+            {"ENV": "production", "SECRET_KEY": "x" * 32, "STRIPE_SECRET_KEY": "sk_live_x"},
+            "TIERGATE_STRIPE_WEBHOOK_SECRET must be set",
+        ),
+    ],
+)
+def test_invalid_settings_fail_at_start_with_one_clear_line(config, message):
+    with pytest.raises(ConfigError) as info:
+        create_app(config)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_json_route_answers_the_error_shape(client):
+    response = client.get("/v1/does-not-exist")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"

@@ -1,0 +1,32 @@
+"""The `tiergate` command: Flask's CLI around the app factory plus our command groups."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import FlaskGroup
+
+from tiergate import create_app
+from tiergate.migrate import db_group
+
+
+def _create_app() -> object:
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=True)
+def main() -> None:
+    """tiergate: pricing-tier catalog, feature gate and in-app upgrades."""
+
+
+main.add_command(db_group)
+
+
+def _register() -> None:
+    from tiergate.demo import demo_command
+    from tiers.cli import catalog_group
+
+    main.add_command(catalog_group)
+    main.add_command(demo_command)
+
+
+_register()

@@ -1,0 +1,59 @@
+"""Settings: defaults, then TIERGATE_* environment variables, then test overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(Exception):
+    """A required setting is missing or invalid; the message is one line for the operator."""
+
+
+def defaults(instance_path: str) -> dict[str, Any]:
+    """The embedded default: SQLite under instance/, manual billing, a development secret."""
+    return {
+        "SECRET_KEY": "dev-only-not-secret",
+        "DATABASE_URL": f"sqlite:///{Path(instance_path) / 'tiergate.sqlite3'}",
+        "BASE_URL": "http://127.0.0.1:5000",
+        "STRIPE_SECRET_KEY": None,
+        "STRIPE_WEBHOOK_SECRET": None,
+        "STRIPE_API_BASE": None,
+        "STRIPE_WEBHOOK_TOLERANCE": 300,
+        "PAST_DUE_GRACE_DAYS": 7,
+        "BILLING_PROVIDER": None,  # "stripe" or "manual"; chosen from STRIPE_SECRET_KEY when unset
+        "ENV": "development",
+        "SQL_ECHO": False,
+        "JSON_SORT_KEYS": False,
+    }
+
+
+def validate(config: dict[str, Any]) -> None:
+    """Fail at start with one clear line when a required setting is missing or invalid."""
+    try:
+        make_url(str(config["DATABASE_URL"]))
+    except ArgumentError:
+        raise ConfigError(
+            f"TIERGATE_DATABASE_URL is not a database URL: {config['DATABASE_URL']!r}"
+        ) from None
+    if not str(config.get("BASE_URL", "")).startswith(("http://", "https://")):
+        raise ConfigError(f"TIERGATE_BASE_URL must start with http:// or https://: {config.get('BASE_URL')!r}")
+    provider = config.get("BILLING_PROVIDER")
+    if provider not in (None, "stripe", "manual"):
+        raise ConfigError(f"TIERGATE_BILLING_PROVIDER must be 'stripe' or 'manual', not {provider!r}")
+    if provider == "stripe" and not config.get("STRIPE_SECRET_KEY"):
+        raise ConfigError("TIERGATE_BILLING_PROVIDER is 'stripe' but TIERGATE_STRIPE_SECRET_KEY is not set")
+    if config.get("ENV") == "production":
+        if not config.get("SECRET_KEY") or config["SECRET_KEY"] == "dev-only-not-secret":
+            raise ConfigError("TIERGATE_SECRET_KEY must be set to a random value in production")
+        if len(str(config["SECRET_KEY"])) < 24:
+            raise ConfigError("TIERGATE_SECRET_KEY is too short: use at least 24 random characters")
+        if config.get("STRIPE_SECRET_KEY") and not config.get("STRIPE_WEBHOOK_SECRET"):
+            raise ConfigError(
+                "TIERGATE_STRIPE_WEBHOOK_SECRET must be set when TIERGATE_STRIPE_SECRET_KEY is set"
+            )

@@ -1,0 +1,53 @@
+"""`tiergate demo`: the embedded default in one command (SQLite, demo catalog, manual billing)."""
+
+from __future__ import annotations
+
+import getpass
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from tiergate.config import PROJECT_ROOT
+from tiergate.db import get_db
+from tiergate.extensions import get_clock
+from tiergate.migrate import upgrade
+from tiers import store
+from tiers.loader import load_catalog_file
+
+DEMO_CATALOG = PROJECT_ROOT / "examples" / "catalog.yaml"
+
+
+def prepare_demo() -> str:
+    """Create or upgrade the database and publish the demo catalog; returns what happened."""
+    upgrade(current_app.config["DATABASE_URL"])
+    catalog, source = load_catalog_file(DEMO_CATALOG)
+    with get_db().session() as session:
+        result = store.publish(
+            session,
+            catalog,
+            source=source,
+            author=getpass.getuser(),
+            note="demo catalog",
+            now=get_clock().now(),
+        )
+        version = result.version.version
+    state = "published" if result.created else "already published"
+    return f"Demo catalog {state} as version {version}."
+
+
+@click.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-serve", is_flag=True, help="Prepare the database and catalog, then exit.")
+@with_appcontext
+def demo_command(host: str, port: int, no_serve: bool) -> None:
+    """Set up the SQLite database, publish the demo catalog and serve on localhost."""
+    click.echo(prepare_demo())
+    if no_serve:
+        return
+    base = f"http://{host}:{port}"
+    click.echo(f"Pricing table:   {base}/pricing")
+    click.echo(f"Catalog JSON:    {base}/v1/catalog")
+    click.echo("Stop with Ctrl+C.")
+    current_app.run(host=host, port=port, threaded=True, use_reloader=False)

@@ -1,0 +1,88 @@
+"""One JSON error shape at the edge: {"error": {"code", "message", "details"}}. Never a traceback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException, UnprocessableEntity
+
+from tiergate.exceptions import TiergateError, http_status
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
+    response = jsonify({"error": {"code": code, "message": message, "details": details}})
+    response.status_code = status
+    return response
+
+
+def wants_json() -> bool:
+    path = request.path
+    if path.startswith(("/v1/", "/webhooks/", "/openapi")):
+        return True
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json"
+
+
+def _describe_validation(messages: Any) -> str:
+    """'field: problem; other.field: problem' from marshmallow's nested messages."""
+    parts: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{path}.{key}" if path else str(key))
+        elif isinstance(node, list) and node and all(isinstance(m, str) for m in node):
+            parts.append(f"{path or 'body'}: {' '.join(node)}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}[{i}]")
+        else:
+            parts.append(f"{path or 'body'}: {node}")
+
+    walk(messages, "")
+    return "; ".join(parts)
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(TiergateError)
+    def _domain(exc: TiergateError) -> Any:
+        status = http_status(exc)
+        if wants_json():
+            return error_response(status, exc.code, exc.message, exc.details)
+        return render_template("error.html", status=status, message=exc.message), status
+
+    @app.errorhandler(ValidationError)
+    def _validation(exc: ValidationError) -> Any:
+        messages = exc.normalized_messages()
+        return error_response(422, "invalid_request", _describe_validation(messages), messages)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Any:
+        status = exc.code or 500
+        # flask-smorest / webargs raise 422 with the marshmallow messages attached.
+        data = getattr(exc, "data", None)
+        if isinstance(exc, UnprocessableEntity) and data and "messages" in data:
+            messages = data["messages"]
+            if isinstance(messages, dict) and len(messages) == 1:
+                messages = next(iter(messages.values()))  # drop the "json"/"query" location level
+            return error_response(422, "invalid_request", _describe_validation(messages), messages)
+        code = (exc.name or "error").lower().replace(" ", "_")
+        message = exc.description or exc.name
+        if status == 400 and "JSON" in (message or ""):
+            code, message = "malformed_json", "The request body is not valid JSON."
+        if wants_json():
+            return error_response(status, code, message)
+        return render_template("error.html", status=status, message=message), status
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        message = "Something went wrong on our side; it has been logged."
+        if wants_json():
+            return error_response(500, "internal_error", message)
+        return render_template("error.html", status=500, message=message), 500

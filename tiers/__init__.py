@@ -1,0 +1,1 @@
+"""The pricing catalog: its domain model, validation, versions and the pricing table."""

@@ -1,0 +1,96 @@
+"""Published catalog versions: publish (content-addressed, idempotent), load, and cache.
+
+Versions are immutable, so a parsed Catalog is cached per version for the life of the process;
+only "which version is newest" is asked of the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tiergate.exceptions import NoCatalog, NotFound
+from tiers.model import Catalog
+from tiers.models import CatalogVersion
+
+
+@dataclass(frozen=True)
+class Published:
+    version: int
+    catalog: Catalog
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    version: CatalogVersion
+    created: bool  # False: identical content was already published (a no-op)
+
+
+def content_hash(catalog: Catalog) -> str:
+    """SHA-256 of the canonical document: comments and key order in the YAML do not count."""
+    canonical = json.dumps(catalog.to_document(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def publish(
+    session: Session, catalog: Catalog, *, source: str, author: str, note: str, now: datetime
+) -> PublishResult:
+    """Store a new immutable version, or return the existing one when the content is identical."""
+    digest = content_hash(catalog)
+    existing = session.scalar(select(CatalogVersion).where(CatalogVersion.content_hash == digest))
+    if existing is not None:
+        return PublishResult(existing, created=False)
+    latest = session.scalar(select(func.max(CatalogVersion.version))) or 0
+    row = CatalogVersion(
+        version=latest + 1,
+        content_hash=digest,
+        source=source,
+        document=catalog.to_document(),
+        author=author,
+        note=note,
+        published_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return PublishResult(row, created=True)
+
+
+def latest_version(session: Session) -> int | None:
+    return session.scalar(select(func.max(CatalogVersion.version)))
+
+
+def load(session: Session, version: int | None = None) -> Published:
+    """The catalog of `version`, or the newest published one (NoCatalog when there is none)."""
+    if version is None:
+        version = latest_version(session)
+        if version is None:
+            raise NoCatalog(
+                "No catalog has been published yet: run `tiergate catalog publish FILE --note ...`."
+            )
+    return Published(version, _load_cached(session, version))
+
+
+def _load_cached(session: Session, version: int) -> Catalog:
+    key = (str(session.get_bind().url), version)
+    cached = _CACHE.get(key)
+    if cached is None:
+        row = session.get(CatalogVersion, version)
+        if row is None:
+            raise NotFound(f"Catalog version {version} does not exist.")
+        cached = _CACHE[key] = Catalog.from_document(row.document)
+    return cached
+
+
+_CACHE: dict[tuple[str, int], Catalog] = {}
+
+
+
+
+def clear_cache() -> None:
+    """Forget parsed catalogs (tests that wipe the database between cases)."""
+    _CACHE.clear()

@@ -1,0 +1,3 @@
+from tiergate import create_app
+
+app = create_app()
