@@ -6,11 +6,15 @@ import click
 from flask.cli import FlaskGroup
 
 from tiergate import create_app
+from tiergate.config import ConfigError
 from tiergate.migrate import db_group
 
 
 def _create_app() -> object:
-    return create_app()
+    try:
+        return create_app()
+    except ConfigError as exc:  # one clear line for the operator, no traceback
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=True)
