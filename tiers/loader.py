@@ -1,22 +1,46 @@
-"""PLACEHOLDER until validation lands: reads a catalog file without validating it."""
+"""Read and validate the product team's catalog YAML, reporting every problem at once.
+
+Three passes, each naming the file and the path inside it (`tiers[2].features.api_calls`):
+YAML syntax and duplicate keys, the shape (tiers/schema.py, marshmallow), then the business
+rules (tiers/checks.py). A problem that follows from an earlier one at the same place is not
+reported twice.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
+from marshmallow import Schema, ValidationError, fields
 
-from tiers.model import Catalog
+from tiers.checks import CatalogIssue, did_you_mean, run_checks
+from tiers.model import FORMAT_VERSION, Catalog
+from tiers.schema import CatalogSchema
 
+__all__ = [
+    "CatalogInvalid",
+    "CatalogIssue",
+    "load_catalog_file",
+    "load_catalog_text",
+    "validate_catalog_text",
+]
 
-@dataclass(frozen=True)
-class CatalogIssue:
-    path: str  # e.g. "tiers[2].features.api_calls"
-    message: str
+TOP = "(top level)"
+
+_FRIENDLY = {
+    "Missing data for required field.": "required field is missing",
+    "Field may not be null.": "may not be empty",
+    "Not a valid list.": "must be a list",
+    "Not a valid mapping type.": "must be a mapping (key: value lines)",
+    "Invalid input type.": "must be a mapping (key: value lines)",
+    "Invalid type.": "must be a mapping (key: value lines)",
+}
 
 
 class CatalogInvalid(Exception):
+    """The catalog file has problems; str() is one `FILE: PATH: MESSAGE` line per issue."""
+
     def __init__(self, filename: str, issues: list[CatalogIssue]) -> None:
         self.filename = filename
         self.issues = issues
@@ -24,9 +48,177 @@ class CatalogInvalid(Exception):
 
 
 def load_catalog_text(text: str, filename: str = "<catalog>") -> Catalog:
-    return Catalog.from_document(yaml.safe_load(text))
+    """A validated Catalog from YAML text; CatalogInvalid listing every problem otherwise."""
+    document, issues = validate_catalog_text(text)
+    if issues or document is None:
+        raise CatalogInvalid(filename, issues)
+    return Catalog.from_document(document)
 
 
 def load_catalog_file(path: str | Path) -> tuple[Catalog, str]:
-    text = Path(path).read_text(encoding="utf-8")
+    """The validated Catalog in `path` and the file's text (stored as the version's source)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise CatalogInvalid(
+            str(path), [CatalogIssue(TOP, f"cannot read the file: {reason}")]
+        ) from None
     return load_catalog_text(text, str(path)), text
+
+
+def validate_catalog_text(text: str) -> tuple[dict[str, Any] | None, list[CatalogIssue]]:
+    """(the validated document, []) or (None, every issue found), in file order."""
+    parsed = _parse_yaml(text)
+    if isinstance(parsed, CatalogIssue):
+        return None, [parsed]
+    raw, node = parsed
+    if raw is None:
+        return None, [CatalogIssue(TOP, "the file is empty: start with `format: 1`")]
+    if not isinstance(raw, dict):
+        kind = "a list" if isinstance(raw, list) else f"the value {raw!r}"
+        return None, [
+            CatalogIssue(
+                TOP,
+                f"the top level must be a mapping (format:, currencies:, tiers:, ...), not {kind}",
+            )
+        ]
+    declared = raw.get("format")
+    if isinstance(declared, int) and not isinstance(declared, bool) and declared != FORMAT_VERSION:
+        # Another format may mean other rules: judging the rest by format 1's would only confuse.
+        message = f"format {declared} is not supported: this tiergate reads format {FORMAT_VERSION}"
+        return None, [CatalogIssue("format", message)]
+    lines: dict[str, int] = {}
+    issues = _scan(node, "", lines)
+    schema_issues: list[CatalogIssue] = []
+    try:
+        document = CatalogSchema().load(raw)
+    except ValidationError as error:
+        document = error.valid_data if isinstance(error.valid_data, dict) else {}
+        _collect(error.messages, CatalogSchema(), "", schema_issues)
+    for key, empty in (("features", {}), ("addons", []), ("promotions", []), ("offers", {})):
+        if raw.get(key) is None:
+            document[key] = empty
+    issues += schema_issues
+    broken = [i.path for i in issues]
+    if any(_related("currencies", path) for path in broken):
+        # With one currency unreadable, every price in it would look undeclared.
+        document.pop("currencies", None)
+    issues += [i for i in run_checks(document) if not any(_related(i.path, b) for b in broken)]
+    if issues:
+        return None, sorted(issues, key=lambda i: _line_of(i.path, lines))
+    return document, []
+
+
+def _parse_yaml(text: str) -> tuple[Any, yaml.Node | None] | CatalogIssue:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        return (loader.construct_document(node) if node is not None else None), node
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else TOP
+        problem = error.problem or error.context or "invalid YAML"
+        return CatalogIssue(where, f"YAML syntax error: {problem}")
+    except yaml.YAMLError as error:
+        return CatalogIssue(TOP, f"YAML syntax error: {error}")
+    finally:
+        loader.dispose()
+
+
+def _scan(node: yaml.Node | None, path: str, lines: dict[str, int]) -> list[CatalogIssue]:
+    """Record each path's line and report duplicate mapping keys (YAML keeps only the last)."""
+    if node is None:
+        return []
+    lines.setdefault(path, node.start_mark.line + 1)
+    issues: list[CatalogIssue] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            child = _join(path, key)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                issues.append(
+                    CatalogIssue(
+                        child,
+                        f"duplicate key '{key}' (line {line}; first on line {seen[key]}): "
+                        "YAML would silently keep only the last one",
+                    )
+                )
+                continue
+            seen[key] = line
+            lines[child] = line
+            issues += _scan(value_node, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            issues += _scan(item, f"{path}[{index}]", lines)
+    return issues
+
+
+def _collect(messages: Any, node: Any, path: str, out: list[CatalogIssue]) -> None:
+    """Flatten marshmallow's nested error messages into issues, walking the schema alongside
+    so an unknown key gets a suggestion from the fields allowed at that level."""
+    if isinstance(messages, list | tuple):
+        for message in messages:
+            if isinstance(message, dict | list):
+                _collect(message, node, path, out)
+            else:
+                out.append(CatalogIssue(path or TOP, _FRIENDLY.get(str(message), str(message))))
+        return
+    if not isinstance(messages, dict):
+        out.append(CatalogIssue(path or TOP, str(messages)))
+        return
+    for key, sub in messages.items():
+        if isinstance(node, Schema):
+            if key == "_schema":
+                _collect(sub, None, path, out)
+                continue
+            field = node.fields.get(key)
+            if field is None:
+                out.append(
+                    CatalogIssue(
+                        _join(path, str(key)),
+                        f"unknown field '{key}'" + did_you_mean(str(key), node.fields),
+                    )
+                )
+                continue
+            _collect(sub, _inner(field), _join(path, str(key)), out)
+        elif isinstance(node, fields.List):
+            _collect(sub, _inner(node.inner), f"{path}[{key}]", out)
+        elif (
+            isinstance(node, fields.Dict) and isinstance(sub, dict) and {"key", "value"} >= set(sub)
+        ):
+            child = _join(path, str(key))
+            if "key" in sub:
+                _collect(sub["key"], None, child, out)
+            if "value" in sub:
+                _collect(sub["value"], _inner(node.value_field), child, out)
+        else:
+            child = f"{path}[{key}]" if isinstance(key, int) else _join(path, str(key))
+            _collect(sub, None, child, out)
+
+
+def _inner(field: Any) -> Any:
+    return field.schema if isinstance(field, fields.Nested) else field
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _related(path: str, broken: str) -> bool:
+    """True when one path lies inside the other (or they are the same)."""
+    if path == broken:
+        return True
+    shorter, longer = sorted((path, broken), key=len)
+    return longer.startswith(shorter + ".") or longer.startswith(shorter + "[")
+
+
+def _line_of(path: str, lines: dict[str, int]) -> int:
+    while path:
+        if path in lines:
+            return lines[path]
+        cut = max(path.rfind("."), path.rfind("["))
+        path = path[:cut] if cut > 0 else ""
+    return 0

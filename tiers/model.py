@@ -350,7 +350,10 @@ class Catalog:
                 name=a.get("name") or a["id"],
                 billing=AddOnBilling(a.get("billing", "recurring")),
                 description=a.get("description") or "",
-                prices={k: {c.lower(): int(v) for c, v in p.items()} for k, p in (a.get("prices") or {}).items()},
+                prices={
+                    k: {c.lower(): int(v) for c, v in p.items()}
+                    for k, p in (a.get("prices") or {}).items()
+                },
                 available_to=tuple(a.get("available_to") or ()),
                 included_in=tuple(a.get("included_in") or ()),
                 grants={
@@ -358,7 +361,9 @@ class Catalog:
                     for fid, value in (a.get("grants") or {}).items()
                 },
                 support_level=a.get("support_level"),
-                suggested_with_features=tuple((a.get("suggested_with") or {}).get("features") or ()),
+                suggested_with_features=tuple(
+                    (a.get("suggested_with") or {}).get("features") or ()
+                ),
                 suggested_with_tiers=tuple((a.get("suggested_with") or {}).get("tiers") or ()),
             )
             for a in doc.get("addons") or []

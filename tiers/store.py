@@ -61,7 +61,28 @@ def publish(
 
 
 def latest_version(session: Session) -> int | None:
+    """The newest published version number, or None before the first publish."""
     return session.scalar(select(func.max(CatalogVersion.version)))
+
+
+def history(session: Session) -> list[CatalogVersion]:
+    """Every published version, newest first."""
+    return list(session.scalars(select(CatalogVersion).order_by(CatalogVersion.version.desc())))
+
+
+def get_version(session: Session, version: int | None = None) -> CatalogVersion:
+    """The stored row of `version` (newest when None): source, hash, author, note."""
+    number = latest_version(session) if version is None else version
+    if number is None:
+        raise NoCatalog(
+            "No catalog has been published yet: run `tiergate catalog publish FILE --note ...`."
+        )
+    row = session.get(CatalogVersion, number)
+    if row is None:
+        newest = latest_version(session)
+        hint = f"the newest is {newest}" if newest is not None else "none is published yet"
+        raise NotFound(f"Catalog version {number} does not exist ({hint}).")
+    return row
 
 
 def load(session: Session, version: int | None = None) -> Published:
@@ -87,8 +108,6 @@ def _load_cached(session: Session, version: int) -> Catalog:
 
 
 _CACHE: dict[tuple[str, int], Catalog] = {}
-
-
 
 
 def clear_cache() -> None:

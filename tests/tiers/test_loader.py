@@ -1,0 +1,239 @@
+"""tiers/loader.py: reading the catalog YAML, reporting every problem with file and path."""
+
+from __future__ import annotations
+
+import copy
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tiers.loader import CatalogInvalid, CatalogIssue, load_catalog_file, load_catalog_text
+from tiers.model import Catalog, FeatureKind, Grant, Interval
+
+CATALOGS = Path(__file__).parent / "catalogs"
+DEMO = Path(__file__).parents[2] / "examples" / "catalog.yaml"
+
+
+def issues_of(text: str, filename: str = "c.yaml") -> list[CatalogIssue]:
+    with pytest.raises(CatalogInvalid) as info:
+        load_catalog_text(text, filename)
+    return info.value.issues
+
+
+def test_demo_catalog_is_valid():
+    catalog, source = load_catalog_file(DEMO)
+    assert [t.id for t in catalog.tiers] == [
+        "free", "starter", "pro", "business", "enterprise", "team_legacy",
+    ]  # fmt: skip
+    assert catalog.offers.nudge_threshold_percent == 80
+    assert catalog.tier("pro").grant("api_calls") == Grant(True, 100_000, None, 5000)
+    assert source.startswith("# The demo catalog")
+
+
+def test_demo_catalog_round_trips_through_the_canonical_document():
+    catalog, _ = load_catalog_file(DEMO)
+    assert Catalog.from_document(catalog.to_document()) == catalog
+
+
+def test_canonical_document_written_as_yaml_loads_back_to_the_same_catalog():
+    catalog, _ = load_catalog_file(DEMO)
+    assert load_catalog_text(yaml.safe_dump(catalog.to_document())) == catalog
+
+
+def test_small_example_uses_every_value_form():
+    catalog, _ = load_catalog_file(CATALOGS / "small.yaml")
+    plus = catalog.tier("plus")
+    assert catalog.offers.nudge_threshold_percent == 90  # written without %
+    assert catalog.offers.price_jump_guard_percent == 50  # written with %
+    assert plus.grant("notes") == Grant(True, None)
+    assert plus.grant("exports") == Grant(True, 500, nudge_at=400, overage=50)
+    assert plus.grant("sharing").enabled
+    assert not catalog.tier("free").grant("sharing").enabled
+    assert plus.prices[Interval.YEAR] == {"usd": 5000}
+    assert catalog.feature("exports").kind is FeatureKind.COUNTER
+    assert catalog.addon("setup_call").price(None, "usd") == 4900
+    assert catalog.promotions[0].amount_off == {"usd": 200}
+
+
+def test_str_is_one_file_path_message_line_per_issue():
+    error = CatalogInvalid("x.yaml", [CatalogIssue("tiers[0].id", "bad"), CatalogIssue("a", "b")])
+    assert str(error) == "x.yaml: tiers[0].id: bad\nx.yaml: a: b"
+
+
+def test_file_with_many_errors_reports_all_of_them_in_file_order():
+    path = CATALOGS / "many_errors.yaml"
+    with pytest.raises(CatalogInvalid) as info:
+        load_catalog_file(path)
+    got = [(i.path, i.message) for i in info.value.issues]
+    assert got == [
+        (
+            "currencies[1]",
+            "'usdd' is not a currency code: use a 3-letter ISO 4217 code like usd or eur: "
+            "did you mean 'usd'?",
+        ),
+        ("offers.nudge_threshold", "must be between 1 % and 99 %, not 120 %"),
+        (
+            "offers.dismissal_cooldown_days",
+            "duplicate key 'dismissal_cooldown_days' (line 9; first on line 8): "
+            "YAML would silently keep only the last one",
+        ),
+        ("offers.contact_sales_url", "must be an http:// or https:// URL, not 'ftp://example.com'"),
+        ("offers.colour", "unknown field 'colour'"),
+        (
+            "features.api_calls",
+            "counter feature 'api_calls' needs `resets`: month, day or billing_period "
+            "(use type: gauge for a total that never resets)",
+        ),
+        (
+            "features.sso.resets",
+            "a boolean feature never resets: remove `resets` "
+            "(use type: counter for a per-period allowance)",
+        ),
+        ("tiers[0].features.api_call", "unknown feature 'api_call': did you mean 'api_calls'?"),
+        ("tiers[1].prices.month.usd", "prices are integer minor units: write 1999 for 19.99"),
+        ("tiers[1].features.sso", "'sso' is a boolean feature: write true or false, not 5"),
+        ("tiers[2].id", "duplicate tier id 'pro' (also tiers[1])"),
+        ("tiers[2].taglin", "unknown field 'taglin': did you mean 'tagline'?"),
+        ("tiers[2].recommended", "only one tier may be recommended: 'pro' (tiers[1]) already is"),
+        ("tiers[2].trial_days", "must not be negative, not -3"),
+        ("addons[0].prices", "an add-on needs at least one price"),
+        ("addons[0].available_to[0]", "unknown tier 'prp': did you mean 'pro'?"),
+        ("promotions[0]", "give exactly one of percent_off or amount_off (both given)"),
+        (
+            "promotions[0].ends_at",
+            "ends_at 2026-04-01T00:00:00Z is not after starts_at 2026-05-01T00:00:00Z",
+        ),
+    ]
+    marked = [line for line in path.read_text().splitlines() if "# !" in line]
+    assert len(got) == len(marked)
+    assert str(info.value).splitlines()[0].startswith(f"{path}: currencies[1]: ")
+
+
+def test_yaml_syntax_error_reports_line_and_column():
+    text = "format: 1\ncurrencies: [usd\ntiers: []\n"
+    [issue] = issues_of(text)
+    assert issue.path == "line 3, column 6"
+    assert issue.message.startswith("YAML syntax error: ")
+
+
+def test_tab_indentation_is_a_syntax_error_with_its_position():
+    [issue] = issues_of("format: 1\ntiers:\n\t- id: x\n")
+    assert issue.path == "line 3, column 1"
+
+
+@pytest.mark.parametrize("text", ["", "   \n", "# only a comment\n"])
+def test_empty_file_is_rejected(text):
+    assert issues_of(text) == [
+        CatalogIssue("(top level)", "the file is empty: start with `format: 1`")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"), [("- a\n- b\n", "a list"), ("just words\n", "the value 'just words'")]
+)
+def test_top_level_must_be_a_mapping(text, kind):
+    [issue] = issues_of(text)
+    assert issue.path == "(top level)"
+    assert issue.message == (
+        f"the top level must be a mapping (format:, currencies:, tiers:, ...), not {kind}"
+    )
+
+
+def test_other_format_versions_are_rejected_without_judging_the_rest():
+    assert issues_of("format: 2\nwhatever: [1, 2]\n") == [
+        CatalogIssue("format", "format 2 is not supported: this tiergate reads format 1")
+    ]
+
+
+def test_missing_required_sections_are_named():
+    got = {(i.path, i.message) for i in issues_of("name: X\n")}
+    assert got == {
+        ("format", "required field is missing"),
+        ("currencies", "required field is missing"),
+        ("tiers", "required field is missing"),
+    }
+
+
+def test_unknown_top_level_key_gets_a_suggestion():
+    text = DEMO.read_text().replace("promotions:", "promotion:")
+    assert issues_of(text) == [
+        CatalogIssue("promotion", "unknown field 'promotion': did you mean 'promotions'?")
+    ]
+
+
+def test_unknown_key_inside_a_grant_mapping_gets_a_suggestion():
+    text = DEMO.read_text().replace("{limit: 100000, overage: 5000}", "{limit: 100000, overag: 5}")
+    assert issues_of(text) == [
+        CatalogIssue(
+            "tiers[2].features.api_calls.overag", "unknown field 'overag': did you mean 'overage'?"
+        )
+    ]
+
+
+def test_duplicate_mapping_key_is_reported_with_both_lines():
+    text = "format: 1\ncurrencies: [usd]\ncurrencies: [eur]\ntiers:\n  - id: free\n"
+    assert issues_of(text) == [
+        CatalogIssue(
+            "currencies",
+            "duplicate key 'currencies' (line 3; first on line 2): "
+            "YAML would silently keep only the last one",
+        )
+    ]
+
+
+def test_unreadable_file_is_an_issue_not_a_traceback(tmp_path):
+    with pytest.raises(CatalogInvalid) as info:
+        load_catalog_file(tmp_path / "nope.yaml")
+    assert str(info.value) == (
+        f"{tmp_path / 'nope.yaml'}: (top level): cannot read the file: No such file or directory"
+    )
+
+
+def test_python_object_tags_are_refused():
+    [issue] = issues_of("format: 1\nname: !!python/object:os.system x\n")
+    assert issue.path == "line 2, column 7"
+    assert "could not determine a constructor" in issue.message
+
+
+JUNK = [None, "x", 1.5, [], {}, -1, True, {"a": 1}, [1], 10**30, "unlimited", "80%", [None], 0]
+
+
+def _paths(node, prefix=()):
+    yield prefix
+    items = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else ()
+    )
+    for key, value in items:
+        yield from _paths(value, (*prefix, key))
+
+
+def test_random_damage_is_always_reported_never_a_traceback():
+    rng = random.Random(20261115)
+    original = yaml.safe_load(DEMO.read_text())
+    for _ in range(400):
+        doc = copy.deepcopy(original)
+        for _ in range(rng.randint(1, 3)):
+            *parents, key = rng.choice(list(_paths(doc))[1:])
+            target = doc
+            for step in parents:
+                target = target[step]
+            target[key] = copy.deepcopy(rng.choice(JUNK))
+        try:
+            load_catalog_text(yaml.safe_dump(doc), "f.yaml")
+        except CatalogInvalid as error:
+            assert error.issues
+            assert all(issue.path and issue.message for issue in error.issues)
+
+
+def test_complete_example_in_the_docs_is_the_small_fixture_and_valid():
+    docs = (Path(__file__).parents[2] / "docs" / "catalog.md").read_text()
+    example = docs.split("```yaml\n", 1)[1].split("```", 1)[0]
+    fixture = (CATALOGS / "small.yaml").read_text()
+    assert fixture.endswith(example)
+    assert load_catalog_text(example, "docs/catalog.md").name == "Notely"

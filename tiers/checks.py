@@ -1,0 +1,419 @@
+"""Semantic checks of a catalog document: references, tier order, prices, promotions.
+
+Runs on the (possibly partial) data tiers/schema.py accepted, so every value seen here has the
+right type; a value the schema rejected is simply absent and the checks that need it skip.
+Pure: no Flask, no database.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tiers.model import UNLIMITED, FeatureKind, Grant, parse_grant
+
+
+@dataclass(frozen=True)
+class CatalogIssue:
+    path: str  # e.g. "tiers[2].features.api_calls"
+    message: str
+
+
+def closest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate nearest to `word` (difflib), or None when nothing is close."""
+    close = difflib.get_close_matches(word, [str(c) for c in candidates], n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """ ": did you mean 'x'?" for the closest candidate, or '' when nothing is close."""
+    match = closest(word, candidates)
+    return f": did you mean '{match}'?" if match else ""
+
+
+def money(amount: int, currency: str) -> str:
+    """`usd 29.00` from minor units (the currency's own number of decimals)."""
+    from babel.numbers import get_currency_precision
+
+    digits = get_currency_precision(currency.upper())
+    sign = "-" if amount < 0 else ""
+    major, minor = divmod(abs(amount), 10**digits)
+    fraction = f".{minor:0{digits}d}" if digits else ""
+    return f"{currency.lower()} {sign}{major:,}{fraction}"
+
+
+def run_checks(doc: Mapping[str, Any]) -> list[CatalogIssue]:
+    """Every semantic problem of a schema-checked catalog document."""
+    checker = _Checker(doc)
+    checker.check()
+    return checker.issues
+
+
+class _Checker:
+    def __init__(self, doc: Mapping[str, Any]) -> None:
+        self.doc = doc
+        self.issues: list[CatalogIssue] = []
+        self.currencies: list[str] | None = doc.get("currencies")
+        raw_features = doc.get("features")
+        self.features: dict[str, FeatureKind | None] | None = None
+        if raw_features is not None:
+            self.features = {
+                fid: FeatureKind(spec["type"]) if "type" in spec else None
+                for fid, spec in raw_features.items()
+            }
+        self.tiers: list[Mapping[str, Any]] = list(doc.get("tiers") or [])
+        self.tier_ids = {t["id"] for t in self.tiers if "id" in t}
+
+    def add(self, path: str, message: str) -> None:
+        self.issues.append(CatalogIssue(path, message))
+
+    def check(self) -> None:
+        self.check_currencies()
+        self.check_features()
+        self.check_tiers()
+        self.check_tier_order()
+        self.check_addons()
+        self.check_promotions()
+        self.check_offers()
+
+    # --- currencies and features ---------------------------------------------------------
+
+    def check_currencies(self) -> None:
+        if self.currencies is None:
+            return
+        if not self.currencies:
+            self.add("currencies", "declare at least one currency, e.g. [usd]")
+            self.currencies = None  # every price would look undeclared: one report is enough
+            return
+        seen: set[str] = set()
+        for index, code in enumerate(self.currencies):
+            if code in seen:
+                self.add(f"currencies[{index}]", f"currency '{code}' is listed twice")
+            seen.add(code)
+
+    def check_features(self) -> None:
+        for fid, spec in (self.doc.get("features") or {}).items():
+            kind, resets = spec.get("type"), spec.get("resets")
+            if kind == "counter" and not resets:
+                self.add(
+                    f"features.{fid}",
+                    f"counter feature '{fid}' needs `resets`: month, day or billing_period "
+                    "(use type: gauge for a total that never resets)",
+                )
+            elif kind in ("gauge", "boolean") and resets:
+                self.add(
+                    f"features.{fid}.resets",
+                    f"a {kind} feature never resets: remove `resets` "
+                    "(use type: counter for a per-period allowance)",
+                )
+
+    # --- tiers ---------------------------------------------------------------------------
+
+    def check_tiers(self) -> None:
+        if "tiers" in self.doc and not self.tiers:
+            self.add("tiers", "a catalog needs at least one tier")
+        self.check_duplicates("tiers", "tier", self.tiers)
+        recommended: tuple[str, int] | None = None
+        for index, tier in enumerate(self.tiers):
+            path = f"tiers[{index}]"
+            tid = tier.get("id", "?")
+            for fid, value in (tier.get("features") or {}).items():
+                self.check_grant(f"{path}.features.{fid}", fid, value)
+            prices = tier.get("prices") or {}
+            if tier.get("contact_sales") and prices:
+                self.add(
+                    f"{path}.prices",
+                    f"tier '{tid}' is contact_sales, so it has no self-serve price: "
+                    "remove `prices` or `contact_sales`",
+                )
+            else:
+                self.check_prices(
+                    f"{path}.prices", prices, complete=bool(prices) and not tier.get("hidden")
+                )
+            if tier.get("recommended"):
+                if tier.get("hidden"):
+                    self.add(
+                        f"{path}.recommended",
+                        "a hidden tier cannot be recommended: it is never shown",
+                    )
+                elif tier.get("contact_sales"):
+                    self.add(
+                        f"{path}.recommended",
+                        "a contact_sales tier cannot be recommended: "
+                        "the highlighted tier must be buyable in one click",
+                    )
+                elif recommended is not None:
+                    self.add(
+                        f"{path}.recommended",
+                        f"only one tier may be recommended: '{recommended[0]}' "
+                        f"(tiers[{recommended[1]}]) already is",
+                    )
+                else:
+                    recommended = (tid, index)
+
+    def check_tier_order(self) -> None:
+        """A higher listed tier never gives less than a lower listed one."""
+        first = {t["id"]: i for i, t in reversed(list(enumerate(self.tiers))) if "id" in t}
+        listed = [
+            (i, t)
+            for i, t in enumerate(self.tiers)
+            if not t.get("hidden") and first.get(t.get("id")) == i  # a duplicate id is reported
+        ]
+        known = self.features or {}
+        # A misspelt feature is already reported; do not also report the tier as giving less.
+        misspelt = {
+            index: {closest(f, known) for f in tier_features}
+            for index, tier in listed
+            if (tier_features := [f for f in tier.get("features") or {} if f not in known])
+        }
+        for fid, kind in known.items():
+            if kind is None:
+                continue
+            best: tuple[Grant, str] | None = None
+            for index, tier in listed:
+                if fid in misspelt.get(index, ()):
+                    continue
+                value = (tier.get("features") or {}).get(
+                    fid, False if kind is FeatureKind.BOOLEAN else 0
+                )
+                grant = self.grant_or_none(value, kind)
+                if grant is None:
+                    continue
+                if best is not None and _rank(grant) < _rank(best[0]):
+                    message = _less_message(fid, kind, tier["id"], grant, best)
+                    self.add(f"tiers[{index}].features.{fid}", message)
+                if best is None or _rank(grant) >= _rank(best[0]):  # name the nearest one
+                    best = (grant, tier["id"])
+
+    # --- add-ons and promotions ----------------------------------------------------------
+
+    def check_addons(self) -> None:
+        addons = list(self.doc.get("addons") or [])
+        self.check_duplicates("addons", "add-on", addons)
+        for index, addon in enumerate(addons):
+            path = f"addons[{index}]"
+            prices = addon.get("prices") or {}
+            billing = addon.get("billing")
+            if not prices:
+                self.add(f"{path}.prices", "an add-on needs at least one price")
+            for key in prices:
+                if billing == "one_time" and key != "once":
+                    self.add(
+                        f"{path}.prices.{key}",
+                        f"a one_time add-on is priced under `once`, not `{key}` "
+                        "(or set billing: recurring)",
+                    )
+                elif billing == "recurring" and key == "once":
+                    self.add(
+                        f"{path}.prices.once",
+                        "a recurring add-on is priced per month or year, not `once` "
+                        "(or set billing: one_time)",
+                    )
+            self.check_prices(f"{path}.prices", prices, complete=True)
+            for field in ("available_to", "included_in"):
+                self.check_tier_refs(f"{path}.{field}", addon.get(field))
+            for fid, value in (addon.get("grants") or {}).items():
+                self.check_grant(f"{path}.grants.{fid}", fid, value)
+            suggested = addon.get("suggested_with") or {}
+            self.check_tier_refs(f"{path}.suggested_with.tiers", suggested.get("tiers"))
+            if self.features is not None:
+                for k, fid in enumerate(suggested.get("features") or []):
+                    if fid not in self.features:
+                        self.add(
+                            f"{path}.suggested_with.features[{k}]",
+                            f"unknown feature '{fid}'" + did_you_mean(fid, self.features),
+                        )
+
+    def check_promotions(self) -> None:
+        promotions = list(self.doc.get("promotions") or [])
+        self.check_duplicates("promotions", "promotion", promotions)
+        tiers = {t["id"]: t for t in self.tiers if "id" in t}
+        for index, promo in enumerate(promotions):
+            path = f"promotions[{index}]"
+            has_percent = promo.get("percent_off") is not None
+            has_amount = bool(promo.get("amount_off"))
+            if has_percent == has_amount:
+                which = "both given" if has_percent else "neither given"
+                self.add(path, f"give exactly one of percent_off or amount_off ({which})")
+            for code in promo.get("amount_off") or {}:
+                self.check_currency_declared(f"{path}.amount_off.{code}", code)
+            self.check_tier_refs(f"{path}.tiers", promo.get("tiers"))
+            for k, tid in enumerate(promo.get("tiers") or []):
+                tier = tiers.get(tid)
+                if tier is not None and (tier.get("contact_sales") or not tier.get("prices")):
+                    self.add(
+                        f"{path}.tiers[{k}]", f"tier '{tid}' has no self-serve price to discount"
+                    )
+            starts, ends = promo.get("starts_at"), promo.get("ends_at")
+            if starts and ends and ends <= starts:
+                self.add(
+                    f"{path}.ends_at",
+                    f"ends_at {_iso(ends)} is not after starts_at {_iso(starts)}",
+                )
+            duration, months = promo.get("duration", "once"), promo.get("duration_in_months")
+            if duration == "repeating" and months is None:
+                self.add(
+                    f"{path}.duration_in_months", "duration: repeating needs duration_in_months"
+                )
+            elif duration != "repeating" and months is not None:
+                self.add(
+                    f"{path}.duration_in_months",
+                    f"duration_in_months only applies to duration: repeating, not {duration}",
+                )
+
+    def check_offers(self) -> None:
+        offers = self.doc.get("offers") or {}
+        if offers.get("contact_sales_url"):
+            return
+        for index, tier in enumerate(self.tiers):
+            if tier.get("contact_sales") and not tier.get("hidden"):
+                self.add(
+                    "offers.contact_sales_url",
+                    f"tier '{tier.get('id')}' (tiers[{index}]) is contact_sales: set "
+                    "offers.contact_sales_url so its button leads somewhere",
+                )
+                return
+
+    # --- shared pieces -------------------------------------------------------------------
+
+    def check_duplicates(self, section: str, noun: str, items: list[Mapping[str, Any]]) -> None:
+        first: dict[str, int] = {}
+        for index, item in enumerate(items):
+            item_id = item.get("id")
+            if item_id is None:
+                continue
+            if item_id in first:
+                self.add(
+                    f"{section}[{index}].id",
+                    f"duplicate {noun} id '{item_id}' (also {section}[{first[item_id]}])",
+                )
+            else:
+                first[item_id] = index
+
+    def check_tier_refs(self, path: str, refs: list[str] | None) -> None:
+        for k, tid in enumerate(refs or []):
+            if tid not in self.tier_ids:
+                self.add(f"{path}[{k}]", f"unknown tier '{tid}'" + did_you_mean(tid, self.tier_ids))
+
+    def check_currency_declared(self, path: str, code: str) -> bool:
+        if self.currencies is None or code in self.currencies:
+            return True
+        self.add(
+            path,
+            f"currency '{code}' is not declared in `currencies` ({', '.join(self.currencies)})"
+            + did_you_mean(code, self.currencies),
+        )
+        return False
+
+    def check_prices(self, path: str, prices: Mapping[str, Any], *, complete: bool) -> None:
+        """Declared currencies only; every declared currency for each interval sold (when
+        `complete`); a yearly price no dearer than twelve monthly ones."""
+        for interval, amounts in prices.items():
+            amounts = amounts or {}
+            for code in amounts:
+                self.check_currency_declared(f"{path}.{interval}.{code}", code)
+            if complete and self.currencies is not None:
+                missing = [c for c in self.currencies if c not in amounts]
+                if missing:
+                    self.add(
+                        f"{path}.{interval}",
+                        f"no {', '.join(missing)} price: every declared currency "
+                        f"({', '.join(self.currencies)}) needs a price for each interval sold",
+                    )
+        monthly, yearly = prices.get("month") or {}, prices.get("year") or {}
+        for code, year_amount in yearly.items():
+            month_amount = monthly.get(code)
+            if month_amount is not None and year_amount > 12 * month_amount:
+                self.add(
+                    f"{path}.year.{code}",
+                    f"the yearly price {money(year_amount, code)} is more than 12 x the monthly "
+                    f"price {money(month_amount, code)} ({money(12 * month_amount, code)})",
+                )
+
+    def check_grant(self, path: str, fid: str, value: Any) -> None:
+        if self.features is None:
+            return
+        if fid not in self.features:
+            self.add(path, f"unknown feature '{fid}'" + did_you_mean(fid, self.features))
+            return
+        kind = self.features[fid]
+        if kind is None:
+            return
+        problem = _grant_problem(fid, kind, value)
+        if problem:
+            self.add(path + problem[0], problem[1])
+
+    @staticmethod
+    def grant_or_none(value: Any, kind: FeatureKind) -> Grant | None:
+        return None if _grant_problem("", kind, value) else parse_grant(value, kind)
+
+
+def _grant_problem(fid: str, kind: FeatureKind, value: Any) -> tuple[str, str] | None:
+    """(sub-path, message) when `value` does not suit a feature of `kind`, else None."""
+    if kind is FeatureKind.BOOLEAN:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, Mapping):
+            extra = [k for k in value if k != "enabled" and value[k] not in (None, 0)]
+            if not extra:
+                return None
+            return (
+                f".{extra[0]}",
+                f"'{fid}' is a boolean feature: it has no {extra[0]}, only `enabled`",
+            )
+        shown = f"'{value}'" if isinstance(value, str) else f"{value:,}"
+        return "", f"'{fid}' is a boolean feature: write true or false, not {shown}"
+    noun = f"metered ({kind.value})"
+    if isinstance(value, bool):
+        return (
+            "",
+            f"'{fid}' is a {noun} feature: write a limit (a whole number, 0 for none, "
+            f"or 'unlimited'), not {str(value).lower()}",
+        )
+    if not isinstance(value, Mapping):
+        return None
+    if "limit" not in value:
+        return "", f"'{fid}' is a {noun} feature: the mapping needs a `limit`"
+    limit = value["limit"]
+    limit = None if limit in (None, UNLIMITED) else limit
+    enabled = value.get("enabled")
+    if enabled is not None and enabled != (limit is None or limit > 0):
+        return ".enabled", f"enabled: {str(enabled).lower()} contradicts limit {limit}"
+    nudge_at = value.get("nudge_at")
+    if nudge_at is not None:
+        if limit is None:
+            return ".nudge_at", "nudge_at needs a numeric limit, not 'unlimited'"
+        if nudge_at > limit:
+            return ".nudge_at", f"nudge_at {nudge_at:,} is above the limit {limit:,}"
+    return None
+
+
+def _rank(grant: Grant) -> float:
+    if not grant.enabled:
+        return 0
+    return float("inf") if grant.limit is None else grant.limit
+
+
+def _limit(grant: Grant) -> str:
+    return "unlimited" if grant.limit is None else f"{grant.limit:,}"
+
+
+def _less_message(
+    fid: str, kind: FeatureKind, tier_id: str, grant: Grant, lower: tuple[Grant, str]
+) -> str:
+    lower_grant, lower_id = lower
+    if kind is FeatureKind.BOOLEAN:
+        return (
+            f"'{tier_id}' does not include {fid} but the lower tier '{lower_id}' does: "
+            "a higher tier must not remove a feature (reorder the tiers or hide one)"
+        )
+    return (
+        f"'{tier_id}' grants {_limit(grant)} {fid} but the lower tier '{lower_id}' grants "
+        f"{_limit(lower_grant)}: a higher tier must not give less (reorder the tiers or hide one)"
+    )
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat().replace("+00:00", "Z") if hasattr(value, "isoformat") else str(value)

@@ -1,0 +1,360 @@
+"""The catalog YAML's shape, as marshmallow schemas: types, ranges, required and unknown fields.
+
+Cross-references and business rules (unknown features, tier order, price consistency) are
+tiers/checks.py's job; this module only says whether each value is well-formed on its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlsplit
+
+from babel.numbers import list_currencies
+from marshmallow import RAISE, Schema, ValidationError, fields
+
+from tiers.checks import did_you_mean
+from tiers.model import UNLIMITED, parse_instant
+
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+MAX_AMOUNT = 10**12  # minor units: ten billion dollars is not a price, it is a typo
+MAX_LIMIT = 10**15
+KNOWN_CURRENCIES = frozenset(c.lower() for c in list_currencies())
+
+
+def _describe(value: Any) -> str:
+    if value is True or value is False:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return f"the text '{value}'"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+class WholeNumber(fields.Field):
+    """An integer: not a bool, not a float, not a numeric string; optionally within a range."""
+
+    def __init__(self, *, minimum: int = 0, maximum: int = MAX_LIMIT, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.minimum = minimum
+        self.maximum = maximum
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError(self.wrong_type(value))
+        return check_range(value, self.minimum, self.maximum)
+
+    def wrong_type(self, value: Any) -> str:
+        return f"must be a whole number, not {_describe(value)}"
+
+
+def check_range(value: int, minimum: int, maximum: int, unit: str = "") -> int:
+    """`value` if minimum <= value <= maximum, else a ValidationError saying the range."""
+    if value < 0 <= minimum:
+        raise ValidationError(f"must not be negative, not {value:,}{unit}")
+    if not minimum <= value <= maximum:
+        raise ValidationError(
+            f"must be between {minimum:,}{unit} and {maximum:,}{unit}, not {value:,}{unit}"
+        )
+    return value
+
+
+class Amount(WholeNumber):
+    """A price in integer minor units (1999 for 19.99)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(minimum=0, maximum=MAX_AMOUNT, **kwargs)
+
+    def wrong_type(self, value: Any) -> str:
+        if isinstance(value, float | str) and not isinstance(value, bool):
+            try:
+                minor = Decimal(str(value).strip()) * 100
+            except InvalidOperation:
+                minor = None
+            if minor is not None and minor == minor.to_integral_value():
+                return f"prices are integer minor units: write {int(minor)} for {value}"
+        return f"prices are integer minor units (1999 for 19.99), not {_describe(value)}"
+
+
+class Percent(fields.Field):
+    """A percentage written `80%` or `80`, loaded as the integer 80."""
+
+    def __init__(self, *, minimum: int, maximum: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.minimum = minimum
+        self.maximum = maximum
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        number: Any = value
+        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*%?\s*", value):
+            number = int(value.strip().rstrip("%"))
+        if isinstance(number, bool) or not isinstance(number, int):
+            raise ValidationError(
+                f"must be a whole percentage like 80% or 80, not {_describe(value)}"
+            )
+        return check_range(number, self.minimum, self.maximum, " %")
+
+
+class Text(fields.String):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_none", True)
+        kwargs.setdefault("error_messages", {"invalid": "must be text"})
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if not isinstance(value, str):
+            raise ValidationError(f"must be text, not {_describe(value)}")
+        return value
+
+
+class Ident(Text):
+    """An id: lower-case letters, digits and underscores, starting with a letter."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_none", False)
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not ID_PATTERN.match(text):
+            raise ValidationError(
+                f"'{text}' is not a valid id: use lower-case letters, digits and underscores, "
+                "starting with a letter (at most 64 characters)"
+            )
+        return text
+
+
+class Choice(Text):
+    """One of a fixed set of words, with a suggestion for a near miss."""
+
+    def __init__(self, choices: tuple[str, ...], **kwargs: Any) -> None:
+        kwargs.setdefault("allow_none", False)
+        super().__init__(**kwargs)
+        self.choices = choices
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if value not in self.choices:
+            shown = value if isinstance(value, str) else _describe(value)
+            raise ValidationError(
+                f"'{shown}' is not one of {', '.join(self.choices)}"
+                + did_you_mean(str(value), self.choices)
+            )
+        return value
+
+
+class Currency(Text):
+    """A 3-letter ISO 4217 code known to babel, loaded lower-case."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_none", False)
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        code = text.lower()
+        if not re.fullmatch(r"[a-z]{3}", code):
+            hint = did_you_mean(code, KNOWN_CURRENCIES) if code.isalpha() else ""
+            raise ValidationError(
+                f"'{text}' is not a currency code: use a 3-letter ISO 4217 code like usd or eur"
+                + hint
+            )
+        if code not in KNOWN_CURRENCIES:
+            raise ValidationError(
+                f"'{text}' is not a known ISO 4217 currency" + did_you_mean(code, KNOWN_CURRENCIES)
+            )
+        return code
+
+
+class CurrencyKey(Text):
+    """A currency code used as a price key: checked against `currencies` in tiers/checks.py,
+    which can suggest a declared one."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_none", False)
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).lower()
+
+
+class StrictBool(fields.Field):
+    """true or false, nothing else (YAML's `yes` is already a bool; "yes" in quotes is not)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValidationError(f"must be true or false, not {_describe(value)}")
+        return value
+
+
+class Instant(fields.Field):
+    """A date (midnight UTC) or an ISO 8601 date-time."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        if isinstance(value, date | str) and not isinstance(value, bool):
+            try:
+                parsed = parse_instant(value)
+            except ValueError:
+                parsed = None
+            if parsed is not None:
+                return parsed
+        raise ValidationError(
+            f"must be a date like 2026-01-31 or a time like 2026-01-31T12:00:00Z, "
+            f"not {_describe(value)}"
+        )
+
+
+class HttpUrl(Text):
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValidationError(f"must be an http:// or https:// URL, not '{text}'")
+        return text
+
+
+GRANT_KEYS = ("limit", "nudge_at", "overage", "enabled")
+
+
+class GrantValue(fields.Field):
+    """A tier's value for one feature: true/false, a whole number, `unlimited`, or a mapping
+    {limit, nudge_at, overage} (`enabled` for booleans). Whether the form suits the feature's
+    type is checked in tiers/checks.py, which knows the feature."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool) or value == UNLIMITED:
+            return value
+        if isinstance(value, int):
+            return check_range(value, 0, MAX_LIMIT)
+        if isinstance(value, Mapping):
+            return self._mapping(value)
+        raise ValidationError(
+            f"must be true, false, a whole number or 'unlimited', not {_describe(value)}"
+            + (did_you_mean(value, [UNLIMITED]) if isinstance(value, str) else "")
+        )
+
+    def _mapping(self, value: Mapping[Any, Any]) -> dict[str, Any]:
+        errors: dict[str, list[str]] = {}
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            try:
+                result[str(key)] = self._entry(str(key), item)
+            except ValidationError as error:
+                errors[str(key)] = error.messages  # type: ignore[assignment]
+        if errors:
+            raise ValidationError(errors)
+        return result
+
+    def _entry(self, key: str, item: Any) -> Any:
+        if key not in GRANT_KEYS:
+            raise ValidationError(f"unknown field '{key}'" + did_you_mean(key, GRANT_KEYS))
+        if key == "enabled":
+            if not isinstance(item, bool):
+                raise ValidationError(f"must be true or false, not {_describe(item)}")
+            return item
+        if item is None and key != "overage":
+            return None
+        if key == "limit" and item == UNLIMITED:
+            return item
+        if isinstance(item, bool) or not isinstance(item, int):
+            extra = " or 'unlimited'" if key == "limit" else ""
+            raise ValidationError(f"must be a whole number{extra}, not {_describe(item)}")
+        return check_range(item, 0, MAX_LIMIT)
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+def _ids(**kwargs: Any) -> fields.List:
+    return fields.List(Text(allow_none=False), allow_none=True, **kwargs)
+
+
+def _prices(intervals: tuple[str, ...]) -> fields.Dict:
+    return fields.Dict(
+        keys=Choice(intervals),
+        values=fields.Dict(keys=CurrencyKey(), values=Amount()),
+        allow_none=True,
+    )
+
+
+class OffersSchema(StrictSchema):
+    nudge_threshold = Percent(minimum=1, maximum=99)
+    dismissal_cooldown_days = WholeNumber(minimum=0, maximum=365)
+    price_jump_guard = Percent(minimum=0, maximum=1000)
+    quote_valid_minutes = WholeNumber(minimum=1, maximum=1440)
+    contact_sales_url = HttpUrl()
+
+
+class FeatureSchema(StrictSchema):
+    name = Text()
+    type = Choice(("boolean", "counter", "gauge"), required=True)
+    group = Text()
+    description = Text()
+    unit = Text()
+    unit_plural = Text()
+    resets = Choice(("month", "day", "billing_period"), allow_none=True)
+
+
+class TierSchema(StrictSchema):
+    id = Ident(required=True)
+    name = Text()
+    tagline = Text()
+    prices = _prices(("month", "year"))
+    trial_days = WholeNumber(minimum=0, maximum=365)
+    features = fields.Dict(keys=Text(allow_none=False), values=GrantValue(), allow_none=True)
+    recommended = StrictBool()
+    hidden = StrictBool()
+    contact_sales = StrictBool()
+
+
+class SuggestedWithSchema(StrictSchema):
+    features = _ids()
+    tiers = _ids()
+
+
+class AddOnSchema(StrictSchema):
+    id = Ident(required=True)
+    name = Text()
+    description = Text()
+    billing = Choice(("recurring", "one_time"), required=True)
+    prices = _prices(("month", "year", "once"))
+    available_to = _ids()
+    included_in = _ids()
+    grants = fields.Dict(keys=Text(allow_none=False), values=GrantValue(), allow_none=True)
+    support_level = Text()
+    suggested_with = fields.Nested(SuggestedWithSchema, allow_none=True)
+
+
+class PromotionSchema(StrictSchema):
+    id = Ident(required=True)
+    name = Text()
+    description = Text()
+    percent_off = WholeNumber(minimum=1, maximum=100, allow_none=True)
+    amount_off = fields.Dict(keys=CurrencyKey(), values=Amount(), allow_none=True)
+    tiers = _ids()
+    intervals = fields.List(Choice(("month", "year")), allow_none=True)
+    starts_at = Instant(allow_none=True)
+    ends_at = Instant(allow_none=True)
+    duration = Choice(("once", "forever", "repeating"))
+    duration_in_months = WholeNumber(minimum=1, maximum=36, allow_none=True)
+    code = Text()
+
+
+class CatalogSchema(StrictSchema):
+    format = WholeNumber(required=True, minimum=1, maximum=1)
+    name = Text()
+    currencies = fields.List(Currency(), required=True)
+    offers = fields.Nested(OffersSchema, allow_none=True)
+    features = fields.Dict(keys=Ident(), values=fields.Nested(FeatureSchema), allow_none=True)
+    tiers = fields.List(fields.Nested(TierSchema), required=True, allow_none=True)
+    addons = fields.List(fields.Nested(AddOnSchema), allow_none=True)
+    promotions = fields.List(fields.Nested(PromotionSchema), allow_none=True)

@@ -1,0 +1,225 @@
+"""Moving subscribers from one catalog version to another (grandfathering ends on purpose).
+
+Subscriptions are pinned to the catalog version they bought under; publishing never moves
+them. `migrate_subscribers` does, after reporting per account what the move would take away:
+boolean features lost, and metered features whose current usage is over the new limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gating.models import Subscription, UsageCounter
+from tiergate.clock import Clock
+from tiergate.exceptions import Conflict, InvalidRequest, NotFound
+from tiers import store
+from tiers.checks import did_you_mean, money
+from tiers.model import Catalog, Feature, FeatureKind, ResetPeriod, Tier
+
+GAUGE_PERIOD = datetime(1970, 1, 1, tzinfo=UTC)
+USAGE_NOTE = (
+    "Usage compared: gauges, and counters in their current period (calendar month or day, or "
+    "the subscription's billing period). Add-ons and per-account overrides are not counted: "
+    "they can only raise a limit."
+)
+
+
+@dataclass(frozen=True)
+class OverLimit:
+    feature_id: str
+    used: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class AccountImpact:
+    account_id: str
+    tier_id: str
+    lost_features: tuple[str, ...] = ()
+    over_limits: tuple[OverLimit, ...] = ()
+    notes: tuple[str, ...] = ()  # price changes, intervals or currencies no longer sold
+
+    @property
+    def affected(self) -> bool:
+        return bool(self.lost_features or self.over_limits or self.notes)
+
+
+@dataclass(frozen=True)
+class MigrationReport:
+    from_version: int
+    to_version: int
+    dry_run: bool
+    moved: tuple[AccountImpact, ...]
+    skipped: tuple[tuple[str, str], ...] = field(default=())  # (account id, tier id)
+
+    def lines(self) -> list[str]:
+        """The report as text lines for the CLI."""
+        verb = "Would move" if self.dry_run else "Moved"
+        out = [
+            f"{verb} {len(self.moved)} subscription(s) from catalog version "
+            f"{self.from_version} to {self.to_version}."
+        ]
+        for impact in self.moved:
+            if impact.affected:
+                out.append(f"  {impact.account_id} ({impact.tier_id}): {_describe(impact)}")
+        unaffected = sum(1 for i in self.moved if not i.affected)
+        if unaffected:
+            out.append(
+                f"  {unaffected} account(s) keep every feature and stay within their limits."
+            )
+        for account_id, tier_id in self.skipped:
+            out.append(
+                f"  skipped {account_id}: tier '{tier_id}' does not exist in version "
+                f"{self.to_version}; it stays on version {self.from_version}"
+            )
+        out.append(USAGE_NOTE)
+        if self.dry_run:
+            out.append("Dry run: nothing was changed.")
+        return out
+
+
+def migrate_subscribers(
+    session: Session,
+    clock: Clock,
+    *,
+    from_version: int,
+    to_version: int,
+    tier_id: str | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+) -> MigrationReport:
+    """Re-pin subscriptions on `from_version` (optionally one tier) to `to_version`.
+
+    Refuses (Conflict) when a subscription's tier, or its scheduled tier, does not exist in the
+    target version, unless `force`, which leaves those subscriptions where they are.
+    """
+    if from_version == to_version:
+        raise InvalidRequest(f"--from and --to are both version {from_version}: nothing to move.")
+    old = store.load(session, from_version).catalog
+    new = store.load(session, to_version).catalog
+    if tier_id is not None and old.tier(tier_id) is None:
+        raise NotFound(
+            f"Tier '{tier_id}' does not exist in catalog version {from_version}"
+            + did_you_mean(tier_id, [t.id for t in old.tiers])
+        )
+    query = select(Subscription).where(Subscription.catalog_version == from_version)
+    if tier_id is not None:
+        query = query.where(Subscription.tier_id == tier_id)
+    if not dry_run:
+        query = query.with_for_update()
+    subscriptions = list(session.scalars(query.order_by(Subscription.account_id)))
+    missing = sorted(
+        {
+            t
+            for s in subscriptions
+            for t in (s.tier_id, s.scheduled_tier_id)
+            if t is not None and new.tier(t) is None
+        }
+    )
+    if missing and not force:
+        count = sum(1 for s in subscriptions if _missing_tier(s, new))
+        raise Conflict(
+            f"Catalog version {to_version} has no tier {', '.join(repr(t) for t in missing)}: "
+            f"{count} subscription(s) would be left without their tier. Map them to another "
+            f"tier first, or pass --force to leave them on version {from_version}.",
+            details={"missing_tiers": missing},
+        )
+    now = clock.now()
+    moved: list[AccountImpact] = []
+    skipped: list[tuple[str, str]] = []
+    for subscription in subscriptions:
+        gone = _missing_tier(subscription, new)
+        if gone:
+            skipped.append((subscription.account_id, gone))
+            continue
+        old_tier, new_tier = old.tier(subscription.tier_id), new.tier(subscription.tier_id)
+        assert old_tier is not None and new_tier is not None  # checked above
+        usage = _usage(session, subscription.account_id)
+        moved.append(_impact(subscription, old_tier, new_tier, new, usage, now))
+        if not dry_run:
+            subscription.catalog_version = to_version
+            subscription.updated_at = now
+    session.flush()
+    return MigrationReport(from_version, to_version, dry_run, tuple(moved), tuple(skipped))
+
+
+def _missing_tier(subscription: Subscription, catalog: Catalog) -> str | None:
+    for tier_id in (subscription.tier_id, subscription.scheduled_tier_id):
+        if tier_id is not None and catalog.tier(tier_id) is None:
+            return tier_id
+    return None
+
+
+def period_start(feature: Feature, subscription: Subscription, now: datetime) -> datetime:
+    """The start of the usage period a counter of `feature` is in at `now`."""
+    if feature.kind is FeatureKind.GAUGE or feature.resets is None:
+        return GAUGE_PERIOD
+    if feature.resets is ResetPeriod.DAY:
+        return datetime(now.year, now.month, now.day, tzinfo=UTC)
+    if feature.resets is ResetPeriod.BILLING_PERIOD:
+        return subscription.current_period_start
+    return datetime(now.year, now.month, 1, tzinfo=UTC)
+
+
+def _usage(session: Session, account_id: str) -> dict[tuple[str, datetime], int]:
+    rows = session.scalars(select(UsageCounter).where(UsageCounter.account_id == account_id))
+    return {(row.feature_id, row.period_start): row.used for row in rows}
+
+
+def _impact(
+    subscription: Subscription,
+    old_tier: Tier,
+    new_tier: Tier,
+    catalog: Catalog,
+    usage: dict[tuple[str, datetime], int],
+    now: datetime,
+) -> AccountImpact:
+    lost: list[str] = []
+    over: list[OverLimit] = []
+    for fid, feature in catalog.features.items():
+        before, after = old_tier.grant(fid), new_tier.grant(fid)
+        if before.enabled and not after.enabled:
+            lost.append(fid)
+            continue
+        if feature.metered and after.limit is not None:
+            start = period_start(feature, subscription, now)
+            used = usage.get((fid, start), 0)
+            if used > after.limit:
+                over.append(OverLimit(fid, used, after.limit))
+    return AccountImpact(
+        subscription.account_id,
+        subscription.tier_id,
+        tuple(lost),
+        tuple(over),
+        tuple(_price_notes(subscription, old_tier, new_tier)),
+    )
+
+
+def _price_notes(subscription: Subscription, old_tier: Tier, new_tier: Tier) -> list[str]:
+    interval, currency = subscription.interval, subscription.currency
+    if (old_tier.free and new_tier.free) or (old_tier.contact_sales and new_tier.contact_sales):
+        return []
+    before, after = old_tier.price(interval, currency), new_tier.price(interval, currency)
+    if after is None:
+        return [f"the new version does not sell '{new_tier.id}' per {interval} in {currency}"]
+    if before != after:
+        new_amount = money(after, currency).split(" ", 1)[1]
+        shown = money(before, currency) if before is not None else f"{currency} (none)"
+        return [f"price per {interval}: {shown} -> {new_amount}"]
+    return []
+
+
+def _describe(impact: AccountImpact) -> str:
+    parts = []
+    if impact.lost_features:
+        parts.append("loses " + ", ".join(impact.lost_features))
+    parts += [
+        f"over the new {o.feature_id} limit ({o.used:,} used, limit {o.limit:,})"
+        for o in impact.over_limits
+    ]
+    parts += list(impact.notes)
+    return "; ".join(parts)
