@@ -1,0 +1,180 @@
+"""The offer funnel for the product team (UPSELL 10): conversion per trigger and feature.
+
+The cohort is the offers created in [since, until); each counts once per step it reached by
+`until`. A later step implies the earlier ones (a customer cannot click an offer they were not
+shown, and an offer accepted through the API was clicked), so `shown >= clicked >= accepted >=
+paid` always holds. Conversion is paid / shown in integer basis points (rounded down). The monthly
+recurring revenue added by a paid offer is its new recurring amount minus the old one, each
+normalised per month (a yearly amount // 12), summed per currency.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gating.models import Offer, OfferEvent, OfferStatus
+from tiergate.exceptions import InvalidRequest
+from tiers import store
+from tiers.model import Catalog
+
+# Each step and the events that prove it was reached.
+STEPS: dict[str, tuple[OfferStatus, ...]] = {
+    "shown": (
+        OfferStatus.SHOWN,
+        OfferStatus.CLICKED,
+        OfferStatus.DISMISSED,
+        OfferStatus.ACCEPTED,
+        OfferStatus.PAID,
+    ),
+    "clicked": (OfferStatus.CLICKED, OfferStatus.ACCEPTED, OfferStatus.PAID),
+    "dismissed": (OfferStatus.DISMISSED,),
+    "accepted": (OfferStatus.ACCEPTED, OfferStatus.PAID),
+    "paid": (OfferStatus.PAID,),
+}
+
+
+@dataclass
+class FunnelRow:
+    """The funnel of one group of offers (a trigger, a feature, or both, or all)."""
+
+    trigger: str | None
+    feature: str | None
+    created: int = 0
+    shown: int = 0
+    clicked: int = 0
+    dismissed: int = 0
+    accepted: int = 0
+    paid: int = 0
+    mrr_added: dict[str, int] = field(default_factory=dict)  # currency -> minor units per month
+
+    @property
+    def conversion_bp(self) -> int | None:
+        """paid / shown in basis points (10000 = 100 %), rounded down; None when none was shown."""
+        return self.paid * 10000 // self.shown if self.shown else None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "trigger": self.trigger,
+            "feature": self.feature,
+            "created": self.created,
+            "shown": self.shown,
+            "clicked": self.clicked,
+            "dismissed": self.dismissed,
+            "accepted": self.accepted,
+            "paid": self.paid,
+            "conversion_bp": self.conversion_bp,
+            "mrr_added": dict(sorted(self.mrr_added.items())),
+        }
+
+
+@dataclass(frozen=True)
+class Funnel:
+    since: datetime
+    until: datetime
+    total: FunnelRow
+    by_trigger: tuple[FunnelRow, ...]
+    by_feature: tuple[FunnelRow, ...]
+    by_trigger_and_feature: tuple[FunnelRow, ...]
+
+
+def funnel(session: Session, *, since: datetime, until: datetime) -> Funnel:
+    """Offers created in [since, until): counts per step, conversion and recurring revenue added."""
+    if since.tzinfo is None or until.tzinfo is None:
+        raise InvalidRequest("since and until must be timezone-aware (UTC) datetimes")
+    if until <= since:
+        raise InvalidRequest(
+            f"until ({until.isoformat()}) must be after since ({since.isoformat()})"
+        )
+    offers = list(
+        session.scalars(
+            select(Offer)
+            .where(Offer.created_at >= since, Offer.created_at < until)
+            .order_by(Offer.created_at, Offer.id)
+        )
+    )
+    reached: dict[str, set[OfferStatus]] = defaultdict(set)
+    for offer_id, kind in session.execute(
+        select(OfferEvent.offer_id, OfferEvent.type)
+        .join(Offer, Offer.id == OfferEvent.offer_id)
+        .where(Offer.created_at >= since, Offer.created_at < until, OfferEvent.created_at < until)
+    ):
+        reached[offer_id].add(kind)
+    catalogs: dict[int, Catalog] = {}
+    total = FunnelRow(None, None)
+    groups: dict[tuple[str, str | None, str | None], FunnelRow] = {}
+    for offer in offers:
+        trigger, feature = offer.trigger.value, offer.feature_id
+        rows = [
+            total,
+            _row(groups, ("t", trigger, None)),
+            _row(groups, ("f", None, feature)),
+            _row(groups, ("tf", trigger, feature)),
+        ]
+        events = reached[offer.id]
+        added = _mrr_added(session, catalogs, offer) if OfferStatus.PAID in events else 0
+        for row in rows:
+            _count(row, events)
+            if added:
+                row.mrr_added[offer.currency] = row.mrr_added.get(offer.currency, 0) + added
+    return Funnel(
+        since,
+        until,
+        total,
+        _sorted(r for k, r in groups.items() if k[0] == "t"),
+        _sorted(r for k, r in groups.items() if k[0] == "f"),
+        _sorted(r for k, r in groups.items() if k[0] == "tf"),
+    )
+
+
+def _row(
+    groups: dict[tuple[str, str | None, str | None], FunnelRow],
+    key: tuple[str, str | None, str | None],
+) -> FunnelRow:
+    if key not in groups:
+        groups[key] = FunnelRow(key[1], key[2])
+    return groups[key]
+
+
+def _count(row: FunnelRow, events: set[OfferStatus]) -> None:
+    row.created += 1
+    for step, proofs in STEPS.items():
+        if events.intersection(proofs):
+            setattr(row, step, getattr(row, step) + 1)
+
+
+def _sorted(rows: Iterable[FunnelRow]) -> tuple[FunnelRow, ...]:
+    return tuple(sorted(rows, key=lambda r: (r.trigger or "", r.feature or "")))
+
+
+def _per_month(amount: int, interval: str | None) -> int:
+    return amount // 12 if interval == "year" else amount
+
+
+def _mrr_added(session: Session, catalogs: dict[int, Catalog], offer: Offer) -> int:
+    """New recurring minus old recurring, both per month (yearly // 12)."""
+    if offer.new_recurring_amount is None:
+        return 0
+    new = _per_month(offer.new_recurring_amount, offer.interval)
+    if offer.to_tier_id is None:  # an add-on offer adds to what the account pays
+        return new
+    old_ref = (offer.details or {}).get("from") or {}
+    old = old_ref.get("recurring_amount") if isinstance(old_ref, dict) else None
+    if not isinstance(old, int):
+        old = _catalog_price(session, catalogs, offer)
+    return new - _per_month(old, offer.from_interval)
+
+
+def _catalog_price(session: Session, catalogs: dict[int, Catalog], offer: Offer) -> int:
+    """The old tier's price when the offer did not record it (offers made outside offer_for)."""
+    if not offer.from_tier_id or not offer.from_interval:
+        return 0
+    if offer.catalog_version not in catalogs:
+        catalogs[offer.catalog_version] = store.load(session, offer.catalog_version).catalog
+    tier = catalogs[offer.catalog_version].tier(offer.from_tier_id)
+    return (tier.price(offer.from_interval, offer.currency) or 0) if tier else 0

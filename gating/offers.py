@@ -1,0 +1,426 @@
+"""Persisted upgrade offers: quote (gating/policy.py), reuse, cooldown, offer body, funnel events.
+
+A denial repeated every second must not write a row every second: an unexpired offer with the
+same account, feature, trigger, tiers, interval, currency, catalog version and amounts is reused.
+A quote expires (`quote_valid_minutes`) because proration changes with time; the body shows it.
+Dismissing an offer silences prompts for that account and feature during the cooldown (UPSELL 7):
+denials still carry the offer, with `prompt` false.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing.proration import add_interval
+from gating import policy
+from gating.models import (
+    Account,
+    AccountAddOn,
+    Offer,
+    OfferEvent,
+    OfferStatus,
+    OfferTrigger,
+    SubscriptionStatus,
+)
+from tiergate.clock import Clock
+from tiergate.exceptions import Conflict, InvalidRequest, NotFound
+from tiers import store
+from tiers.model import Catalog, FeatureKind, Tier
+from tiers.money import format_money, yearly_saving
+
+EVENT_TYPES = ("shown", "clicked", "dismissed", "accepted", "paid", "failed")
+# Statuses an identical new quote may reuse: not yet used up, turned down or paid.
+REUSABLE = (OfferStatus.CREATED, OfferStatus.SHOWN, OfferStatus.CLICKED, OfferStatus.FAILED)
+DONE = (OfferStatus.ACCEPTED, OfferStatus.PAID)
+
+
+class Entitlements(Protocol):
+    """What offer_for reads of gating/entitlements.py's resolved entitlements."""
+
+    @property
+    def tier(self) -> Tier: ...
+
+    @property
+    def catalog_version(self) -> int: ...
+
+
+class Settings(Protocol):
+    @property
+    def base_url(self) -> str: ...
+
+
+def offer_for(
+    session: Session,
+    clock: Clock,
+    *,
+    account: Account,
+    entitlements: Entitlements,
+    feature_id: str,
+    used: int | None,
+    requested: int | None,
+    trigger: OfferTrigger | str,
+    settings: Settings,
+) -> Offer | None:
+    """The upgrade offer for a need (reused while an identical quote holds), or None."""
+    trigger = _trigger(trigger)
+    if (used is not None and used < 0) or (requested is not None and requested < 0):
+        raise InvalidRequest(f"used and requested must not be negative ({used}, {requested})")
+    now = clock.now()
+    newest = store.load(session)
+    catalog = newest.catalog
+    feature = catalog.feature(feature_id)
+    if feature is None:
+        return None
+    current = _current(session, account, entitlements, catalog, now)
+    if feature.kind is FeatureKind.BOOLEAN:
+        need = policy.Need.enable(feature_id)
+    else:
+        need = policy.Need.units(feature_id, used or 0, requested or 0)
+    plan = policy.choose_upgrade(catalog, current, need, now)
+    if plan is None:
+        return None
+    prompt = not _cooling_down(session, account.id, feature_id, catalog, now)
+    old_recurring = 0
+    if current.paid and current.interval is not None:
+        old_recurring = current.tier.price(current.interval, current.currency) or 0
+    body = _body(plan, old_recurring, current.interval)
+    fields: dict[str, Any] = dict(
+        account_id=account.id,
+        trigger=trigger,
+        feature_id=feature_id,
+        catalog_version=newest.version,
+        from_tier_id=current.tier.id,
+        to_tier_id=plan.to_tier.id,
+        from_interval=current.interval,
+        interval=plan.interval,
+        currency=plan.currency,
+        addon_id=plan.addon.id if plan.addon else None,
+        promotion_id=plan.promotion.id if plan.promotion else None,
+        contact_sales=plan.contact_sales,
+        new_recurring_amount=plan.new_recurring_amount,
+        next_renewal_amount=plan.next_renewal_amount,
+    )
+    existing = _reusable(session, fields, now)
+    if existing is not None:
+        if existing.prompt != prompt:
+            existing.prompt = prompt
+        if existing.quantity != requested:
+            existing.quantity = requested
+            usage = {"usage": body["usage"], "reason": body["reason"]}
+            existing.details = {**(existing.details or {}), **usage}
+        return existing
+    valid = None if plan.contact_sales else timedelta(minutes=catalog.offers.quote_valid_minutes)
+    offer = Offer(
+        id="off_" + secrets.token_urlsafe(18),
+        quantity=requested,
+        amount_due_today=plan.amount_due_today,
+        proration_date=now,
+        prompt=prompt,
+        status=OfferStatus.CREATED,
+        details=body,
+        expires_at=now + valid if valid is not None else None,
+        created_at=now,
+        **fields,
+    )
+    session.add(offer)
+    session.flush()
+    return offer
+
+
+def get_offer(session: Session, offer_id: str, account_id: str | None = None) -> Offer:
+    """The offer `offer_id` (NotFound, also when it belongs to another account than given)."""
+    if not isinstance(offer_id, str) or not offer_id:
+        raise InvalidRequest(f"offer_id must be a non-empty string, not {offer_id!r}")
+    offer = session.get(Offer, offer_id)
+    if offer is None or (account_id is not None and offer.account_id != account_id):
+        # Another account's offer answers exactly like a missing one: existence does not leak.
+        raise NotFound(f"Offer {offer_id!r} does not exist.")
+    return offer
+
+
+def record_event(
+    session: Session,
+    clock: Clock,
+    offer_id: str,
+    type: OfferStatus | str,  # noqa: A002 - the event's name in the API
+    account_id: str | None = None,
+) -> Offer:
+    """Append a funnel event (shown, clicked, dismissed, accepted, paid, failed) to an offer."""
+    kind = str(getattr(type, "value", type))
+    if kind not in EVENT_TYPES:
+        raise InvalidRequest(
+            f"Unknown offer event type {kind!r}: use one of {', '.join(EVENT_TYPES)}."
+        )
+    event = OfferStatus(kind)
+    offer = get_offer(session, offer_id, account_id)
+    status = OfferStatus(offer.status or OfferStatus.CREATED)
+    if event is OfferStatus.PAID and status is not OfferStatus.ACCEPTED:
+        raise Conflict(
+            f"Offer {offer.id} cannot be paid: it is {status.value}, not accepted.",
+            details={"status": status.value},
+        )
+    if event is OfferStatus.FAILED and status is OfferStatus.PAID:
+        raise Conflict(f"Offer {offer.id} is already paid.", details={"status": status.value})
+    if event not in (OfferStatus.PAID, OfferStatus.FAILED) and status in DONE:
+        raise Conflict(
+            f"Offer {offer.id} was already {status.value}: it cannot be {event.value} now.",
+            details={"status": status.value},
+        )
+    offer.events.append(OfferEvent(type=event, created_at=clock.now()))
+    # "shown" again after a click or dismissal does not move the offer back in its funnel.
+    if event is not OfferStatus.SHOWN or status is OfferStatus.CREATED:
+        offer.status = event
+    session.flush()
+    return offer
+
+
+def offer_json(offer: Offer, base_url: str) -> dict[str, Any]:
+    """The offer body of every API answer: exact integer amounts plus their display text."""
+    details = offer.details or {}
+    interval = offer.interval
+    addon = details.get("addon")
+    if offer.addon_id and not isinstance(addon, dict):  # billing's post-purchase offers
+        addon = {
+            "id": offer.addon_id,
+            "name": details.get("name"),
+            "amount": offer.new_recurring_amount or offer.amount_due_today,
+            "interval": interval if offer.new_recurring_amount else "once",
+        }
+    body: dict[str, Any] = {
+        "id": offer.id,
+        "status": OfferStatus(offer.status or OfferStatus.CREATED).value,
+        "trigger": OfferTrigger(offer.trigger).value,
+        "prompt": offer.prompt,
+        "feature": offer.feature_id,
+        "reason": details.get("reason"),
+        "usage": details.get("usage"),
+        "from": details.get("from") or _tier_ref(offer.from_tier_id),
+        "to": details.get("to") or _tier_ref(offer.to_tier_id),
+        "interval": interval,
+        "currency": offer.currency,
+        "new_recurring_amount": offer.new_recurring_amount,
+        "amount_due_today": offer.amount_due_today,
+        "next_renewal_amount": offer.next_renewal_amount,
+        "next_renewal_at": details.get("next_renewal_at"),
+        "trial_end": details.get("trial_end"),
+        "note": details.get("note"),
+        "proration_date": _iso(offer.proration_date),
+        "expires_at": _iso(offer.expires_at),
+        "price_jump": details.get("price_jump"),
+        "yearly_alternative": details.get("yearly_alternative"),
+        "promotion": details.get("promotion"),
+        "addon": addon if isinstance(addon, dict) else None,
+        "contact_sales": offer.contact_sales,
+        "contact_sales_url": details.get("contact_sales_url"),
+        "accept_url": f"{base_url.rstrip('/')}/offers/{offer.id}",
+    }
+    body["display"] = _display(offer, body)
+    return body
+
+
+# ---- building blocks ------------------------------------------------------------------------
+
+
+def _trigger(value: OfferTrigger | str) -> OfferTrigger:
+    try:
+        return OfferTrigger(value)
+    except ValueError:
+        names = ", ".join(t.value for t in OfferTrigger)
+        raise InvalidRequest(f"Unknown offer trigger {value!r}: use one of {names}.") from None
+
+
+def _current(
+    session: Session, account: Account, entitlements: Entitlements, catalog: Catalog, now: datetime
+) -> policy.Current:
+    """The account as the policy sees it: its (possibly legacy) tier, interval and period."""
+    tier = entitlements.tier
+    pinned = store.load(session, entitlements.catalog_version).catalog
+    sub = account.subscription
+    currency = sub.currency if sub is not None else catalog.default_currency
+    if currency not in catalog.currencies:
+        currency = catalog.default_currency
+    if sub is None or tier.free or sub.tier_id != tier.id:
+        return policy.Current(tier, currency)
+    rows = session.scalars(
+        select(AccountAddOn).where(
+            AccountAddOn.account_id == account.id, AccountAddOn.active.is_(True)
+        )
+    )
+    owned = []
+    for row in rows:
+        addon = pinned.addon(row.addon_id) or catalog.addon(row.addon_id)
+        if addon is not None:
+            owned.append(policy.OwnedAddOn(addon, row.quantity))
+    start, end = sub.current_period_start, sub.current_period_end
+    while end <= now and end > start:  # a renewal not recorded yet: the period it is in now
+        start, end = end, add_interval(end, sub.interval)
+    trialing = sub.status is SubscriptionStatus.TRIALING and sub.trial_end is not None
+    return policy.Current(
+        tier,
+        currency,
+        sub.interval,
+        start,
+        end,
+        tuple(owned),
+        sub.trial_end if trialing else None,
+    )
+
+
+def _cooling_down(
+    session: Session, account_id: str, feature_id: str, catalog: Catalog, now: datetime
+) -> bool:
+    """Did the account dismiss an offer for this feature within the cooldown?"""
+    since = now - timedelta(days=catalog.offers.dismissal_cooldown_days)
+    found = session.scalar(
+        select(OfferEvent.id)
+        .join(Offer, Offer.id == OfferEvent.offer_id)
+        .where(
+            Offer.account_id == account_id,
+            Offer.feature_id == feature_id,
+            OfferEvent.type == OfferStatus.DISMISSED,
+            OfferEvent.created_at > since,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+def _reusable(session: Session, fields: dict[str, Any], now: datetime) -> Offer | None:
+    """An open offer quoting exactly this (expired ones are not: their amounts moved on)."""
+    keys = ("account_id", "trigger", "feature_id", "to_tier_id", "interval", "currency")
+    query = (
+        select(Offer)
+        .where(*(getattr(Offer, k) == fields[k] for k in keys))
+        .where(Offer.catalog_version == fields["catalog_version"])
+        .where(Offer.status.in_(REUSABLE))
+        .order_by(Offer.created_at.desc())
+    )
+    for offer in session.scalars(query):
+        if offer.expires_at is not None and offer.expires_at <= now:
+            continue
+        if all(getattr(offer, k) == v for k, v in fields.items()):
+            return offer
+    return None
+
+
+def _body(plan: policy.UpgradePlan, old_recurring: int, old_interval: str | None) -> dict[str, Any]:
+    """The plan as the JSON stored in Offer.details (the full quote the customer was shown)."""
+    yearly = plan.yearly
+    return {
+        "reason": plan.reason,
+        "usage": {"used": plan.used, "limit": plan.from_limit, "text": plan.usage_text},
+        "from": {
+            "tier": plan.from_tier.id,
+            "name": plan.from_tier.name,
+            "limit": plan.from_limit,
+            "limit_text": plan.from_limit_text,
+            "recurring_amount": old_recurring,
+            "interval": old_interval,
+        },
+        "to": {
+            "tier": plan.to_tier.id,
+            "name": plan.to_tier.name,
+            "limit": plan.to_limit,
+            "limit_text": plan.to_limit_text,
+        },
+        "next_renewal_at": _iso(plan.next_renewal_at),
+        "trial_end": _iso(plan.trial_end),
+        "note": plan.note,
+        "price_jump": plan.price_jump
+        and {
+            "percent": plan.price_jump.percent,
+            "exceeds_guard": plan.price_jump.exceeds_guard,
+            "message": plan.price_jump.message,
+        },
+        "yearly_alternative": yearly
+        and {
+            "interval": "year",
+            "recurring_amount": yearly.recurring_amount,
+            "amount_due_today": yearly.amount_due_today,
+            "next_renewal_at": _iso(yearly.next_renewal_at),
+            "saving_amount": yearly.saving_amount,
+            "saving_percent": yearly.saving_percent,
+            "promotion": _promotion(yearly.promotion),
+        },
+        "promotion": _promotion(plan.promotion),
+        "addon": plan.addon
+        and {
+            "id": plan.addon.id,
+            "name": plan.addon.name,
+            "description": plan.addon.description,
+            "amount": plan.addon.amount,
+            "interval": plan.addon.interval,
+        },
+        "contact_sales_url": plan.contact_sales_url,
+    }
+
+
+def _promotion(promo: policy.PromotionOffer | None) -> dict[str, Any] | None:
+    if promo is None:
+        return None
+    return {
+        "id": promo.id,
+        "name": promo.name,
+        "discount": promo.discount,
+        "ends_at": _iso(promo.ends_at),
+        "limited_time": promo.limited_time,
+    }
+
+
+def _display(offer: Offer, body: dict[str, Any]) -> dict[str, str]:
+    """Display text for the integer amounts, formatted with babel (exactly the same amounts)."""
+    currency, interval = offer.currency, offer.interval
+    shown: dict[str, str] = {}
+
+    def money(amount: Any) -> str | None:
+        return format_money(amount, currency) if isinstance(amount, int) else None
+
+    if (due := money(offer.amount_due_today)) is not None:
+        shown["amount_due_today"] = due
+    if (recurring := money(offer.new_recurring_amount)) is not None and interval:
+        shown["new_recurring"] = f"{recurring} / {interval}"
+    if (renewal := money(offer.next_renewal_amount)) is not None:
+        when = _parse(body.get("next_renewal_at"))
+        shown["next_renewal"] = renewal + (f" on {when:%B %-d, %Y}" if when else "")
+    yearly = body.get("yearly_alternative")
+    if isinstance(yearly, dict):
+        shown["yearly_recurring"] = f"{money(yearly['recurring_amount'])} / year"
+        shown["yearly_amount_due_today"] = str(money(yearly["amount_due_today"]))
+        saving = yearly_saving(offer.new_recurring_amount or 0, yearly["recurring_amount"])
+        if saving is not None and interval == "month":
+            shown["yearly_saving"] = saving.text(currency)
+    for key, promo in (("promotion", body.get("promotion")), ("yearly_promotion", None)):
+        if key == "yearly_promotion" and isinstance(yearly, dict):
+            promo = yearly.get("promotion")
+        if isinstance(promo, dict) and isinstance(promo.get("discount"), int):
+            shown[key] = f"{promo['name']}: -{money(promo['discount'])}"
+    addon = body.get("addon")
+    if isinstance(addon, dict) and (price := money(addon.get("amount"))) is not None:
+        per = addon.get("interval")
+        shown["addon"] = f"{price} once" if per == "once" else f"{price} / {per}"
+    if offer.expires_at is not None:
+        shown["expires_at"] = f"Price valid until {offer.expires_at:%H:%M} UTC"
+    return shown
+
+
+def _tier_ref(tier_id: str | None) -> dict[str, Any] | None:
+    if tier_id is None:
+        return None
+    return {"tier": tier_id, "name": None, "limit": None, "limit_text": None}
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -1,0 +1,561 @@
+"""The offer policy: which upgrade to offer for a need, and its exact amounts (UPSELL 3-7). Pure.
+
+`choose_upgrade` ranks the newest catalog's listed tiers above the account's tier that sell its
+interval and currency and unlock the need, and offers the CHEAPEST (ties: lower order). An account
+on a hidden legacy tier is compared across catalogs by what tiers grant and cost, not by order.
+Amounts come from billing/proration.py, so the offer states what billing will charge.
+
+Promotions: the first active, automatically applied (no code) promotion for the tier and interval
+discounts the first charge of the change (today's debit, a new period, or the first charge after
+a trial); the renewal keeps the discount only for `forever` promotions, or `repeating` ones that
+last longer than one interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from billing.proration import (
+    Discount,
+    Item,
+    LineKind,
+    Proration,
+    prorate_change,
+    prorate_interval_switch,
+    start_period,
+)
+from tiers.model import (
+    AddOn,
+    AddOnBilling,
+    Catalog,
+    Feature,
+    Grant,
+    Interval,
+    Promotion,
+    Tier,
+)
+from tiers.money import format_count, format_money, yearly_saving
+
+ONCE = "once"
+
+
+@dataclass(frozen=True)
+class OwnedAddOn:
+    """An add-on the account has (the AddOn of its own catalog version) and how many."""
+
+    addon: AddOn
+    quantity: int = 1
+
+
+@dataclass(frozen=True)
+class Current:
+    """Where the account is: its tier object (possibly legacy), interval, currency and period."""
+
+    tier: Tier
+    currency: str
+    interval: str | None = None  # None: a free account with no subscription
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    addons: tuple[OwnedAddOn, ...] = ()
+    trial_end: datetime | None = None  # trialing until then: nothing is charged before it
+
+    @property
+    def paid(self) -> bool:
+        return (
+            not self.tier.free
+            and self.interval is not None
+            and self.period_start is not None
+            and self.period_end is not None
+        )
+
+
+@dataclass(frozen=True)
+class Need:
+    """What the account tried: enable a feature (`required` None) or hold `required` units."""
+
+    feature_id: str
+    required: int | None = None
+    used: int | None = None  # current usage, for "10 of 10 projects used"
+    current: Grant | None = None  # the account's effective grant now (overrides, add-ons)
+
+    @classmethod
+    def enable(cls, feature_id: str, current: Grant | None = None) -> Need:
+        return cls(feature_id, None, None, current)
+
+    @classmethod
+    def units(
+        cls, feature_id: str, used: int, requested: int, current: Grant | None = None
+    ) -> Need:
+        return cls(feature_id, used + requested, used, current)
+
+
+@dataclass(frozen=True)
+class PriceJump:
+    percent: int | None  # rounded up; None from the free tier (any jump counts)
+    exceeds_guard: bool
+    message: str | None  # the plain statement shown when the jump exceeds the guard
+
+
+@dataclass(frozen=True)
+class PromotionOffer:
+    id: str
+    name: str
+    discount: int  # minor units taken off the first charge shown
+    ends_at: datetime | None
+    limited_time: bool  # only when the promotion really ends
+
+
+@dataclass(frozen=True)
+class YearlyAlternative:
+    recurring_amount: int
+    amount_due_today: int
+    next_renewal_at: datetime | None
+    saving_amount: int  # against twelve monthly payments of the same tier
+    saving_percent: int  # rounded down
+    promotion: PromotionOffer | None
+
+
+@dataclass(frozen=True)
+class AddOnSuggestion:
+    id: str
+    name: str
+    description: str
+    amount: int
+    interval: str  # month | year | once
+
+
+@dataclass(frozen=True)
+class UpgradePlan:
+    feature: Feature
+    from_tier: Tier
+    to_tier: Tier
+    interval: str
+    currency: str
+    used: int | None
+    from_limit: int | None
+    to_limit: int | None
+    usage_text: str | None
+    from_limit_text: str
+    to_limit_text: str
+    reason: str
+    contact_sales: bool = False
+    contact_sales_url: str | None = None
+    new_recurring_amount: int | None = None
+    amount_due_today: int | None = None
+    next_renewal_amount: int | None = None
+    next_renewal_at: datetime | None = None
+    trial_end: datetime | None = None
+    note: str | None = None  # e.g. the trial: nothing today, first charge at trial end
+    price_jump: PriceJump | None = None
+    yearly: YearlyAlternative | None = None
+    promotion: PromotionOffer | None = None
+    addon: AddOnSuggestion | None = None
+
+
+def choose_upgrade(
+    catalog: Catalog, current: Current, need: Need, now: datetime
+) -> UpgradePlan | None:
+    """The cheapest sufficient upgrade from the newest `catalog`, contact sales, or None."""
+    feature = catalog.feature(need.feature_id)
+    if feature is None:
+        return None
+    interval = current.interval or Interval.MONTH.value
+    currency = current.currency.lower()
+    before = need.current or _effective(current.tier, current.addons, feature.id)
+    candidates = [
+        t
+        for t in _above(catalog, current, interval, currency)
+        if _satisfies(_effective(t, current.addons, feature.id), need)
+        and _better(_effective(t, current.addons, feature.id), before)
+    ]
+    self_serve = [t for t in candidates if not t.contact_sales]
+    target: Tier | None = min(
+        self_serve or candidates,
+        default=None,
+        key=lambda t: (_price(t, interval, currency) if self_serve else 0, t.order),
+    )
+    if target is None:
+        return None
+    after = _effective(target, current.addons, feature.id)
+    texts = _texts(feature, current.tier, target, before, after, need)
+    if target.contact_sales:
+        return UpgradePlan(
+            feature,
+            current.tier,
+            target,
+            interval,
+            currency,
+            need.used,
+            before.limit,
+            after.limit,
+            *texts,
+            contact_sales=True,
+            contact_sales_url=catalog.offers.contact_sales_url,
+        )
+    return _priced(catalog, current, need, now, feature, target, before, after, texts)
+
+
+def _priced(
+    catalog: Catalog,
+    current: Current,
+    need: Need,
+    now: datetime,
+    feature: Feature,
+    target: Tier,
+    before: Grant,
+    after: Grant,
+    texts: tuple[str | None, str, str, str],
+) -> UpgradePlan:
+    interval, currency = current.interval or Interval.MONTH.value, current.currency.lower()
+    price = _price(target, interval, currency)
+    promo = _promotion(catalog, target, interval, currency, now)
+    charge, renewal_at = _charge(current, target, interval, currency, promo, now, catalog)
+    trialing = _trialing(current, now)
+    renewal = price + sum(i.total for i in _kept(current, interval, currency, catalog))
+    if promo is not None and _renewal_discounted(promo, interval):
+        renewal -= promo.discount(price, currency)
+    note = None
+    if trialing and current.trial_end is not None:
+        renewal = charge.total
+        note = (
+            f"You are on a free trial: nothing is charged today; the first charge of "
+            f"{format_money(renewal, currency)} is on {current.trial_end:%B %-d, %Y}."
+        )
+    promotion = _promotion_offer(promo, charge)
+    yearly = _yearly(catalog, current, target, currency, now)
+    jump = _jump(current, target, interval, currency, catalog, yearly, promotion)
+    return UpgradePlan(
+        feature,
+        current.tier,
+        target,
+        interval,
+        currency,
+        need.used,
+        before.limit,
+        after.limit,
+        *texts,
+        new_recurring_amount=price,
+        amount_due_today=0 if trialing else charge.amount_due,
+        next_renewal_amount=renewal,
+        next_renewal_at=renewal_at,
+        trial_end=current.trial_end if trialing else None,
+        note=note,
+        price_jump=jump,
+        yearly=yearly,
+        promotion=promotion,
+        addon=_addon(catalog, feature, target, current, interval, currency),
+    )
+
+
+def choose_post_purchase_addon(
+    catalog: Catalog,
+    tier: Tier,
+    owned_addons: Collection[str] = (),
+    interval: str | None = None,
+    currency: str | None = None,
+) -> AddOn | None:
+    """The support add-on to offer right after a purchase (UPSELL 2), or None."""
+    options = []
+    for addon in catalog.addons:
+        if not addon.support_level or addon.id in owned_addons or not addon.purchasable_by(tier):
+            continue
+        amount = None
+        if currency is not None:
+            key = ONCE if addon.billing is AddOnBilling.ONE_TIME else interval
+            amount = addon.price(key, currency) if key else None
+            if amount is None:
+                continue
+        options.append((tier.id not in addon.suggested_with_tiers, amount or 0, addon))
+    return min(options, key=lambda o: (o[0], o[1]), default=(True, 0, None))[2]
+
+
+# ---- ranking --------------------------------------------------------------------------------
+
+
+def _above(catalog: Catalog, current: Current, interval: str, currency: str) -> list[Tier]:
+    """Listed tiers ranked above the current one that sell this interval and currency."""
+    anchor = catalog.tier(current.tier.id)
+    same_catalog = anchor is not None and not anchor.hidden
+    own_price = current.tier.price(interval, currency) or 0
+    found = []
+    for tier in catalog.listed_tiers:
+        if tier.free or tier.id == current.tier.id:
+            continue
+        if not tier.contact_sales and tier.price(interval, currency) is None:
+            continue
+        if same_catalog and anchor is not None:
+            if tier.order > anchor.order:
+                found.append(tier)
+        elif _dominates(tier, current.tier) and (
+            tier.contact_sales or _price(tier, interval, currency) >= own_price
+        ):
+            found.append(tier)
+    return found
+
+
+def _dominates(candidate: Tier, legacy: Tier) -> bool:
+    """Across catalogs: the candidate grants at least what the legacy tier grants, everywhere."""
+    return all(_at_least(candidate.grant(fid), g) for fid, g in legacy.features.items())
+
+
+def _at_least(a: Grant, b: Grant) -> bool:
+    if not b.enabled:
+        return True
+    if not a.enabled:
+        return False
+    return a.limit is None or (b.limit is not None and a.limit >= b.limit)
+
+
+def _better(a: Grant, b: Grant) -> bool:
+    return _at_least(a, b) and not _at_least(b, a)
+
+
+def _satisfies(grant: Grant, need: Need) -> bool:
+    if not grant.enabled:
+        return False
+    if need.required is None or grant.limit is None:
+        return True
+    return grant.limit >= need.required  # overage is a soft allowance, not sold
+
+
+def _effective(tier: Tier, addons: Sequence[OwnedAddOn], feature_id: str) -> Grant:
+    """The tier's grant plus what kept recurring add-ons add to it."""
+    grant = tier.grant(feature_id)
+    enabled, limit = grant.enabled, grant.limit if grant.enabled else 0
+    for owned in addons:
+        extra = owned.addon.grants.get(feature_id)
+        if extra is None or not extra.enabled or owned.addon.billing is AddOnBilling.ONE_TIME:
+            continue
+        enabled = True
+        if limit is not None:
+            limit = None if extra.limit is None else limit + extra.limit * owned.quantity
+    return Grant(enabled=enabled, limit=limit if enabled else 0)
+
+
+def _price(tier: Tier, interval: str, currency: str) -> int:
+    return tier.price(interval, currency) or 0
+
+
+# ---- amounts --------------------------------------------------------------------------------
+
+
+def _trialing(current: Current, now: datetime) -> bool:
+    return current.paid and current.trial_end is not None and current.trial_end > now
+
+
+def _kept(current: Current, interval: str, currency: str, catalog: Catalog) -> list[Item]:
+    """The account's recurring add-ons as items in `interval` (priced by the newest catalog when
+    the interval changes, as billing reprices them)."""
+    items = []
+    for owned in current.addons:
+        addon = owned.addon
+        if addon.billing is AddOnBilling.ONE_TIME:
+            continue
+        if interval != current.interval:
+            addon = catalog.addon(addon.id) or addon
+        amount = addon.price(interval, currency)
+        if amount is not None:
+            items.append(Item(addon.id, amount, owned.quantity, addon.name))
+    return items
+
+
+def _charge(
+    current: Current,
+    target: Tier,
+    interval: str,
+    currency: str,
+    promo: Promotion | None,
+    now: datetime,
+    catalog: Catalog,
+) -> tuple[Proration, datetime | None]:
+    """What moving to `target` in `interval` charges, and when the next renewal is."""
+    plan = Item(
+        target.id, _price(target, interval, currency), 1, target.name, _discount(promo, currency)
+    )
+    if not current.paid or current.period_start is None or current.period_end is None:
+        charged = start_period([plan], now, interval)
+        return charged, charged.period_end
+    own = current.interval or interval
+    old = [
+        Item(current.tier.id, _price(current.tier, own, currency), 1, current.tier.name),
+        *_kept(current, own, currency, catalog),
+    ]
+    new = [plan, *_kept(current, interval, currency, catalog)]
+    if _trialing(current, now) and current.trial_end is not None:
+        # Stripe keeps the trial: no proration now, the new items are charged at trial end.
+        return start_period(new, current.trial_end, interval), current.trial_end
+    if interval != own:
+        switched = prorate_interval_switch(
+            old, new, current.period_start, current.period_end, now, interval
+        )
+        return switched, switched.period_end
+    changed = prorate_change(old, new, current.period_start, current.period_end, now)
+    return changed, current.period_end
+
+
+def _promotion(
+    catalog: Catalog, tier: Tier, interval: str, currency: str, now: datetime
+) -> Promotion | None:
+    """The first active promotion applied automatically to this tier and interval."""
+    for promo in catalog.active_promotions(now):
+        if promo.code is not None or tier.free or not promo.applies_to(tier.id, interval):
+            continue
+        if promo.percent_off is None and not promo.amount_off.get(currency):
+            continue
+        return promo
+    return None
+
+
+def _discount(promo: Promotion | None, currency: str) -> Discount | None:
+    if promo is None:
+        return None
+    return Discount(promo.id, promo.percent_off, promo.amount_off.get(currency, 0))
+
+
+def _renewal_discounted(promo: Promotion, interval: str) -> bool:
+    if promo.duration == "forever":
+        return True
+    months = 12 if interval == Interval.YEAR else 1
+    return promo.duration == "repeating" and (promo.duration_in_months or 0) > months
+
+
+def _promotion_offer(promo: Promotion | None, charge: Proration) -> PromotionOffer | None:
+    if promo is None:
+        return None
+    off = -sum(line.amount for line in charge.lines if line.kind is LineKind.DISCOUNT)
+    return PromotionOffer(promo.id, promo.name, off, promo.ends_at, promo.ends_at is not None)
+
+
+def _yearly(
+    catalog: Catalog, current: Current, target: Tier, currency: str, now: datetime
+) -> YearlyAlternative | None:
+    """The same tier paid yearly, for a monthly (or free) account, when it is sold yearly."""
+    if current.interval not in (None, Interval.MONTH):
+        return None
+    year = Interval.YEAR.value
+    yearly, monthly = target.price(year, currency), target.price(Interval.MONTH, currency)
+    if yearly is None or monthly is None:
+        return None
+    if current.paid and len(_kept(current, year, currency, catalog)) != len(
+        _kept(current, Interval.MONTH, currency, catalog)
+    ):
+        return None  # an add-on the account keeps is not sold yearly
+    promo = _promotion(catalog, target, year, currency, now)
+    charge, renewal_at = _charge(current, target, year, currency, promo, now, catalog)
+    saving = yearly_saving(monthly, yearly)
+    return YearlyAlternative(
+        recurring_amount=yearly,
+        amount_due_today=0 if _trialing(current, now) else charge.amount_due,
+        next_renewal_at=renewal_at,
+        saving_amount=saving.amount if saving else 0,
+        saving_percent=saving.percent if saving else 0,
+        promotion=_promotion_offer(promo, charge),
+    )
+
+
+def _jump(
+    current: Current,
+    target: Tier,
+    interval: str,
+    currency: str,
+    catalog: Catalog,
+    yearly: YearlyAlternative | None,
+    promotion: PromotionOffer | None,
+) -> PriceJump:
+    """How much more the new tier costs per interval; plain words when it exceeds the guard."""
+    new = _price(target, interval, currency)
+    old = _price(current.tier, interval, currency) if current.paid else 0
+    percent = None if old == 0 else -(-(new - old) * 100 // old)
+    exceeds = percent is None or percent > catalog.offers.price_jump_guard_percent
+    if not exceeds:
+        return PriceJump(percent, False, None)
+    per = f"{format_money(new, currency)} / {interval}"
+    message = f"{target.name} costs {per}, {format_money(new - old, currency)} more than "
+    message += current.tier.name + (f" (+{percent} %)." if percent is not None else ".")
+    if yearly is not None:
+        message += f" Paid yearly: {format_money(yearly.recurring_amount, currency)} / year"
+        if yearly.saving_amount > 0:
+            message += f", saving {format_money(yearly.saving_amount, currency)}"
+            message += f" ({yearly.saving_percent} %)"
+        message += "."
+    for promo in (promotion, yearly.promotion if yearly else None):
+        if promo is not None:
+            message += f" {promo.name}" + (
+                f" until {promo.ends_at:%B %-d, %Y}." if promo.ends_at else "."
+            )
+            break
+    return PriceJump(percent, True, message)
+
+
+def _addon(
+    catalog: Catalog,
+    feature: Feature,
+    target: Tier,
+    current: Current,
+    interval: str,
+    currency: str,
+) -> AddOnSuggestion | None:
+    """At most one related add-on (UPSELL 1, 3): feature match first, then tier, then cheaper."""
+    owned = {o.addon.id for o in current.addons}
+    options = []
+    for addon in catalog.addons:
+        by_feature = feature.id in addon.suggested_with_features
+        if not (by_feature or target.id in addon.suggested_with_tiers):
+            continue
+        if addon.id in owned or not addon.purchasable_by(target):
+            continue
+        key = ONCE if addon.billing is AddOnBilling.ONE_TIME else interval
+        amount = addon.price(key, currency)
+        if amount is not None:
+            options.append((not by_feature, amount, addon.id, addon, key))
+    if not options:
+        return None
+    _, amount, _, addon, key = min(options, key=lambda o: o[:3])
+    return AddOnSuggestion(addon.id, addon.name, addon.description, amount, key)
+
+
+# ---- words ----------------------------------------------------------------------------------
+
+
+def _texts(
+    feature: Feature, old: Tier, new: Tier, before: Grant, after: Grant, need: Need
+) -> tuple[str | None, str, str, str]:
+    """(usage text, from-limit text, to-limit text, reason) in the customer's usage terms."""
+    if not feature.metered:
+        reason = f"{feature.name} is not included in {old.name}; {new.name} includes it"
+        reason += ": contact our sales team." if new.contact_sales else "."
+        return None, _limit_text(feature, before), _limit_text(feature, after), reason
+    used = need.used or 0
+    if before.enabled and before.limit is not None:
+        usage = f"{format_count(used)} of {format_count(before.limit)} "
+        usage += f"{feature.units(before.limit)} used"
+    else:
+        usage = f"{format_count(used)} {feature.units(used)} used"
+    reason = f"{old.name} includes {_phrase(feature, before)} and {format_count(used)} "
+    reason += "is used" if used == 1 else "are used"
+    extra = (need.required or used) - used
+    if extra > 0:
+        reason += f"; {format_count(extra)} more {feature.units(extra)} requested"
+    reason += f". {new.name} includes {_phrase(feature, after)}"
+    reason += ": contact our sales team." if new.contact_sales else "."
+    return usage, _limit_text(feature, before), _limit_text(feature, after), reason
+
+
+def _phrase(feature: Feature, grant: Grant) -> str:
+    if not grant.enabled:
+        return f"no {feature.units(None)}"
+    if grant.limit is None:
+        return f"unlimited {feature.units(None)}"
+    return f"{format_count(grant.limit)} {feature.units(grant.limit)}"
+
+
+def _limit_text(feature: Feature, grant: Grant) -> str:
+    """'50 projects', 'Unlimited projects', 'SSO included', 'SSO not included'."""
+    if not feature.metered:
+        return f"{feature.name} {'included' if grant.enabled else 'not included'}"
+    if not grant.enabled:
+        return f"{feature.name} not included"
+    text = _phrase(feature, grant)
+    return text[0].upper() + text[1:]

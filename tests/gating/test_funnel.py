@@ -1,0 +1,113 @@
+"""gating/funnel.py: conversion per trigger and feature, and the recurring revenue offers added."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from gating import offers
+from gating.funnel import funnel
+from tests.gating.test_offers import make_account, quote
+from tiergate.exceptions import InvalidRequest
+
+
+def walk(session, clock, offer, *steps):
+    for step in steps:
+        clock.advance(seconds=1)
+        offers.record_event(session, clock, offer.id, step)
+
+
+@pytest.fixture
+def window(session, clock, demo_catalog):
+    """Five offers in the window, one before it, and one event after it."""
+    v = demo_catalog.version
+    early = quote(
+        session, clock, make_account(session, clock, "early", "starter", version=v), demo_catalog
+    )
+    walk(session, clock, early, "shown", "accepted", "paid")
+    clock.advance(days=1)
+    since = clock.now()
+    paid = quote(
+        session, clock, make_account(session, clock, "a", "starter", version=v), demo_catalog
+    )
+    walk(session, clock, paid, "shown", "clicked", "accepted", "paid")
+    dismissed = quote(
+        session, clock, make_account(session, clock, "b", "starter", version=v), demo_catalog
+    )
+    walk(session, clock, dismissed, "shown", "dismissed")
+    sso = quote(
+        session,
+        clock,
+        make_account(session, clock, "c", "starter", version=v),
+        demo_catalog,
+        feature="sso",
+        used=None,
+    )
+    walk(session, clock, sso, "shown")
+    nudge = quote(
+        session,
+        clock,
+        make_account(session, clock, "d", version=v),
+        demo_catalog,
+        used=2,
+        trigger="nudge",
+    )
+    assert nudge is not None
+    yearly_eur = make_account(
+        session, clock, "e", "starter", version=v, interval="year", currency="eur"
+    )
+    api_accepted = quote(session, clock, yearly_eur, demo_catalog)
+    walk(session, clock, api_accepted, "accepted", "paid")  # accepted through the API
+    until = clock.now() + timedelta(seconds=1)
+    clock.set(until + timedelta(hours=1))
+    walk(session, clock, sso, "clicked")  # after the window: not counted
+    return since, until
+
+
+def test_counts_each_step_per_trigger_with_conversion_in_basis_points(session, window):
+    report = funnel(session, since=window[0], until=window[1])
+    by_trigger = {row.trigger: row.to_json() for row in report.by_trigger}
+    assert by_trigger["limit_reached"] == {
+        "trigger": "limit_reached",
+        "feature": None,
+        "created": 4,
+        "shown": 4,  # an offer accepted through the API was shown
+        "clicked": 2,
+        "dismissed": 1,
+        "accepted": 2,
+        "paid": 2,
+        "conversion_bp": 5000,
+        # Starter 9.00 -> Pro 29.00 monthly (usd); 90.00 -> 270.00 yearly in eur, per month.
+        "mrr_added": {"eur": 27000 // 12 - 9000 // 12, "usd": 2000},
+    }
+    assert by_trigger["nudge"]["created"] == 1
+    assert by_trigger["nudge"]["shown"] == 0
+    assert by_trigger["nudge"]["conversion_bp"] is None
+
+
+def test_counts_per_feature_and_per_trigger_and_feature(session, window):
+    report = funnel(session, since=window[0], until=window[1])
+    by_feature = {row.feature: row for row in report.by_feature}
+    assert (by_feature["projects"].created, by_feature["projects"].shown) == (4, 3)
+    assert by_feature["projects"].conversion_bp == 6666
+    assert (by_feature["sso"].shown, by_feature["sso"].clicked) == (1, 0)
+    pairs = {(r.trigger, r.feature): r.created for r in report.by_trigger_and_feature}
+    assert pairs == {
+        ("limit_reached", "projects"): 3,
+        ("limit_reached", "sso"): 1,
+        ("nudge", "projects"): 1,
+    }
+    assert report.total.created == 5 and report.total.paid == 2
+
+
+def test_an_empty_window_has_nothing(session, window):
+    report = funnel(session, since=window[1], until=window[1] + timedelta(days=1))
+    assert report.total.created == 0 and report.by_trigger == ()
+
+
+def test_bad_window_is_refused(session, window):
+    with pytest.raises(InvalidRequest, match="must be after"):
+        funnel(session, since=window[1], until=window[0])
+    with pytest.raises(InvalidRequest, match="timezone-aware"):
+        funnel(session, since=window[0].replace(tzinfo=None), until=window[1])

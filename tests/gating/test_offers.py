@@ -1,0 +1,406 @@
+"""gating/offers.py: persisted offers, reuse, expiry, cooldown, the offer body and its events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gating import offers
+from gating.models import (
+    Account,
+    AccountAddOn,
+    Offer,
+    OfferEvent,
+    OfferStatus,
+    Subscription,
+    SubscriptionStatus,
+)
+from tiergate.exceptions import Conflict, InvalidRequest, NotFound
+from tiers.model import Tier
+
+PERIOD = (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The two attributes of gating/entitlements.py's result that offer_for reads."""
+
+    tier: Tier
+    catalog_version: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_url: str = "http://localhost"
+
+
+def make_account(
+    session: Session,
+    clock,
+    account_id: str,
+    tier_id: str | None = None,
+    *,
+    version: int,
+    interval: str = "month",
+    currency: str = "usd",
+    status: SubscriptionStatus = SubscriptionStatus.ACTIVE,
+    trial_end: datetime | None = None,
+    addons: tuple[str, ...] = (),
+) -> Account:
+    """An account, on the free tier (tier_id None) or subscribed in the period Nov 1 .. Dec 1."""
+    now = clock.now()
+    account = Account(id=account_id, created_at=now, updated_at=now, metadata_={})
+    session.add(account)
+    if tier_id is not None:
+        session.add(
+            Subscription(
+                account_id=account_id,
+                tier_id=tier_id,
+                interval=interval,
+                currency=currency,
+                status=status,
+                catalog_version=version,
+                current_period_start=PERIOD[0],
+                current_period_end=PERIOD[1],
+                trial_end=trial_end,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    for addon_id in addons:
+        session.add(AccountAddOn(account_id=account_id, addon_id=addon_id, purchased_at=now))
+    session.flush()
+    session.refresh(account)
+    return account
+
+
+def quote(session, clock, account, published, feature="projects", used=10, requested=1, **kw):
+    """offer_for as the gate calls it, with the account's tier resolved from the catalog."""
+    sub = account.subscription
+    tier = published.catalog.tier(sub.tier_id if sub else "free")
+    return offers.offer_for(
+        session,
+        clock,
+        account=account,
+        entitlements=Resolved(tier, published.version),
+        feature_id=feature,
+        used=used,
+        requested=requested,
+        trigger=kw.pop("trigger", "limit_reached"),
+        settings=Settings(),
+        **kw,
+    )
+
+
+def count_offers(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Offer))
+
+
+# ---- persisted quotes -------------------------------------------------------------------------
+
+
+def test_limit_hit_persists_an_offer_with_the_exact_quote(session, clock, demo_catalog):
+    account = make_account(session, clock, "acme", "starter", version=demo_catalog.version)
+    offer = quote(session, clock, account, demo_catalog)
+    assert offer is not None
+    assert offer.id.startswith("off_") and len(offer.id) == 28
+    assert (offer.from_tier_id, offer.to_tier_id, offer.interval, offer.currency) == (
+        "starter",
+        "pro",
+        "month",
+        "usd",
+    )
+    # 15.5 of 30 days remain: credit 900 -> 465, debit 2900 -> 1498.
+    assert offer.amount_due_today == 1033
+    assert (offer.new_recurring_amount, offer.next_renewal_amount) == (2900, 2900)
+    assert offer.proration_date == clock.now()
+    assert offer.expires_at == clock.now() + timedelta(minutes=30)
+    assert offer.status is OfferStatus.CREATED and offer.prompt is True
+    assert offer.addon_id == "extended_support"
+    assert offer.details["usage"]["text"] == "10 of 10 projects used"
+    assert offer.catalog_version == demo_catalog.version
+
+
+def test_the_quoted_amount_is_what_billing_charges_for_the_same_change(
+    session, clock, demo_catalog
+):
+    from billing.provider import ItemKind, Price, SubscriptionState
+    from billing.quotes import change_quote
+
+    account = make_account(session, clock, "acme", "starter", version=demo_catalog.version)
+    offer = quote(session, clock, account, demo_catalog)
+    starter = Price(ItemKind.TIER, "starter", "Starter", "month", "usd", 900)
+    pro = Price(ItemKind.TIER, "pro", "Pro", "month", "usd", 2900)
+    state = SubscriptionState(starter, (), "active", *PERIOD)
+    assert change_quote(state, pro, (), (), clock.now(), None).amount_due == offer.amount_due_today
+
+
+def test_a_repeated_denial_reuses_the_open_offer_instead_of_writing_rows(
+    session, clock, demo_catalog
+):
+    account = make_account(session, clock, "acme", "starter", version=demo_catalog.version)
+    first = quote(session, clock, account, demo_catalog)
+    for _ in range(5):
+        clock.advance(seconds=1)
+        assert quote(session, clock, account, demo_catalog).id == first.id
+    assert count_offers(session) == 1
+    assert quote(session, clock, account, demo_catalog, trigger="nudge", used=8).id != first.id
+    assert count_offers(session) == 2
+
+
+def test_an_expired_quote_is_not_reused(session, clock, demo_catalog):
+    account = make_account(session, clock, "acme", "starter", version=demo_catalog.version)
+    first = quote(session, clock, account, demo_catalog)
+    clock.advance(minutes=30)
+    second = quote(session, clock, account, demo_catalog)
+    assert second.id != first.id
+    assert second.amount_due_today < first.amount_due_today  # less of the period remains
+    assert count_offers(session) == 2
+
+
+def test_accepted_offers_are_not_reused(session, clock, demo_catalog):
+    account = make_account(session, clock, "acme", "starter", version=demo_catalog.version)
+    first = quote(session, clock, account, demo_catalog)
+    offers.record_event(session, clock, first.id, "accepted")
+    assert quote(session, clock, account, demo_catalog).id != first.id
+
+
+def test_dismissal_keeps_the_offer_but_stops_prompting_until_the_cooldown_ends(
+    session, clock, demo_catalog
+):
+    account = make_account(session, clock, "acme", "starter", version=demo_catalog.version)
+    first = quote(session, clock, account, demo_catalog)
+    offers.record_event(session, clock, first.id, "dismissed", account_id="acme")
+    clock.advance(seconds=1)
+    during = quote(session, clock, account, demo_catalog)
+    assert during is not None and during.prompt is False
+    assert offers.offer_json(during, "http://x")["prompt"] is False
+    other_feature = quote(session, clock, account, demo_catalog, feature="sso", used=None)
+    assert other_feature.prompt is True
+    clock.advance(days=6, hours=23)
+    assert quote(session, clock, account, demo_catalog).prompt is False
+    clock.advance(hours=1)
+    after = quote(session, clock, account, demo_catalog)
+    assert after.prompt is True
+
+
+def test_free_account_offer_is_the_full_first_period_in_the_default_currency(
+    session, clock, demo_catalog
+):
+    account = make_account(session, clock, "solo", version=demo_catalog.version)
+    offer = quote(session, clock, account, demo_catalog, used=3)
+    assert (offer.from_tier_id, offer.to_tier_id, offer.from_interval) == ("free", "starter", None)
+    assert (offer.amount_due_today, offer.currency) == (900, "usd")
+    assert offer.details["price_jump"]["exceeds_guard"] is True
+
+
+def test_trialing_account_is_quoted_nothing_due_today(session, clock, demo_catalog):
+    trial_end = datetime(2026, 11, 20, tzinfo=UTC)
+    account = make_account(
+        session,
+        clock,
+        "trial",
+        "starter",
+        version=demo_catalog.version,
+        status=SubscriptionStatus.TRIALING,
+        trial_end=trial_end,
+    )
+    body = offers.offer_json(quote(session, clock, account, demo_catalog), "http://x")
+    assert body["amount_due_today"] == 0
+    assert body["next_renewal_at"] == "2026-11-20T00:00:00Z"
+    assert "nothing is charged today" in body["note"]
+
+
+def test_legacy_subscriber_is_offered_a_listed_tier(session, clock, demo_catalog):
+    account = make_account(session, clock, "old", "team_legacy", version=demo_catalog.version)
+    offer = quote(session, clock, account, demo_catalog, used=20)
+    assert (offer.from_tier_id, offer.to_tier_id) == ("team_legacy", "pro")
+
+
+def test_kept_add_ons_are_in_the_renewal(session, clock, demo_catalog):
+    account = make_account(
+        session, clock, "acme", "starter", version=demo_catalog.version, addons=("seat_pack",)
+    )
+    offer = quote(session, clock, account, demo_catalog)
+    assert offer.next_renewal_amount == 2900 + 2500
+
+
+def test_contact_sales_offer_has_no_amounts_and_no_expiry(session, clock, demo_catalog):
+    account = make_account(session, clock, "big", "business", version=demo_catalog.version)
+    offer = quote(session, clock, account, demo_catalog, feature="seats", used=100)
+    body = offers.offer_json(offer, "http://x")
+    assert body["contact_sales"] is True
+    assert body["contact_sales_url"] == "https://trackly.example/contact-sales"
+    assert body["amount_due_today"] is None and body["expires_at"] is None
+    assert "expires_at" not in body["display"] and "amount_due_today" not in body["display"]
+
+
+def test_no_offer_when_the_feature_is_unknown_to_the_newest_catalog(session, clock, demo_catalog):
+    account = make_account(session, clock, "acme", "starter", version=demo_catalog.version)
+    assert quote(session, clock, account, demo_catalog, feature="teleport") is None
+    assert count_offers(session) == 0
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"trigger": "whenever"}, "Unknown offer trigger 'whenever'"),
+        ({"used": -1}, "must not be negative"),
+    ],
+)
+def test_bad_arguments_are_refused_and_nothing_is_written(
+    session, clock, demo_catalog, kw, message
+):
+    account = make_account(session, clock, "acme", "starter", version=demo_catalog.version)
+    with pytest.raises(InvalidRequest, match=message):
+        quote(session, clock, account, demo_catalog, **kw)
+    assert count_offers(session) == 0
+
+
+# ---- the offer body ---------------------------------------------------------------------------
+
+
+def test_offer_json_states_exact_amounts_and_their_display(session, clock, demo_catalog):
+    account = make_account(session, clock, "acme", "starter", version=demo_catalog.version)
+    body = offers.offer_json(quote(session, clock, account, demo_catalog), "https://gate.example/")
+    assert body["accept_url"] == f"https://gate.example/offers/{body['id']}"
+    assert body["trigger"] == "limit_reached" and body["feature"] == "projects"
+    assert body["usage"] == {"used": 10, "limit": 10, "text": "10 of 10 projects used"}
+    assert body["from"]["tier"] == "starter" and body["from"]["limit_text"] == "10 projects"
+    assert body["to"] == {"tier": "pro", "name": "Pro", "limit": 50, "limit_text": "50 projects"}
+    assert body["proration_date"] == "2026-11-15T12:00:00Z"
+    assert body["expires_at"] == "2026-11-15T12:30:00Z"
+    assert body["next_renewal_at"] == "2026-12-01T00:00:00Z"
+    assert body["price_jump"]["exceeds_guard"] is True
+    assert body["yearly_alternative"]["recurring_amount"] == 29000
+    assert body["yearly_alternative"]["promotion"]["limited_time"] is True
+    assert body["promotion"] is None
+    assert body["addon"]["id"] == "extended_support" and body["addon"]["amount"] == 4900
+    assert body["display"] == {
+        "amount_due_today": "$10.33",
+        "new_recurring": "$29.00 / month",
+        "next_renewal": "$29.00 on December 1, 2026",
+        "yearly_recurring": "$290.00 / year",
+        "yearly_amount_due_today": f"${(29000 - 5800 - 465) / 100:,.2f}",
+        "yearly_saving": "2 months free",
+        "yearly_promotion": "20 % off your first year: -$58.00",
+        "addon": "$49.00 / month",
+        "expires_at": "Price valid until 12:30 UTC",
+    }
+
+
+def test_offer_json_of_an_eur_offer_formats_euros(session, clock, demo_catalog):
+    account = make_account(
+        session, clock, "acme", "starter", version=demo_catalog.version, currency="eur"
+    )
+    body = offers.offer_json(quote(session, clock, account, demo_catalog), "http://x")
+    assert body["currency"] == "eur" and body["new_recurring_amount"] == 2700
+    assert body["display"]["new_recurring"] == "€27.00 / month"
+    assert body["display"]["amount_due_today"] == "€9.30"
+
+
+def test_offer_json_of_an_offer_made_elsewhere_with_no_details(session, clock, demo_catalog):
+    account = make_account(session, clock, "acme", "starter", version=demo_catalog.version)
+    now = clock.now()
+    offer = Offer(
+        id="off_elsewhere",
+        account_id=account.id,
+        trigger="post_purchase",
+        catalog_version=demo_catalog.version,
+        from_tier_id="starter",
+        interval="month",
+        currency="usd",
+        addon_id="extended_support",
+        new_recurring_amount=4900,
+        amount_due_today=2450,
+        details={"addon": "extended_support", "name": "Extended support"},
+        created_at=now,
+    )
+    session.add(offer)
+    session.flush()
+    body = offers.offer_json(offer, "http://x")
+    assert body["addon"] == {
+        "id": "extended_support",
+        "name": "Extended support",
+        "amount": 4900,
+        "interval": "month",
+    }
+    assert body["to"] is None and body["display"]["amount_due_today"] == "$24.50"
+
+
+# ---- events -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def offer(session, clock, demo_catalog) -> Offer:
+    account = make_account(session, clock, "acme", "starter", version=demo_catalog.version)
+    make_account(session, clock, "other", "starter", version=demo_catalog.version)
+    return quote(session, clock, account, demo_catalog)
+
+
+def test_the_funnel_moves_forward_and_keeps_every_event(session, clock, offer):
+    for step in ("shown", "clicked", "shown", "accepted", "paid"):
+        clock.advance(seconds=1)
+        offers.record_event(session, clock, offer.id, step, account_id="acme")
+    assert offer.status is OfferStatus.PAID
+    assert [e.type.value for e in offer.events] == ["shown", "clicked", "shown", "accepted", "paid"]
+
+
+def test_shown_again_after_a_click_does_not_move_the_status_back(session, clock, offer):
+    offers.record_event(session, clock, offer.id, "clicked")
+    offers.record_event(session, clock, offer.id, "shown")
+    assert offer.status is OfferStatus.CLICKED
+
+
+def test_a_failed_payment_can_be_retried(session, clock, offer):
+    offers.record_event(session, clock, offer.id, "clicked")
+    offers.record_event(session, clock, offer.id, "failed")
+    offers.record_event(session, clock, offer.id, "clicked")
+    offers.record_event(session, clock, offer.id, "accepted")
+    assert offers.record_event(session, clock, offer.id, "paid").status is OfferStatus.PAID
+
+
+@pytest.mark.parametrize(
+    ("steps", "bad", "message"),
+    [
+        ((), "paid", "cannot be paid: it is created, not accepted"),
+        (("shown", "clicked"), "paid", "cannot be paid: it is clicked"),
+        (("accepted",), "dismissed", "was already accepted: it cannot be dismissed"),
+        (("accepted",), "accepted", "was already accepted"),
+        (("accepted", "paid"), "clicked", "was already paid"),
+        (("accepted", "paid"), "paid", "cannot be paid: it is paid"),
+        (("accepted", "paid"), "failed", "is already paid"),
+    ],
+)
+def test_impossible_transitions_are_conflicts_and_change_nothing(
+    session, clock, offer, steps, bad, message
+):
+    for step in steps:
+        offers.record_event(session, clock, offer.id, step)
+    status, events = offer.status, len(offer.events)
+    with pytest.raises(Conflict, match=message):
+        offers.record_event(session, clock, offer.id, bad)
+    assert (offer.status, len(offer.events)) == (status, events)
+
+
+def test_unknown_event_type_is_invalid(session, clock, offer):
+    with pytest.raises(InvalidRequest, match="Unknown offer event type 'expired'"):
+        offers.record_event(session, clock, offer.id, "expired")
+    assert session.scalar(select(func.count()).select_from(OfferEvent)) == 0
+
+
+def test_another_accounts_offer_is_not_found_exactly_like_a_missing_one(session, clock, offer):
+    with pytest.raises(NotFound) as other:
+        offers.record_event(session, clock, offer.id, "dismissed", account_id="other")
+    with pytest.raises(NotFound) as missing:
+        offers.record_event(session, clock, "off_nope", "dismissed", account_id="other")
+    assert other.value.message == f"Offer {offer.id!r} does not exist."
+    assert missing.value.message == "Offer 'off_nope' does not exist."
+    assert offer.status is OfferStatus.CREATED and offer.events == []
+    assert offers.get_offer(session, offer.id, account_id="acme") is offer
+    with pytest.raises(NotFound):
+        offers.get_offer(session, offer.id, account_id="other")
