@@ -1,9 +1,167 @@
-"""Pricing page and catalog JSON (PLACEHOLDER: filled in by the pricing-table work)."""
+"""The pricing page (`GET /pricing`) and the public catalog JSON (`GET /v1/catalog`).
+
+Both render the view model of tiers/pricing.py from a published catalog version. The JSON is
+public and cacheable: its ETag covers everything the answer depends on (the version's content
+hash, the query and which promotions are active now), so a 304 is never stale.
+"""
 
 from __future__ import annotations
 
-from flask import Flask
+import hashlib
+from typing import Any
+
+from flask import Blueprint, Flask, Response, jsonify, render_template, request
+
+from tiergate.db import get_session
+from tiergate.exceptions import InvalidRequest, NoCatalog
+from tiergate.extensions import get_clock
+from tiers import store
+from tiers.model import Catalog
+from tiers.pricing import PricingTable, build_pricing_table, resolve_options
+
+bp = Blueprint("tiers", __name__)
+
+CACHE_CONTROL = "public, max-age=60"
 
 
 def init_app(app: Flask) -> None:
-    return None
+    """Register the pricing page and the catalog JSON, and document the JSON in OpenAPI."""
+    app.register_blueprint(bp)
+    api = app.extensions.get("tiergate.api")
+    if api is not None:
+        rules = {r.endpoint: r for r in app.url_map.iter_rules()}
+        _document(api.spec, rules["tiers.catalog_json"], rules["tiers.catalog_version_json"])
+
+
+@bp.get("/pricing")
+def pricing_page() -> Any:
+    """The comparison table, rendered server-side; bad parameters fall back with a notice."""
+    try:
+        published = store.load(get_session())
+    except NoCatalog:
+        page = render_template(
+            "error.html",
+            status=503,
+            title="Pricing is not available yet",
+            message="No pricing catalog has been published yet, so there are no plans to show.",
+            hint="An operator can publish one from the reviewed catalog file:",
+            command='tiergate catalog publish catalog.yaml --note "first catalog"',
+        )
+        return page, 503, {"Retry-After": "300"}
+    table, notices = _table(published.catalog, strict=False)
+    return render_template(
+        "pricing.html", table=table, notices=notices, query=_kept_query(), version=published.version
+    )
+
+
+@bp.get("/v1/catalog")
+def catalog_json() -> Response:
+    """The newest published catalog and its pricing table, for host apps' own pages."""
+    return _catalog_answer(None)
+
+
+@bp.get("/v1/catalog/versions/<int:version>")
+def catalog_version_json(version: int) -> Response:
+    """One published catalog version and its pricing table."""
+    return _catalog_answer(version)
+
+
+def _catalog_answer(version: int | None) -> Response:
+    session = get_session()
+    row = store.get_version(session, version)
+    catalog = store.load(session, row.version).catalog
+    table, _ = _table(catalog, strict=True)
+    now = get_clock().now()
+    active = ",".join(p.id for p in catalog.active_promotions(now))
+    query = "&".join(f"{k}={v}" for k, v in sorted(_kept_query().items()))
+    etag = hashlib.sha256(f"{row.content_hash}|{query}|{active}".encode()).hexdigest()[:32]
+    response = jsonify(
+        {
+            "version": row.version,
+            "published_at": row.published_at.isoformat().replace("+00:00", "Z"),
+            "catalog": catalog.to_document(),
+            "table": table.to_json(),
+        }
+    )
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = CACHE_CONTROL
+    response.make_conditional(request)  # turns itself into a 304 when If-None-Match matches
+    return response
+
+
+def _table(catalog: Catalog, *, strict: bool) -> tuple[PricingTable, list[str]]:
+    """The view model for the request's query; `strict` turns a bad parameter into a 422."""
+    args = request.args
+    options = resolve_options(catalog, args.get("interval"), args.get("currency"))
+    notices = list(options.problems)
+    current = args.get("current") or None
+    recommended = args.get("recommended") or None
+    for name, value in (("current", current), ("recommended", recommended)):
+        if value is not None and catalog.tier(value) is None:
+            known = ", ".join(t.id for t in catalog.listed_tiers)
+            notices.append(f"Unknown tier '{value}' in `{name}` (tiers: {known}); ignored.")
+    if recommended is not None and (tier := catalog.tier(recommended)) and tier.hidden:
+        notices.append(f"Tier '{recommended}' in `recommended` is not listed; ignored.")
+    if strict and notices:
+        raise InvalidRequest(" ".join(notices), details={"query": dict(args)})
+    table = build_pricing_table(
+        catalog,
+        interval=options.interval,
+        currency=options.currency,
+        now=get_clock().now(),
+        current_tier_id=current if current and catalog.tier(current) else None,
+        recommended_tier_id=recommended,
+    )
+    return table, notices
+
+
+def _kept_query() -> dict[str, str]:
+    """The query parameters the page's links and forms carry along."""
+    keep = ("interval", "currency", "current", "recommended")
+    return {k: v for k in keep if (v := request.args.get(k))}
+
+
+def _document(spec: Any, latest: Any, by_version: Any) -> None:
+    # flask-smorest's spec plugin derives the path (and its parameters) from the Flask rule.
+    params = [
+        {
+            "name": "interval",
+            "in": "query",
+            "schema": {"type": "string", "enum": ["month", "year"], "default": "month"},
+            "description": "Which prices the table selects (both are always included).",
+        },
+        {
+            "name": "currency",
+            "in": "query",
+            "schema": {"type": "string"},
+            "description": "One of the catalog's currencies, any case; default: the first.",
+        },
+        {
+            "name": "current",
+            "in": "query",
+            "schema": {"type": "string"},
+            "description": "The customer's tier id, marked as 'Your plan'.",
+        },
+        {
+            "name": "recommended",
+            "in": "query",
+            "schema": {"type": "string"},
+            "description": "A listed tier id to highlight instead of the catalog's choice.",
+        },
+    ]
+    responses = {
+        "200": {"description": "The catalog document and its pricing table (ETag, cacheable)."},
+        "304": {"description": "Not modified (If-None-Match matched the ETag)."},
+        "404": {"description": "No such catalog version."},
+        "422": {"description": "A query parameter is invalid."},
+        "503": {"description": "No catalog has been published yet."},
+    }
+    common = {"tags": ["catalog"], "security": [], "parameters": params, "responses": responses}
+    spec.path(
+        rule=latest,
+        operations={"get": {**common, "summary": "The newest published catalog (public)"}},
+    )
+    spec.path(
+        rule=by_version,
+        operations={"get": {**common, "summary": "One published catalog version (public)"}},
+    )

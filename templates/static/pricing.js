@@ -1,0 +1,46 @@
+// Pricing page: switch monthly/yearly without a reload. Without this script the switch is a
+// plain GET form, so the page works the same, just with a reload.
+(function () {
+  "use strict";
+  var root = document.querySelector("[data-pricing]");
+  if (!root) return;
+  var choices = root.querySelectorAll("[data-interval-choice]");
+  var status = root.querySelector("[data-interval-status]");
+  var NAMES = { month: "monthly", year: "yearly" };
+
+  function show(interval) {
+    root.querySelectorAll("[data-interval-only]").forEach(function (el) {
+      el.hidden = el.getAttribute("data-interval-only") !== interval;
+    });
+    choices.forEach(function (button) {
+      button.setAttribute("aria-pressed", String(button.value === interval));
+    });
+    root.querySelectorAll("[data-cta]").forEach(function (link) {
+      link.setAttribute("data-interval", interval);
+    });
+    // Keep the other forms (currency) on the chosen interval when they reload the page.
+    root.querySelectorAll("form.currency-form").forEach(function (form) {
+      var field = form.querySelector("[data-interval-field]");
+      if (!field) {
+        field = document.createElement("input");
+        field.type = "hidden";
+        field.name = "interval";
+        field.setAttribute("data-interval-field", "");
+        form.appendChild(field);
+      }
+      field.value = interval;
+    });
+    root.setAttribute("data-interval", interval);
+    var url = new URL(window.location.href);
+    url.searchParams.set("interval", interval);
+    window.history.replaceState(window.history.state, "", url.toString());
+    if (status) status.textContent = "Showing " + NAMES[interval] + " prices.";
+  }
+
+  choices.forEach(function (button) {
+    button.addEventListener("click", function (event) {
+      event.preventDefault();
+      if (button.getAttribute("aria-pressed") !== "true") show(button.value);
+    });
+  });
+})();
