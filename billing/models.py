@@ -44,7 +44,12 @@ class BillingChange(Base):
     offer_id: Mapped[str | None] = mapped_column(ForeignKey("offers.id"))
     kind: Mapped[str] = mapped_column(String(32))  # upgrade | addon | downgrade | cancel | ...
     status: Mapped[ChangeStatus] = mapped_column(
-        SAEnum(ChangeStatus, values_callable=lambda e: [m.value for m in e], native_enum=False, length=16)
+        SAEnum(
+            ChangeStatus,
+            values_callable=lambda e: [m.value for m in e],
+            native_enum=False,
+            length=16,
+        )
     )
     request: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -37,7 +37,9 @@ def _is_postgres(url: str) -> bool:
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     base = os.environ.get("TIERGATE_TEST_DATABASE_URL")
     if os.environ.get("TIERGATE_REQUIRE_POSTGRES") == "1" and not (base and _is_postgres(base)):
-        pytest.exit("TIERGATE_REQUIRE_POSTGRES=1 but TIERGATE_TEST_DATABASE_URL is not PostgreSQL", 2)
+        pytest.exit(
+            "TIERGATE_REQUIRE_POSTGRES=1 but TIERGATE_TEST_DATABASE_URL is not PostgreSQL", 2
+        )
     if not base:
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'tiergate-test.sqlite3'}"
         return
@@ -109,7 +111,9 @@ def demo_catalog(app, clock) -> store.Published:
     """The demo catalog (examples/catalog.yaml), published as the newest version."""
     catalog, source = load_catalog_file(DEMO_CATALOG)
     with get_db(app).session() as s:
-        result = store.publish(s, catalog, source=source, author="test", note="demo", now=clock.now())
+        result = store.publish(
+            s, catalog, source=source, author="test", note="demo", now=clock.now()
+        )
         version = result.version.version
     return store.Published(version, catalog)
 

@@ -42,12 +42,18 @@ def validate(config: dict[str, Any]) -> None:
             f"TIERGATE_DATABASE_URL is not a database URL: {config['DATABASE_URL']!r}"
         ) from None
     if not str(config.get("BASE_URL", "")).startswith(("http://", "https://")):
-        raise ConfigError(f"TIERGATE_BASE_URL must start with http:// or https://: {config.get('BASE_URL')!r}")
+        raise ConfigError(
+            f"TIERGATE_BASE_URL must start with http:// or https://: {config.get('BASE_URL')!r}"
+        )
     provider = config.get("BILLING_PROVIDER")
     if provider not in (None, "stripe", "manual"):
-        raise ConfigError(f"TIERGATE_BILLING_PROVIDER must be 'stripe' or 'manual', not {provider!r}")
+        raise ConfigError(
+            f"TIERGATE_BILLING_PROVIDER must be 'stripe' or 'manual', not {provider!r}"
+        )
     if provider == "stripe" and not config.get("STRIPE_SECRET_KEY"):
-        raise ConfigError("TIERGATE_BILLING_PROVIDER is 'stripe' but TIERGATE_STRIPE_SECRET_KEY is not set")
+        raise ConfigError(
+            "TIERGATE_BILLING_PROVIDER is 'stripe' but TIERGATE_STRIPE_SECRET_KEY is not set"
+        )
     if config.get("ENV") == "production":
         if not config.get("SECRET_KEY") or config["SECRET_KEY"] == "dev-only-not-secret":
             raise ConfigError("TIERGATE_SECRET_KEY must be set to a random value in production")

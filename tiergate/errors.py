@@ -1,7 +1,8 @@
-"""One JSON error shape at the edge: {"error": {"code", "message", "details"}}. Never a traceback."""
+"""One JSON error shape at the edge: {"error": {"code", "message", "details"}}; no tracebacks."""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -9,7 +10,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException, UnprocessableEntity
 
-from tiergate.exceptions import TiergateError, http_status
+from tiergate.exceptions import TiergateError, Unauthorized, http_status
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,12 @@ def _describe_validation(messages: Any) -> str:
     def walk(node: Any, path: str) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                walk(value, f"{path}.{key}" if path else str(key))
+                if key == "_schema":  # marshmallow's key for errors about the whole object
+                    walk(value, path)
+                else:
+                    walk(value, f"{path}.{key}" if path else str(key))
         elif isinstance(node, list) and node and all(isinstance(m, str) for m in node):
-            parts.append(f"{path or 'body'}: {' '.join(node)}")
+            parts.append(f"{path}: {' '.join(node)}" if path else " ".join(node))
         elif isinstance(node, list):
             for i, value in enumerate(node):
                 walk(value, f"{path}[{i}]")
@@ -48,12 +52,22 @@ def _describe_validation(messages: Any) -> str:
     return "; ".join(parts)
 
 
+def _malformed_json_message(cause: Any) -> str:
+    where = ""
+    if isinstance(cause, json.JSONDecodeError):
+        where = f" (line {cause.lineno}, column {cause.colno}: {cause.msg})"
+    return f"The request body is not valid JSON{where}."
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(TiergateError)
     def _domain(exc: TiergateError) -> Any:
         status = http_status(exc)
         if wants_json():
-            return error_response(status, exc.code, exc.message, exc.details)
+            response = error_response(status, exc.code, exc.message, exc.details)
+            if isinstance(exc, Unauthorized):
+                response.headers["WWW-Authenticate"] = 'Bearer realm="tiergate"'
+            return response
         return render_template("error.html", status=status, message=exc.message), status
 
     @app.errorhandler(ValidationError)
@@ -73,8 +87,9 @@ def init_app(app: Flask) -> None:
             return error_response(422, "invalid_request", _describe_validation(messages), messages)
         code = (exc.name or "error").lower().replace(" ", "_")
         message = exc.description or exc.name
-        if status == 400 and "JSON" in (message or ""):
-            code, message = "malformed_json", "The request body is not valid JSON."
+        cause = getattr(exc, "exc", None)  # webargs' abort keeps the JSONDecodeError here
+        if status == 400 and ("JSON" in (message or "") or isinstance(cause, ValueError)):
+            code, message = "malformed_json", _malformed_json_message(cause)
         if wants_json():
             return error_response(status, code, message)
         return render_template("error.html", status=status, message=message), status

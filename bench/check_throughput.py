@@ -1,0 +1,92 @@
+"""POST /v1/check throughput and latency vs a bare Flask JSON endpoint (target ratio >= 0.75).
+
+Both apps are served by gunicorn with the same configuration (harness.GUNICORN_ARGS) and driven
+by the same load (16 keep-alive connections for N seconds); the ratio is tiergate / baseline.
+
+    /tmp/venv/bin/python bench/check_throughput.py --db sqlite --db postgres --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import harness
+
+TARGET_RATIO = 0.75
+ACCOUNT = "bench_check"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--db",
+        action="append",
+        choices=["sqlite", "postgres"],
+        help="tiergate's database (repeat for both; default sqlite)",
+    )
+    parser.add_argument("--postgres-admin-url", default=harness.PG_ADMIN_DEFAULT)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--feature",
+        default="projects",
+        help="feature to check (projects: a metered gauge; pdf_export: boolean)",
+    )
+    args = parser.parse_args(argv)
+    dbs = args.db or ["sqlite"]
+    load = {"connections": args.connections, "seconds": args.seconds}
+    body = {"account_id": ACCOUNT, "feature": args.feature, "quantity": 1}
+
+    rows = []
+    with harness.Server("baseline_app:app", chdir=harness.BENCH_DIR) as base:
+        req = harness.Request("/v1/check", body, {"Authorization": "Bearer x"})
+        harness.drive("warmup", base.url, req, seconds=args.warmup)
+        baseline = harness.drive("baseline (bare Flask)", base.url, req, **load)
+    rows.append(baseline)
+
+    results = {}
+    for db in dbs:
+        prepared = harness.prepare_tiergate(db, args.postgres_admin_url)
+        try:
+            with harness.Server("tiergate:create_app()", env=prepared.env()) as server:
+                harness.api(
+                    server.url,
+                    prepared.api_key,
+                    "PUT",
+                    f"/v1/accounts/{ACCOUNT}",
+                    {"name": "bench"},
+                )
+                req = harness.tiergate_request("/v1/check", prepared.api_key, body)
+                harness.drive("warmup", server.url, req, seconds=args.warmup)
+                result = harness.drive(f"tiergate check ({db})", server.url, req, **load)
+        finally:
+            prepared.drop()
+        rows.append(result)
+        results[db] = {"result": result, "ratio": round(result.rps / baseline.rps, 3)}
+
+    harness.print_table(rows)
+    ok = True
+    for db, r in results.items():
+        met = r["ratio"] >= TARGET_RATIO and r["result"].statuses.get(200) == r["result"].requests
+        ok &= met
+        print(
+            f"ratio {db}: {r['ratio']:.3f} (target >= {TARGET_RATIO}) {'met' if met else 'NOT MET'}"
+        )
+    path = harness.write_results(
+        "check_throughput",
+        {
+            "feature": args.feature,
+            "load": load,
+            "baseline": baseline,
+            "tiergate": results,
+            "target_ratio": TARGET_RATIO,
+        },
+    )
+    print(f"results: {path}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

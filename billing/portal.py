@@ -1,0 +1,118 @@
+"""Signed, expiring customer links: the host app hands them to its signed-in user.
+
+An offer link (salt "offer") opens one offer for one account; an account link (salt "account")
+opens that account's billing pages (plan changes, cancel, add-ons). Both are itsdangerous
+URLSafeTimedSerializer tokens signed with the app's SECRET_KEY, so tiergate needs no login of
+its own: whoever holds the link acts for that account until the link expires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from tiergate.exceptions import Forbidden
+
+OFFER_SALT = "offer"
+ACCOUNT_SALT = "account"
+DEFAULT_MAX_AGE = 3600  # seconds; BILLING_LINK_MAX_AGE overrides
+
+
+def _serializer(config: Mapping[str, Any], salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(str(config["SECRET_KEY"]), salt=salt)
+
+
+def max_age(config: Mapping[str, Any]) -> int:
+    """How long a link stays valid, in seconds."""
+    return int(config.get("BILLING_LINK_MAX_AGE") or DEFAULT_MAX_AGE)
+
+
+def _base(config: Mapping[str, Any]) -> str:
+    return str(config["BASE_URL"]).rstrip("/")
+
+
+def offer_token(config: Mapping[str, Any], account_id: str, offer_id: str) -> str:
+    """A token carrying (account_id, offer_id)."""
+    return _serializer(config, OFFER_SALT).dumps({"a": account_id, "o": offer_id})
+
+
+def offer_link(
+    config: Mapping[str, Any], account_id: str, offer_id: str, return_url: str | None = None
+) -> str:
+    """The customer-facing URL of one offer's upgrade page."""
+    query = {"t": offer_token(config, account_id, offer_id)}
+    if return_url:
+        query["return_url"] = return_url
+    return f"{_base(config)}/offers/{offer_id}?{urlencode(query)}"
+
+
+def read_offer_token(config: Mapping[str, Any], token: str, offer_id: str) -> str:
+    """The account id a valid token for `offer_id` carries; Forbidden when invalid or expired."""
+    data = _load(config, OFFER_SALT, token)
+    if (
+        not isinstance(data, dict)
+        or data.get("o") != offer_id
+        or not isinstance(data.get("a"), str)
+    ):
+        raise Forbidden("This link is not valid for this offer. Open the offer again from the app.")
+    return str(data["a"])
+
+
+def account_token(config: Mapping[str, Any], account_id: str) -> str:
+    """A token carrying account_id for the account's billing pages."""
+    return _serializer(config, ACCOUNT_SALT).dumps({"a": account_id})
+
+
+def account_link(config: Mapping[str, Any], account_id: str, return_url: str | None = None) -> str:
+    """The customer-facing URL of the account's billing page (plan, cancel, add-ons)."""
+    query = {"t": account_token(config, account_id)}
+    if return_url:
+        query["return_url"] = return_url
+    return f"{_base(config)}/billing?{urlencode(query)}"
+
+
+def read_account_token(config: Mapping[str, Any], token: str) -> str:
+    """The account id a valid account token carries; Forbidden when invalid or expired."""
+    data = _load(config, ACCOUNT_SALT, token)
+    if not isinstance(data, dict) or not isinstance(data.get("a"), str):
+        raise Forbidden("This billing link is not valid. Open billing again from the app.")
+    return str(data["a"])
+
+
+def _load(config: Mapping[str, Any], salt: str, token: str) -> Any:
+    if not token:
+        raise Forbidden(
+            "This page needs a signed link from the app (the `t` parameter is missing)."
+        )
+    try:
+        return _serializer(config, salt).loads(token, max_age=max_age(config))
+    except SignatureExpired:
+        raise Forbidden("This link has expired. Open it again from the app.") from None
+    except BadSignature:
+        raise Forbidden("This link is not valid. Open it again from the app.") from None
+
+
+def safe_return_url(config: Mapping[str, Any], url: str | None) -> str | None:
+    """`url` when it points at BASE_URL's origin or an allowed origin, else None (no open redirect).
+
+    Allowed origins: BASE_URL's and BILLING_RETURN_ORIGINS (a list or a comma-separated string).
+    """
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or "\\" in url:
+        return None
+    allowed = {_origin(_base(config))}
+    extra = config.get("BILLING_RETURN_ORIGINS") or ()
+    if isinstance(extra, str):
+        extra = [o for o in extra.split(",") if o.strip()]
+    allowed.update(_origin(str(o).strip().rstrip("/")) for o in extra)
+    return url if _origin(url) in allowed else None
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"

@@ -1,0 +1,79 @@
+"""Reconcile: make the local billing rows agree with Stripe after lost webhooks or a crash.
+
+Two passes, both read-only on Stripe (reconcile never charges):
+1. BillingChange rows left `pending` (the Stripe call's answer was lost): `find_change` says
+   whether Stripe applied the change; applied -> apply it locally and mark it applied, else
+   mark it failed. A Checkout still open for the customer is left alone until it expires.
+2. Every local Stripe-backed subscription is compared with Stripe's and repaired.
+
+Run it in one transaction: when Stripe is unreachable half-way (ProviderUnavailable), the
+caller rolls back and nothing changes.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing.models import BillingChange
+from billing.provider import Outcome
+from billing.sync_state import (
+    PROVIDER,
+    StripeSource,
+    apply_subscription,
+    pending_changes,
+    settle_change,
+)
+from gating.models import Account, Subscription
+from tiergate.clock import Clock
+from tiergate.exceptions import NotFound
+
+CHECKOUT_LIFETIME = timedelta(hours=24)  # Stripe expires an unpaid Checkout Session after this
+
+
+def reconcile(
+    session: Session, clock: Clock, provider: StripeSource, *, account_id: str | None = None
+) -> list[str]:
+    """Repair local rows from Stripe (every account, or one); returns one line per fix."""
+    if account_id is not None and session.get(Account, account_id) is None:
+        raise NotFound(f"Account {account_id!r} does not exist.")
+    fixes = [
+        _settle(session, clock, provider, change) for change in pending_changes(session, account_id)
+    ]
+    query = select(Subscription).where(
+        Subscription.provider == PROVIDER, Subscription.stripe_subscription_id.is_not(None)
+    )
+    if account_id is not None:
+        query = query.where(Subscription.account_id == account_id)
+    for sub in session.scalars(query.order_by(Subscription.account_id)).all():
+        fixes.append(_compare(session, clock, provider, sub))
+    return [fix for fix in fixes if fix]
+
+
+def _settle(session: Session, clock: Clock, provider: StripeSource, change: BillingChange) -> str:
+    result = provider.find_change(change.id)
+    redirect = (change.result or {}).get("outcome") == "redirect"
+    still_open = redirect and clock.now() < change.created_at + CHECKOUT_LIFETIME
+    if still_open and (result is None or result.outcome is not Outcome.DONE):
+        return ""  # the customer may still be paying on the Checkout page
+    return f"{change.account_id}: {settle_change(session, clock, change, result)}"
+
+
+def _compare(session: Session, clock: Clock, provider: StripeSource, sub: Subscription) -> str:
+    external_id = sub.stripe_subscription_id
+    assert external_id is not None
+    state = provider.fetch_subscription(external_id)
+    if state is None:
+        return f"{sub.account_id}: Stripe has no subscription {external_id} (left as is: check it)"
+    account = session.get(Account, sub.account_id)
+    assert account is not None
+    changes = apply_subscription(session, clock, account, state)
+    if not changes:
+        return ""
+    return (
+        f"{sub.account_id}: {', '.join(changes)} (Stripe has {state.plan.item_id} "
+        f"{state.plan.interval}, {state.status}, period from {state.period_start:%Y-%m-%d} "
+        f"to {state.period_end:%Y-%m-%d})"
+    )

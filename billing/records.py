@@ -1,0 +1,553 @@
+"""Billing records: catalog terms to provider terms and back, BillingChange bookkeeping.
+
+Turns the Subscription row (and its add-ons) into the provider's SubscriptionState, writes a
+provider's Result back (Subscription, AccountAddOn, Invoice rows), and wraps every provider call
+so its outcome lands on the BillingChange. Shared by the flows (billing/service.py,
+billing/downgrade.py) and, later, by webhooks and reconcile.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing.models import BillingChange, ChangeStatus, Invoice
+from billing.provider import (
+    BillingProvider,
+    Customer,
+    Discount,
+    ItemKind,
+    Outcome,
+    PaymentDeclined,
+    Price,
+    QuoteMismatch,
+    Result,
+    ScheduleRequest,
+    SubscriptionState,
+)
+from gating.models import (
+    Account,
+    AccountAddOn,
+    Subscription,
+    SubscriptionStatus,
+    UsageCounter,
+)
+from tiergate.clock import Clock
+from tiergate.exceptions import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PaymentFailed,
+    ProviderUnavailable,
+)
+from tiers import store
+from tiers.model import AddOn, AddOnBilling, Catalog, FeatureKind
+
+log = logging.getLogger(__name__)
+
+LIVE = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStatus.PAST_DUE)
+GAUGE_PERIOD_YEAR = 1970  # gauges are stored under the fixed period start 1970-01-01
+
+
+class QuoteExpired(Conflict):
+    """The offer's quote expired; the caller re-quotes and shows the current price."""
+
+    code = "quote_expired"
+
+
+class FlowStatus(StrEnum):
+    DONE = "done"  # applied and paid
+    REDIRECT = "redirect"  # the customer finishes at redirect_url (Stripe Checkout, 3-D Secure)
+    DECLINED = "declined"  # the payment failed: nothing changed
+    PENDING = "pending"  # the provider could not be reached: outcome unknown, retry is safe
+
+
+@dataclass(frozen=True)
+class Urls:
+    """Where the provider sends the customer back (Stripe Checkout / 3-D Secure)."""
+
+    success_url: str
+    cancel_url: str
+
+
+@dataclass(frozen=True)
+class FlowResult:
+    status: FlowStatus
+    change: BillingChange
+    message: str
+    invoice: Invoice | None = None
+    redirect_url: str | None = None
+    follow_up_offer_id: str | None = None  # the post-purchase cross-sell, when there is one
+
+    @property
+    def charged(self) -> int:
+        """What the flow charged (0 when nothing was invoiced)."""
+        return self.invoice.amount_paid if self.invoice is not None else 0
+
+
+# ---- catalog terms -> provider terms --------------------------------------------------------
+
+
+def tier_price(catalog: Catalog, tier_id: str, interval: str, currency: str) -> Price:
+    """The Price of a tier in an interval and currency (InvalidRequest when not sold that way)."""
+    tier = catalog.tier(tier_id)
+    if tier is None:
+        raise NotFound(f"Tier {tier_id!r} is not in the catalog.")
+    amount = tier.price(interval, currency) if interval in ("month", "year") else None
+    if amount is None or tier.free:
+        raise InvalidRequest(f"{tier.name} is not sold per {interval} in {currency.upper()}.")
+    return Price(ItemKind.TIER, tier.id, tier.name, interval, currency, amount)
+
+
+def addon_price(catalog: Catalog, addon: AddOn, interval: str | None, currency: str) -> Price:
+    """The Price of an add-on: per the subscription's interval, or one-time."""
+    one_time = addon.billing is AddOnBilling.ONE_TIME
+    amount = addon.price(None if one_time else interval, currency)
+    if amount is None:
+        raise InvalidRequest(
+            f"{addon.name} has no {currency.upper()} price"
+            + ("" if one_time else f" per {interval}")
+            + "."
+        )
+    return Price(
+        ItemKind.ADDON, addon.id, addon.name, None if one_time else interval, currency, amount
+    )
+
+
+def catalog_addon(catalog: Catalog, addon_id: str) -> AddOn:
+    """The add-on `addon_id` (InvalidRequest when the catalog no longer has it)."""
+    addon = catalog.addon(addon_id)
+    if addon is None:
+        raise InvalidRequest(f"Add-on {addon_id!r} is no longer in the catalog.")
+    return addon
+
+
+def reprice(
+    catalog: Catalog, addons: tuple[Price, ...], interval: str, currency: str
+) -> tuple[Price, ...]:
+    """Recurring add-ons in another interval (a month -> year switch moves them along)."""
+    moved = []
+    for price in addons:
+        if price.interval == interval:
+            moved.append(price)
+            continue
+        new = addon_price(catalog, catalog_addon(catalog, price.item_id), interval, currency)
+        moved.append(replace(new, quantity=price.quantity))
+    return tuple(moved)
+
+
+def discount_for(catalog: Catalog, promotion_id: str | None, currency: str) -> Discount | None:
+    """The provider-side Discount for a catalog promotion (None when there is none)."""
+    if not promotion_id:
+        return None
+    promo = next((p for p in catalog.promotions if p.id == promotion_id), None)
+    if promo is None:
+        raise InvalidRequest(f"Promotion {promotion_id!r} is not in the catalog.")
+    return Discount(
+        promotion_id=promo.id,
+        percent_off=promo.percent_off,
+        amount_off=promo.amount_off.get(currency) if promo.percent_off is None else None,
+        duration=promo.duration,
+        duration_in_months=promo.duration_in_months,
+        code=promo.code,
+    )
+
+
+def customer_of(account: Account) -> Customer:
+    """The account as the provider knows it."""
+    return Customer(account.id, account.email, account.name, account.stripe_customer_id)
+
+
+def live_subscription(account: Account) -> Subscription | None:
+    """The account's subscription while it grants anything (active, trialing, past due)."""
+    sub = account.subscription
+    return sub if sub is not None and sub.status in LIVE else None
+
+
+def state_of(session: Session, sub: Subscription) -> SubscriptionState:
+    """The Subscription row (and its add-ons) in provider terms."""
+    catalog = store.load(session, sub.catalog_version).catalog
+    newest = store.load(session).catalog
+    plan = _subscribed_price(catalog, newest, sub.tier_id, sub.interval, sub.currency)
+    rows = active_addons(session, sub.account_id)
+    addons: list[Price] = []
+    kept: list[Price] = []
+    for row in rows:
+        addon = catalog.addon(row.addon_id) or newest.addon(row.addon_id)
+        if addon is None or addon.billing is AddOnBilling.ONE_TIME:
+            continue
+        price = addon_price(catalog, addon, sub.interval, sub.currency)
+        price = Price(
+            price.kind,
+            price.item_id,
+            price.name,
+            price.interval,
+            price.currency,
+            price.unit_amount,
+            row.quantity,
+        )
+        addons.append(price)
+        if row.ended_at is None:
+            kept.append(price)
+    next_plan = None
+    if sub.scheduled_tier_id or sub.scheduled_interval:
+        next_plan = tier_price(
+            newest,
+            sub.scheduled_tier_id or sub.tier_id,
+            sub.scheduled_interval or sub.interval,
+            sub.currency,
+        )
+    item_ids = {r.addon_id: r.stripe_subscription_item_id for r in rows}
+    return SubscriptionState(
+        plan=plan,
+        addons=tuple(addons),
+        status=SubscriptionStatus(sub.status).value,
+        period_start=sub.current_period_start,
+        period_end=sub.current_period_end,
+        trial_end=sub.trial_end,
+        cancel_at_period_end=sub.cancel_at_period_end,
+        next_plan=next_plan,
+        next_addons=tuple(kept) if len(kept) != len(addons) else None,
+        external_id=sub.stripe_subscription_id,
+        item_ids={k: v for k, v in item_ids.items() if v},
+    )
+
+
+def _subscribed_price(
+    catalog: Catalog, newest: Catalog, tier_id: str, interval: str, currency: str
+) -> Price:
+    # A tier priced in the subscription's own catalog version keeps that (grandfathered) price.
+    for source in (catalog, newest):
+        tier = source.tier(tier_id)
+        if tier is not None and tier.price(interval, currency) is not None and not tier.free:
+            return tier_price(source, tier_id, interval, currency)
+    raise InvalidRequest(f"Tier {tier_id!r} has no {interval} price in {currency.upper()}.")
+
+
+def active_addons(session: Session, account_id: str) -> list[AccountAddOn]:
+    """The account's active add-on rows (recurring and one-time), oldest first."""
+    return list(
+        session.scalars(
+            select(AccountAddOn)
+            .where(AccountAddOn.account_id == account_id, AccountAddOn.active.is_(True))
+            .order_by(AccountAddOn.id)
+        )
+    )
+
+
+def account_of(session: Session, account_id: str) -> Account:
+    """The account `account_id` (NotFound when there is none)."""
+    account = session.get(Account, account_id)
+    if account is None:
+        raise NotFound(f"Account {account_id!r} does not exist.")
+    return account
+
+
+# ---- changes and their results -------------------------------------------------------------
+
+
+def new_change(
+    session: Session,
+    clock: Clock,
+    account_id: str,
+    kind: str,
+    request: dict[str, Any],
+    *,
+    change_id: str | None = None,
+    offer_id: str | None = None,
+    amount_due: int | None = None,
+    currency: str | None = None,
+) -> BillingChange:
+    """Write the pending BillingChange whose id is the provider call's idempotency key."""
+    now = clock.now()
+    change = BillingChange(
+        id=change_id or "chg_" + secrets.token_hex(16),
+        account_id=account_id,
+        offer_id=offer_id,
+        kind=kind,
+        status=ChangeStatus.PENDING,
+        request=request,
+        result={},
+        amount_due=amount_due,
+        currency=currency,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(change)
+    session.flush()
+    return change
+
+
+def fail_change(clock: Clock, change: BillingChange, message: str) -> None:
+    """Mark a change failed with the reason."""
+    change.status = ChangeStatus.FAILED
+    change.error = message
+    change.updated_at = clock.now()
+
+
+def apply_result(
+    session: Session,
+    clock: Clock,
+    provider_name: str,
+    change: BillingChange,
+    result: Result,
+    catalog_version: int,
+) -> Invoice | None:
+    """Record a DONE result: the Subscription row, add-ons, the Invoice; mark the change applied.
+
+    Also the entry point for webhooks and reconcile when a REDIRECT completes later.
+    """
+    now = clock.now()
+    account = account_of(session, change.account_id)
+    if result.customer_external_id:
+        account.stripe_customer_id = result.customer_external_id
+    if result.subscription is not None:
+        _save_state(session, clock, account, result.subscription, catalog_version, provider_name)
+    invoice = None
+    if result.charge is not None:
+        charge = result.charge
+        invoice = Invoice(
+            account_id=account.id,
+            provider=provider_name,
+            external_id=charge.external_id,
+            change_id=change.id,
+            status=charge.status,
+            currency=charge.currency,
+            amount_due=charge.amount_due,
+            amount_paid=charge.amount_paid,
+            lines=[
+                {
+                    "description": line.description,
+                    "amount": line.amount,
+                    "item_id": line.item_id,
+                    "proration": line.proration,
+                }
+                for line in charge.lines
+            ],
+            created_at=now,
+            paid_at=now if charge.status == "paid" else None,
+        )
+        session.add(invoice)
+    change.status = ChangeStatus.APPLIED
+    change.error = None
+    change.result = {
+        "outcome": result.outcome.value,
+        "amount_paid": result.charge.amount_paid if result.charge else 0,
+        "subscription": result.subscription.external_id if result.subscription else None,
+    }
+    change.updated_at = now
+    session.flush()
+    return invoice
+
+
+def _save_state(
+    session: Session,
+    clock: Clock,
+    account: Account,
+    state: SubscriptionState,
+    catalog_version: int,
+    provider_name: str,
+) -> None:
+    now = clock.now()
+    sub = account.subscription
+    if sub is None:
+        sub = Subscription(account_id=account.id, created_at=now, provider=provider_name)
+        session.add(sub)
+        account.subscription = sub
+    sub.tier_id = state.plan.item_id
+    sub.interval = state.plan.interval or "month"
+    sub.currency = state.plan.currency
+    sub.status = SubscriptionStatus(state.status)
+    sub.catalog_version = catalog_version
+    sub.current_period_start = state.period_start
+    sub.current_period_end = state.period_end
+    sub.trial_end = state.trial_end
+    sub.cancel_at_period_end = state.cancel_at_period_end
+    if state.status == SubscriptionStatus.CANCELED.value:
+        sub.canceled_at = sub.canceled_at or now
+    else:
+        sub.canceled_at = None
+    sub.scheduled_tier_id = _scheduled(state.next_plan, state.plan, "item_id")
+    sub.scheduled_interval = _scheduled(state.next_plan, state.plan, "interval")
+    sub.provider = provider_name
+    sub.stripe_subscription_id = state.external_id
+    sub.updated_at = now
+    _sync_addons(session, clock, account.id, state)
+
+
+def _scheduled(next_plan: Price | None, plan: Price, attr: str) -> str | None:
+    if next_plan is None:
+        return None
+    value: str | None = getattr(next_plan, attr)
+    return value if value != getattr(plan, attr) else None
+
+
+def _sync_addons(session: Session, clock: Clock, account_id: str, state: SubscriptionState) -> None:
+    """Make the active recurring add-on rows match the provider's items (one-time rows stay)."""
+    now = clock.now()
+    wanted = {p.item_id: p for p in state.addons} if state.status != "canceled" else {}
+    removing = (
+        {p.item_id for p in state.addons} - {p.item_id for p in state.next_addons}
+        if state.next_addons is not None
+        else set()
+    )
+    for row in active_addons(session, account_id):
+        if row.quantity and row.addon_id in wanted:
+            row.quantity = wanted.pop(row.addon_id).quantity
+            row.stripe_subscription_item_id = state.item_ids.get(row.addon_id)
+            row.ended_at = state.period_end if row.addon_id in removing else None
+        elif _recurring_row(session, row):
+            row.active = False
+            row.ended_at = now
+    for price in wanted.values():
+        session.add(
+            AccountAddOn(
+                account_id=account_id,
+                addon_id=price.item_id,
+                quantity=price.quantity,
+                active=True,
+                stripe_subscription_item_id=state.item_ids.get(price.item_id),
+                purchased_at=now,
+                ended_at=state.period_end if price.item_id in removing else None,
+            )
+        )
+
+
+def _recurring_row(session: Session, row: AccountAddOn) -> bool:
+    addon = store.load(session).catalog.addon(row.addon_id)
+    return addon is None or addon.billing is AddOnBilling.RECURRING
+
+
+def call_provider(
+    session: Session,
+    clock: Clock,
+    provider: BillingProvider,
+    change: BillingChange,
+    call: Any,
+    request: Any,
+    expected: int | None,
+    catalog_version: int,
+) -> tuple[FlowStatus, Invoice | None, Result | None, str]:
+    """Call the provider; record the outcome on the change. Raises QuoteMismatch loudly."""
+    try:
+        result: Result = call(request)
+    except PaymentDeclined as exc:
+        fail_change(clock, change, exc.message)
+        return FlowStatus.DECLINED, None, None, exc.message
+    except PaymentFailed as exc:
+        fail_change(clock, change, exc.message)
+        return FlowStatus.DECLINED, None, None, exc.message
+    except ProviderUnavailable as exc:
+        change.error = exc.message  # stays pending: reconcile (or a retry with this key) settles it
+        change.updated_at = clock.now()
+        message = (
+            "We could not reach the payment processor, so we cannot confirm the payment yet. "
+            "Nothing is charged twice: please try again in a minute."
+        )
+        return FlowStatus.PENDING, None, None, message
+    except QuoteMismatch as exc:
+        fail_change(clock, change, exc.message)
+        log.error("billing change %s refused by the provider: %s", change.id, exc.message)
+        raise
+    if result.outcome is Outcome.REDIRECT:
+        change.result = {
+            "outcome": "redirect",
+            "redirect_url": result.redirect_url,
+            "external_id": result.external_id,
+        }
+        change.updated_at = clock.now()
+        return FlowStatus.REDIRECT, None, result, "Finish the payment on the next page."
+    charged = result.charge.amount_due if result.charge is not None else 0
+    if expected is not None and charged != expected:
+        message = (
+            f"The payment provider charged {charged} but {expected} was quoted "
+            f"(minor units, change {change.id}); the change was not applied."
+        )
+        fail_change(clock, change, message)
+        log.error(message)
+        raise QuoteMismatch(message, details={"charged": charged, "quoted": expected})
+    invoice = apply_result(session, clock, provider.name, change, result, catalog_version)
+    return FlowStatus.DONE, invoice, result, "Done."
+
+
+def result_of(session: Session, change: BillingChange, message: str) -> FlowResult:
+    """The FlowResult of a change applied earlier (an idempotent replay)."""
+    invoice = session.scalar(select(Invoice).where(Invoice.change_id == change.id))
+    follow = change.result.get("follow_up_offer_id") if change.result else None
+    return FlowResult(FlowStatus.DONE, change, message, invoice, follow_up_offer_id=follow)
+
+
+def usage_of(session: Session, account_id: str, feature_id: str, kind: FeatureKind) -> int:
+    """The account's usage of a metered feature: the gauge, or this period's counter."""
+    query = select(UsageCounter.used).where(
+        UsageCounter.account_id == account_id, UsageCounter.feature_id == feature_id
+    )
+    rows = session.execute(query.add_columns(UsageCounter.period_start)).all()
+    if not rows:
+        return 0
+    if kind is FeatureKind.GAUGE:
+        return sum(int(r[0]) for r in rows if r[1].year == GAUGE_PERIOD_YEAR)
+    return int(max(rows, key=lambda r: r[1])[0])  # the current period's counter
+
+
+def schedule_change(
+    session: Session,
+    clock: Clock,
+    provider: BillingProvider,
+    account_id: str,
+    kind: str,
+    *,
+    next_plan: Price | None,
+    next_addons: tuple[Price, ...] | None,
+    cancel: bool,
+) -> FlowResult:
+    """Schedule (or clear) a change at the period end through the provider."""
+    account, sub = live_or_conflict(session, account_id)
+    state = state_of(session, sub)
+    change = new_change(
+        session,
+        clock,
+        account_id,
+        kind,
+        {
+            "tier": next_plan.item_id if next_plan else None,
+            "interval": next_plan.interval if next_plan else None,
+            "cancel": cancel,
+        },
+    )
+    request = ScheduleRequest(
+        change.id, customer_of(account), state, next_plan, next_addons, cancel
+    )
+    try:
+        new_state = provider.schedule(request)
+    except ProviderUnavailable as exc:
+        change.error = exc.message
+        return FlowResult(FlowStatus.PENDING, change, exc.message)
+    result = Result(Outcome.DONE, subscription=new_state)
+    apply_result(session, clock, provider.name, change, result, sub.catalog_version)
+    return FlowResult(FlowStatus.DONE, change, "Scheduled.")
+
+
+def live_or_conflict(session: Session, account_id: str) -> tuple[Account, Subscription]:
+    """The account and its live subscription (Conflict when it has none)."""
+    account = account_of(session, account_id)
+    sub = live_subscription(account)
+    if sub is None:
+        raise Conflict("This account has no paid subscription.")
+    return account, sub
+
+
+def within_period(state: SubscriptionState, at: datetime) -> None:
+    """Conflict when `at` lies past the recorded period: its renewal is not recorded yet."""
+    if at > state.period_end:
+        raise Conflict(
+            f"The billing period ended on {state.period_end:%B %-d, %Y} and its renewal is not "
+            "recorded yet (manual billing: run `tiergate billing renew`). Try again afterwards."
+        )

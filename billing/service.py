@@ -1,0 +1,757 @@
+"""Billing flows: accept an offer, checkout, interval switch, downgrade, cancel, resume, add-ons,
+and the period end. Every flow writes a pending BillingChange (its id is the provider's
+idempotency key) before calling the provider, then marks it applied or failed; entitlements
+(the Subscription row) change only once the provider reports the payment succeeded.
+
+Functions take (session, clock, provider, ...), raise tiergate.exceptions errors and do not
+commit. A declined card or an unreachable provider is an answer, not an exception: the flow
+returns it so the caller commits the failed (or still pending) change and shows the message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing.models import BillingChange, ChangeStatus, Invoice
+from billing.provider import (
+    BillingProvider,
+    ChangeRequest,
+    Discount,
+    OneTimeRequest,
+    Price,
+    RenewRequest,
+    StartRequest,
+    SubscriptionState,
+)
+from billing.quotes import Quote, change_quote, start_quote
+from billing.records import (
+    LIVE,
+    FlowResult,
+    FlowStatus,
+    QuoteExpired,
+    Urls,
+    account_of,
+    active_addons,
+    addon_price,
+    call_provider,
+    customer_of,
+    discount_for,
+    live_or_conflict,
+    live_subscription,
+    new_change,
+    reprice,
+    result_of,
+    schedule_change,
+    state_of,
+    tier_price,
+    within_period,
+)
+from gating import offers
+from gating.models import (
+    Account,
+    AccountAddOn,
+    Offer,
+    OfferStatus,
+    OfferTrigger,
+    Subscription,
+    SubscriptionStatus,
+)
+from gating.policy import choose_post_purchase_addon
+from tiergate.clock import Clock
+from tiergate.exceptions import Conflict, InvalidRequest, NotFound, TiergateError
+from tiers import store
+from tiers.model import Catalog
+
+# Re-exported: the flows' result types, for callers that only import this module.
+__all__ = ["FlowResult", "FlowStatus", "QuoteExpired", "Urls"]
+
+log = logging.getLogger(__name__)
+
+
+# ---- accept an offer ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """An offer in provider terms: the plan, the optional add-on, the current subscription."""
+
+    catalog: Catalog
+    plan: Price
+    addon: Price | None
+    current: SubscriptionState | None
+    kept: tuple[Price, ...]  # the current recurring add-ons, in the plan's interval
+
+
+def offer_addon_due_today(session: Session, clock: Clock, offer: Offer) -> int | None:
+    """What the offer's optional add-on adds to today's charge (None: no add-on to offer)."""
+    terms = _offer_terms(session, offer, with_addon=True)
+    addon, current = terms.addon, terms.current
+    if addon is None:
+        return None
+    if addon.interval is None or current is None or current.plan.interval != terms.plan.interval:
+        return addon.amount
+    at = offer.proration_date or clock.now()
+    with_it = change_quote(current, terms.plan, (*terms.kept, addon), (), at, None)
+    without = change_quote(current, terms.plan, terms.kept, (), at, None)
+    return with_it.amount_due - without.amount_due
+
+
+def _offer_terms(session: Session, offer: Offer, *, with_addon: bool) -> _Terms:
+    catalog = store.load(session, offer.catalog_version).catalog
+    if offer.contact_sales or not offer.to_tier_id or not offer.interval:
+        contact = catalog.offers.contact_sales_url
+        raise Conflict(
+            "This plan is sold through our sales team"
+            + (f": contact them at {contact}" if contact else "")
+            + ". It cannot be bought online."
+        )
+    plan = tier_price(catalog, offer.to_tier_id, offer.interval, offer.currency)
+    sub = live_subscription(account_of(session, offer.account_id))
+    current = state_of(session, sub) if sub is not None else None
+    if current is not None and current.plan.currency != offer.currency:
+        raise InvalidRequest(
+            f"This offer is in {offer.currency.upper()} but the subscription is billed in "
+            f"{current.plan.currency.upper()}."
+        )
+    if current is not None:
+        within_period(current, offer.proration_date or offer.created_at)
+    kept = reprice(catalog, current.addons, offer.interval, offer.currency) if current else ()
+    addon = None
+    if with_addon and offer.addon_id:
+        spec = catalog.addon(offer.addon_id)
+        tier = catalog.tier(offer.to_tier_id)
+        owned = any(a.item_id == offer.addon_id for a in kept)
+        if spec is not None and tier is not None and spec.purchasable_by(tier) and not owned:
+            addon = addon_price(catalog, spec, offer.interval, offer.currency)
+    return _Terms(catalog, plan, addon, current, kept)
+
+
+def requote(session: Session, clock: Clock, offer: Offer) -> Offer:
+    """A fresh offer for an expired one: the same tier, interval and add-on at today's amounts.
+
+    Reuses a fresh offer already made for this one while it holds, so reloading the page does
+    not mint offers.
+    """
+    now = clock.now()
+    later = session.scalars(
+        select(Offer).where(
+            Offer.account_id == offer.account_id, Offer.created_at >= offer.created_at
+        )
+    )
+    for candidate in later:
+        fresh_enough = candidate.expires_at is None or candidate.expires_at > now
+        if (candidate.details or {}).get("requoted_from") == offer.id and fresh_enough:
+            return candidate
+    published = store.load(session)
+    catalog = published.catalog
+    if not offer.to_tier_id or not offer.interval:
+        raise Conflict("This offer cannot be re-quoted: open it again from the app.")
+    plan = tier_price(catalog, offer.to_tier_id, offer.interval, offer.currency)
+    sub = live_subscription(account_of(session, offer.account_id))
+    discount = _auto_discount(catalog, plan.item_id, offer.interval, offer.currency, now)
+    if sub is None:
+        quote = start_quote(plan, (), (), now, 0, discount)
+        renewal = plan.amount
+    else:
+        state = state_of(session, sub)
+        kept = reprice(catalog, state.addons, offer.interval, offer.currency)
+        quote = change_quote(state, plan, kept, (), now, discount)
+        renewal = plan.amount + sum(a.amount for a in kept)
+    fresh = Offer(
+        id="off_" + secrets.token_hex(12),
+        account_id=offer.account_id,
+        trigger=offer.trigger,
+        feature_id=offer.feature_id,
+        quantity=offer.quantity,
+        catalog_version=published.version,
+        from_tier_id=sub.tier_id if sub is not None else offer.from_tier_id,
+        to_tier_id=plan.item_id,
+        from_interval=sub.interval if sub is not None else None,
+        interval=offer.interval,
+        currency=offer.currency,
+        addon_id=offer.addon_id,
+        promotion_id=discount.promotion_id if discount else None,
+        contact_sales=False,
+        new_recurring_amount=plan.amount,
+        amount_due_today=quote.amount_due,
+        next_renewal_amount=renewal,
+        proration_date=now,
+        prompt=True,
+        details={**(offer.details or {}), "requoted_from": offer.id},
+        expires_at=now + timedelta(minutes=catalog.offers.quote_valid_minutes),
+        created_at=now,
+    )
+    session.add(fresh)
+    session.flush()
+    return fresh
+
+
+def _offer_change_id(session: Session, offer_id: str) -> str:
+    """Deterministic per attempt: a retry after a crash reuses the idempotency key."""
+    failed = len(
+        session.scalars(
+            select(BillingChange.id).where(
+                BillingChange.offer_id == offer_id, BillingChange.status == ChangeStatus.FAILED
+            )
+        ).all()
+    )
+    digest = hashlib.sha256(f"{offer_id}:{failed + 1}".encode()).hexdigest()[:32]
+    return "chg_" + digest
+
+
+def accept_offer(
+    session: Session,
+    clock: Clock,
+    provider: BillingProvider,
+    offer_id: str,
+    account_id: str,
+    *,
+    with_addon: bool = False,
+    urls: Urls,
+) -> FlowResult:
+    """Upgrade as quoted: charge exactly the offer's amount due today, then grant the tier."""
+    offer = offers.get_offer(session, offer_id, account_id=account_id)
+    if offer.account_id != account_id:
+        raise NotFound(f"Offer {offer_id!r} does not exist for this account.")
+    previous = session.scalars(
+        select(BillingChange)
+        .where(BillingChange.offer_id == offer.id)
+        .order_by(BillingChange.created_at, BillingChange.id)
+    ).all()
+    applied = next((c for c in previous if c.status is ChangeStatus.APPLIED), None)
+    if applied is not None:
+        return result_of(session, applied, "This offer was already accepted.")
+    now = clock.now()
+    if offer.expires_at is not None and now >= offer.expires_at:
+        quoted = offer.created_at.strftime("%H:%M")
+        raise QuoteExpired(
+            f"This price was quoted at {quoted} UTC and has expired: here is the current price.",
+            details={"offer_id": offer.id},
+        )
+    if offer.amount_due_today is None:
+        raise InvalidRequest(f"Offer {offer.id} has no quoted amount and cannot be accepted.")
+    terms = _offer_terms(session, offer, with_addon=with_addon)
+    plan, addon, current = terms.plan, terms.addon, terms.current
+    discount = discount_for(terms.catalog, offer.promotion_id, offer.currency)
+    addon_today = offer_addon_due_today(session, clock, offer) if addon is not None else 0
+    expected = offer.amount_due_today + (addon_today or 0)
+    recurring = (addon,) if addon is not None and addon.interval else ()
+    one_time = (addon,) if addon is not None and addon.interval is None else ()
+    pending = next((c for c in previous if c.status is ChangeStatus.PENDING), None)
+    change = pending or new_change(
+        session,
+        clock,
+        account_id,
+        "upgrade" if current is not None else "subscribe",
+        {
+            "offer_id": offer.id,
+            "tier": plan.item_id,
+            "interval": plan.interval,
+            "addon": addon.item_id if addon else None,
+        },
+        change_id=_offer_change_id(session, offer.id),
+        offer_id=offer.id,
+        amount_due=expected,
+        currency=offer.currency,
+    )
+    customer = customer_of(account_of(session, account_id))
+    request: StartRequest | ChangeRequest
+    if current is None:
+        request = StartRequest(
+            change.id,
+            customer,
+            plan,
+            recurring,
+            one_time,
+            now,
+            0,
+            discount,
+            expected,
+            urls.success_url,
+            urls.cancel_url,
+        )
+        call: Any = provider.start_subscription
+    else:
+        request = ChangeRequest(
+            change.id,
+            customer,
+            current,
+            plan,
+            (*terms.kept, *recurring),
+            one_time,
+            offer.proration_date or now,
+            discount,
+            expected,
+            urls.success_url,
+        )
+        call = provider.change_subscription
+    newest = store.load(session).version
+    status, invoice, _, message = call_provider(
+        session, clock, provider, change, call, request, expected, newest
+    )
+    if status is FlowStatus.DECLINED:
+        offers.record_event(session, clock, offer.id, "failed", account_id=account_id)
+        tier_name = current.plan.name if current else "your current plan"
+        message = f"{message} Nothing was changed: you are still on {tier_name}."
+        return FlowResult(status, change, message)
+    if status is not FlowStatus.DONE:
+        return FlowResult(status, change, message, redirect_url=change.result.get("redirect_url"))
+    follow = complete_offer(session, clock, offer, invoice)
+    change.result = {**change.result, "follow_up_offer_id": follow}
+    return FlowResult(
+        FlowStatus.DONE, change, f"You are now on {plan.name}.", invoice, follow_up_offer_id=follow
+    )
+
+
+def complete_offer(
+    session: Session, clock: Clock, offer: Offer, invoice: Invoice | None
+) -> str | None:
+    """After payment: record accepted + paid, and create the post-purchase cross-sell offer."""
+    offers.record_event(session, clock, offer.id, "accepted", account_id=offer.account_id)
+    paid = offers.record_event(session, clock, offer.id, "paid", account_id=offer.account_id)
+    if invoice is not None and paid.events and paid.events[-1].type is OfferStatus.PAID:
+        paid.events[-1].amount = invoice.amount_paid
+    return _post_purchase_offer(session, clock, offer)
+
+
+def _post_purchase_offer(session: Session, clock: Clock, offer: Offer) -> str | None:
+    """The post-purchase cross-sell (UPSELL rule 2): one support add-on, exactly quoted."""
+    sub = live_subscription(account_of(session, offer.account_id))
+    published = store.load(session)
+    tier = published.catalog.tier(sub.tier_id) if sub is not None else None
+    if sub is None or tier is None:
+        return None
+    owned = {row.addon_id for row in active_addons(session, sub.account_id)}
+    addon = choose_post_purchase_addon(published.catalog, tier, owned, sub.interval, sub.currency)
+    if addon is None:
+        return None
+    now = clock.now()
+    try:
+        price, due = addon_quote(session, clock, sub.account_id, addon.id, now)
+    except TiergateError:
+        return None  # not sellable to this account after all: no cross-sell
+    follow = Offer(
+        id="off_" + secrets.token_hex(12),
+        account_id=sub.account_id,
+        trigger=OfferTrigger.POST_PURCHASE,
+        catalog_version=published.version,
+        from_tier_id=sub.tier_id,
+        to_tier_id=None,
+        from_interval=sub.interval,
+        interval=sub.interval,
+        currency=sub.currency,
+        addon_id=addon.id,
+        new_recurring_amount=price.amount if price.interval else None,
+        amount_due_today=due,
+        next_renewal_amount=None,
+        proration_date=now,
+        prompt=True,
+        details={"addon": addon.id, "name": addon.name, "after_offer": offer.id},
+        expires_at=now + timedelta(minutes=published.catalog.offers.quote_valid_minutes),
+        created_at=now,
+    )
+    session.add(follow)
+    session.flush()
+    return follow.id
+
+
+# ---- checkout (first paid subscription) -------------------------------------------------------
+
+
+def checkout_quote(
+    session: Session, clock: Clock, account_id: str, tier_id: str, interval: str, currency: str
+) -> tuple[Price, Quote, int]:
+    """The first subscription's price, charge today and trial days (Conflict when subscribed)."""
+    account = account_of(session, account_id)
+    if live_subscription(account) is not None:
+        raise Conflict(
+            "This account already has a subscription: change plans from the billing page."
+        )
+    published = store.load(session)
+    catalog = published.catalog
+    tier = catalog.tier(tier_id)
+    if tier is None or not tier.self_serve:
+        raise NotFound(f"Tier {tier_id!r} cannot be bought online.")
+    if currency not in catalog.currencies:
+        raise InvalidRequest(
+            f"Currency {currency!r} is not offered: use one of {catalog.currencies}."
+        )
+    plan = tier_price(catalog, tier_id, interval, currency)
+    # One trial per account: an account that ever had a subscription pays from the start.
+    trial_days = tier.trial_days if account.subscription is None else 0
+    discount = _auto_discount(catalog, tier_id, interval, currency, clock.now())
+    quote = start_quote(plan, (), (), clock.now(), trial_days, discount)
+    return plan, quote, trial_days
+
+
+def _auto_discount(
+    catalog: Catalog, tier_id: str, interval: str, currency: str, now: datetime
+) -> Discount | None:
+    promo = next(
+        (
+            p
+            for p in catalog.active_promotions(now)
+            if p.code is None and p.applies_to(tier_id, interval)
+        ),
+        None,
+    )
+    return discount_for(catalog, promo.id, currency) if promo else None
+
+
+def checkout(
+    session: Session,
+    clock: Clock,
+    provider: BillingProvider,
+    account_id: str,
+    tier_id: str,
+    interval: str,
+    currency: str,
+    *,
+    expected_amount_due: int,
+    urls: Urls,
+) -> FlowResult:
+    """Start a first paid subscription (manual: at once; Stripe: a Checkout redirect)."""
+    plan, quote, trial_days = checkout_quote(
+        session, clock, account_id, tier_id, interval, currency
+    )
+    published = store.load(session)
+    discount = _auto_discount(published.catalog, tier_id, interval, currency, clock.now())
+    if quote.amount_due != expected_amount_due:
+        raise QuoteExpired(
+            "The price changed since the page was shown: here is the current price.",
+            details={"amount_due": quote.amount_due, "quoted": expected_amount_due},
+        )
+    change = new_change(
+        session,
+        clock,
+        account_id,
+        "checkout",
+        {"tier": tier_id, "interval": interval, "trial_days": trial_days},
+        amount_due=quote.amount_due,
+        currency=currency,
+    )
+    account = account_of(session, account_id)
+    request = StartRequest(
+        change.id,
+        customer_of(account),
+        plan,
+        (),
+        (),
+        clock.now(),
+        trial_days,
+        discount,
+        quote.amount_due,
+        urls.success_url,
+        urls.cancel_url,
+    )
+    status, invoice, _, message = call_provider(
+        session,
+        clock,
+        provider,
+        change,
+        provider.start_subscription,
+        request,
+        quote.amount_due,
+        published.version,
+    )
+    if status is FlowStatus.DONE:
+        message = f"You are now on {plan.name}." + (
+            f" Your {trial_days}-day trial has started." if trial_days else ""
+        )
+    return FlowResult(
+        status, change, message, invoice, redirect_url=change.result.get("redirect_url")
+    )
+
+
+# ---- interval switch ------------------------------------------------------------------------
+
+
+def _check_proration_date(session: Session, clock: Clock, at: datetime) -> None:
+    minutes = store.load(session).catalog.offers.quote_valid_minutes
+    now = clock.now()
+    if at > now or at < now - timedelta(minutes=minutes):
+        raise QuoteExpired("This price was quoted too long ago: here is the current price.")
+
+
+def yearly_quote(session: Session, clock: Clock, account_id: str, at: datetime) -> Quote:
+    """What switching the account from monthly to yearly billing costs today, at `at`."""
+    _, sub = live_or_conflict(session, account_id)
+    if sub.interval != "month":
+        raise Conflict("This subscription is already billed yearly.")
+    state = state_of(session, sub)
+    within_period(state, at)
+    published = store.load(session)
+    plan = tier_price(published.catalog, sub.tier_id, "year", sub.currency)
+    addons = reprice(published.catalog, state.addons, "year", sub.currency)
+    discount = _auto_discount(published.catalog, sub.tier_id, "year", sub.currency, at)
+    return change_quote(state, plan, addons, (), at, discount)
+
+
+def switch_to_yearly(
+    session: Session,
+    clock: Clock,
+    provider: BillingProvider,
+    account_id: str,
+    *,
+    proration_date: datetime,
+    expected_amount_due: int,
+    urls: Urls,
+) -> FlowResult:
+    """Month -> year now, prorated like an upgrade; the new yearly period starts today."""
+    _check_proration_date(session, clock, proration_date)
+    quote = yearly_quote(session, clock, account_id, proration_date)
+    if quote.amount_due != expected_amount_due:
+        raise QuoteExpired("The price changed since the page was shown: here is the current price.")
+    account, sub = live_or_conflict(session, account_id)
+    state = state_of(session, sub)
+    published = store.load(session)
+    plan = tier_price(published.catalog, sub.tier_id, "year", sub.currency)
+    addons = reprice(published.catalog, state.addons, "year", sub.currency)
+    discount = _auto_discount(published.catalog, sub.tier_id, "year", sub.currency, proration_date)
+    change = new_change(
+        session,
+        clock,
+        account_id,
+        "interval",
+        {"interval": "year"},
+        amount_due=quote.amount_due,
+        currency=sub.currency,
+    )
+    request = ChangeRequest(
+        change.id,
+        customer_of(account),
+        state,
+        plan,
+        addons,
+        (),
+        proration_date,
+        discount,
+        quote.amount_due,
+        urls.success_url,
+    )
+    status, invoice, _, message = call_provider(
+        session,
+        clock,
+        provider,
+        change,
+        provider.change_subscription,
+        request,
+        quote.amount_due,
+        published.version,
+    )
+    if status is FlowStatus.DONE:
+        message = "You are now billed yearly."
+    return FlowResult(
+        status, change, message, invoice, redirect_url=change.result.get("redirect_url")
+    )
+
+
+# ---- add-ons --------------------------------------------------------------------------------
+
+
+def addon_quote(
+    session: Session, clock: Clock, account_id: str, addon_id: str, at: datetime
+) -> tuple[Price, int]:
+    """An add-on's price and what buying it costs today (eligibility errors say why not)."""
+    account, sub = _live_for_addon(session, account_id)
+    catalog = store.load(session).catalog
+    addon = catalog.addon(addon_id)
+    if addon is None:
+        raise NotFound(f"Add-on {addon_id!r} is not in the catalog.")
+    tier = catalog.tier(sub.tier_id) or store.load(session, sub.catalog_version).catalog.tier(
+        sub.tier_id
+    )
+    if tier is None:
+        raise InvalidRequest(f"The current tier {sub.tier_id!r} is not in the catalog.")
+    if tier.id in addon.included_in:
+        raise Conflict(f"{addon.name} is already included in {tier.name}.")
+    if not addon.purchasable_by(tier):
+        allowed = [t.name for t in catalog.tiers if addon.purchasable_by(t) and not t.hidden]
+        raise InvalidRequest(
+            f"{addon.name} is not available on {tier.name}"
+            + (f": it is available on {', '.join(allowed)}." if allowed else ".")
+        )
+    price = addon_price(catalog, addon, sub.interval, sub.currency)
+    if price.interval is None:
+        return price, price.amount
+    state = state_of(session, sub)
+    within_period(state, at)
+    if any(a.item_id == addon.id for a in state.addons):
+        raise Conflict(f"You already have {addon.name}.")
+    due = change_quote(state, state.plan, (*state.addons, price), (), at, None).amount_due
+    return price, due
+
+
+def _live_for_addon(session: Session, account_id: str) -> tuple[Account, Subscription]:
+    account = account_of(session, account_id)
+    sub = live_subscription(account)
+    if sub is None:
+        raise InvalidRequest("Add-ons need a paid plan: upgrade first, then add it.")
+    return account, sub
+
+
+def buy_addon(
+    session: Session,
+    clock: Clock,
+    provider: BillingProvider,
+    account_id: str,
+    addon_id: str,
+    *,
+    proration_date: datetime,
+    expected_amount_due: int,
+    urls: Urls,
+    offer_id: str | None = None,
+) -> FlowResult:
+    """Buy an add-on: recurring ones prorated for the rest of the period, one-time ones in full.
+
+    `offer_id` names the post-purchase offer the customer came from: its funnel records the sale.
+    """
+    _check_proration_date(session, clock, proration_date)
+    offer = offers.get_offer(session, offer_id, account_id=account_id) if offer_id else None
+    if offer is not None and offer.addon_id != addon_id:
+        raise InvalidRequest(f"Offer {offer.id} is not an offer for {addon_id!r}.")
+    price, due = addon_quote(session, clock, account_id, addon_id, proration_date)
+    if due != expected_amount_due:
+        raise QuoteExpired("The price changed since the page was shown: here is the current price.")
+    account, sub = _live_for_addon(session, account_id)
+    change = new_change(
+        session,
+        clock,
+        account_id,
+        "addon",
+        {"addon": addon_id},
+        offer_id=offer.id if offer is not None else None,
+        amount_due=due,
+        currency=sub.currency,
+    )
+    customer = customer_of(account)
+    call: Any
+    request: ChangeRequest | OneTimeRequest
+    if price.interval is None:
+        request = OneTimeRequest(change.id, customer, price, due)
+        call = provider.charge_one_time
+    else:
+        state = state_of(session, sub)
+        request = ChangeRequest(
+            change.id,
+            customer,
+            state,
+            state.plan,
+            (*state.addons, price),
+            (),
+            proration_date,
+            None,
+            due,
+            urls.success_url,
+        )
+        call = provider.change_subscription
+    status, invoice, _, message = call_provider(
+        session, clock, provider, change, call, request, due, sub.catalog_version
+    )
+    if status is FlowStatus.DONE:
+        if price.interval is None:
+            session.add(
+                AccountAddOn(
+                    account_id=account_id,
+                    addon_id=addon_id,
+                    quantity=1,
+                    active=True,
+                    purchased_at=clock.now(),
+                )
+            )
+        message = f"{price.name} is added."
+        if offer is not None and offer.status not in (OfferStatus.ACCEPTED, OfferStatus.PAID):
+            offers.record_event(session, clock, offer.id, "accepted", account_id=account_id)
+            paid = offers.record_event(session, clock, offer.id, "paid", account_id=account_id)
+            paid.events[-1].amount = invoice.amount_paid if invoice is not None else 0
+    return FlowResult(
+        status, change, message, invoice, redirect_url=change.result.get("redirect_url")
+    )
+
+
+def remove_addon(
+    session: Session, clock: Clock, provider: BillingProvider, account_id: str, addon_id: str
+) -> FlowResult:
+    """Remove a recurring add-on at the period end (it keeps working until then)."""
+    _, sub = _live_for_addon(session, account_id)
+    state = state_of(session, sub)
+    if not any(a.item_id == addon_id for a in state.addons):
+        raise NotFound(f"Add-on {addon_id!r} is not active on this account.")
+    current_next = state.next_addons if state.next_addons is not None else state.addons
+    kept = tuple(a for a in current_next if a.item_id != addon_id)
+    result = schedule_change(
+        session,
+        clock,
+        provider,
+        account_id,
+        "addon_remove",
+        next_plan=state.next_plan,
+        next_addons=kept,
+        cancel=state.cancel_at_period_end,
+    )
+    when = sub.current_period_end.strftime("%B %-d, %Y")
+    return FlowResult(result.status, result.change, f"The add-on ends on {when}.")
+
+
+# ---- the period end -------------------------------------------------------------------------
+
+
+def apply_period_end(
+    session: Session, clock: Clock, provider: BillingProvider, *, limit: int = 1000
+) -> list[FlowResult]:
+    """Renew every due subscription of this provider: apply scheduled changes, invoice periods."""
+    now = clock.now()
+    due = session.scalars(
+        select(Subscription)
+        .where(
+            Subscription.provider == provider.name,
+            Subscription.status.in_(LIVE),
+            Subscription.current_period_end <= now,
+        )
+        .order_by(Subscription.current_period_end)
+        .limit(limit)
+    ).all()
+    results = []
+    for sub in due:
+        # Catch up period by period so each period gets its own invoice.
+        while sub.status in LIVE and sub.current_period_end <= now:
+            results.append(_renew_one(session, clock, provider, sub))
+            if results[-1].status is not FlowStatus.DONE:
+                break
+    return results
+
+
+def _renew_one(
+    session: Session, clock: Clock, provider: BillingProvider, sub: Subscription
+) -> FlowResult:
+    account = account_of(session, sub.account_id)
+    state = state_of(session, sub)
+    scheduled = sub.scheduled_tier_id is not None or sub.scheduled_interval is not None
+    version = store.load(session).version if scheduled else sub.catalog_version
+    change = new_change(
+        session,
+        clock,
+        sub.account_id,
+        "renew",
+        {"period_end": sub.current_period_end.isoformat()},
+        currency=sub.currency,
+    )
+    request = RenewRequest(change.id, customer_of(account), state, None)
+    status, invoice, result, message = call_provider(
+        session, clock, provider, change, provider.renew, request, None, version
+    )
+    if status is FlowStatus.DONE and sub.status == SubscriptionStatus.CANCELED:
+        message = f"Canceled at the period end; {sub.account_id} is on the free tier."
+    elif status is FlowStatus.DONE:
+        message = (
+            f"Renewed {sub.account_id} on {sub.tier_id} until {sub.current_period_end:%Y-%m-%d}."
+        )
+    return FlowResult(status, change, message, invoice)

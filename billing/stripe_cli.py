@@ -1,0 +1,45 @@
+"""`tiergate stripe ...` commands: put the published catalog's products and prices into Stripe."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import with_appcontext
+
+from tiergate.db import get_db
+from tiergate.extensions import get_billing
+
+
+@click.group("stripe")
+def stripe_group() -> None:
+    """Stripe operations (catalog sync)."""
+
+
+@stripe_group.command("sync")
+@click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
+@with_appcontext
+def sync_command(dry_run: bool) -> None:
+    """Create or update Stripe Products and Prices for the newest published catalog."""
+    from billing import stripe_sync  # lazily: the CLI loads before the app is configured
+    from billing.stripe_provider import StripeBilling
+    from tiers import store
+
+    billing = get_billing()
+    if not isinstance(billing, StripeBilling):
+        raise click.ClickException(
+            "Billing is not through Stripe: set TIERGATE_STRIPE_SECRET_KEY (and "
+            "TIERGATE_STRIPE_WEBHOOK_SECRET) to sync the catalog to Stripe."
+        )
+    with get_db().session() as session:
+        published = store.load(session)
+    actions = stripe_sync.plan(billing.client, published)
+    for action in actions:
+        click.echo(("would: " if dry_run else "") + action.description)
+    if not actions:
+        click.echo(f"Stripe already sells catalog version {published.version}: nothing to do.")
+    elif dry_run:
+        click.echo(f"Dry run: {len(actions)} change(s) planned, nothing changed in Stripe.")
+    else:
+        stripe_sync.apply(billing.client, actions)
+        click.echo(
+            f"{len(actions)} change(s) made: Stripe sells catalog version {published.version}."
+        )

@@ -1,0 +1,678 @@
+"""End-user billing pages: the offer page (one-click prorated upgrade), success and declined
+pages, and the account's billing page (checkout, yearly switch, downgrade, cancel, resume,
+add-ons). Every page is opened through a signed link (billing/portal.py); every POST form is
+CSRF-protected (this blueprint only: the JSON API and webhooks stay exempt).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.wrappers import Response
+
+from billing import downgrade, portal, records, service
+from billing.models import BillingChange, ChangeStatus, Invoice
+from billing.provider import BillingProvider, QuoteMismatch
+from billing.quotes import add_interval
+from gating import offers
+from gating.models import Offer, OfferStatus
+from tiergate.db import get_session
+from tiergate.exceptions import NotFound, TiergateError
+from tiergate.extensions import get_billing, get_clock
+from tiers import store
+from tiers.model import AddOnBilling, Catalog, Tier
+from tiers.money import format_money
+
+bp = Blueprint("billing", __name__)
+
+Page = str | tuple[str, int] | Response
+
+
+def init_app(app: Flask) -> None:
+    """Register the pages and CSRF protection for this blueprint's forms only."""
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # protect() is called per blueprint
+    if "csrf" not in app.extensions:
+        CSRFProtect(app)
+    app.register_blueprint(bp)
+
+
+@bp.before_request
+def _protect_forms() -> None:
+    if request.method == "POST":
+        current_app.extensions["csrf"].protect()
+
+
+@bp.context_processor
+def _helpers() -> dict[str, Any]:
+    return {"money": money, "day": _day}
+
+
+def money(amount: int | None, currency: str) -> str:
+    """Minor units as the customer reads them: 2900, "usd" -> "$29.00"."""
+    return "" if amount is None else format_money(amount, currency)
+
+
+def _day(value: datetime | None) -> str:
+    return value.strftime("%B %-d, %Y") if value else ""
+
+
+def _provider() -> BillingProvider:
+    return cast(BillingProvider, get_billing())
+
+
+def _return_url() -> str | None:
+    return portal.safe_return_url(current_app.config, request.values.get("return_url"))
+
+
+# ---- the offer page ---------------------------------------------------------------------------
+
+
+def _offer_for_link(offer_id: str) -> tuple[Offer, str]:
+    account_id = portal.read_offer_token(current_app.config, request.values.get("t", ""), offer_id)
+    offer = offers.get_offer(get_session(), offer_id, account_id=account_id)
+    if offer.account_id != account_id:
+        raise NotFound(f"Offer {offer_id!r} does not exist for this account.")
+    return offer, account_id
+
+
+def offer_view(offer: Offer) -> dict[str, Any]:
+    """The numbers of UPSELL rule 5, exactly as they will be charged.
+
+    The quote's own words and amounts (Offer.details, as the API shows them) come first; what a
+    re-quoted or hand-made offer lacks is worked out from the catalog the same way.
+    """
+    session, clock = get_session(), get_clock()
+    details: dict[str, Any] = offer.details or {}
+    catalog = store.load(session, offer.catalog_version).catalog
+    to_tier = catalog.tier(offer.to_tier_id or "")
+    from_tier = catalog.tier(offer.from_tier_id or "") or catalog.free_tier
+    currency = offer.currency
+    sub = records.live_subscription(records.account_of(session, offer.account_id))
+    view: dict[str, Any] = {
+        "offer": offer,
+        "to_tier": to_tier,
+        "currency": currency,
+        "contact_sales": offer.contact_sales or to_tier is None or to_tier.contact_sales,
+        "contact_sales_url": details.get("contact_sales_url") or catalog.offers.contact_sales_url,
+        "expired": offer.expires_at is not None and clock.now() >= offer.expires_at,
+        "unlocked": _unlocked(session, catalog, offer, from_tier, to_tier),
+    }
+    if to_tier is None or view["contact_sales"]:
+        return view
+    interval = offer.interval or "month"
+    renews_at = _instant(details.get("next_renewal_at"))
+    if renews_at is None and sub is not None and sub.interval == interval:
+        renews_at = sub.current_period_end
+    elif renews_at is None:
+        renews_at = add_interval(offer.proration_date or offer.created_at, interval)
+    view.update(
+        interval=interval,
+        new_recurring=offer.new_recurring_amount,
+        due_today=offer.amount_due_today,
+        next_renewal=offer.next_renewal_amount,
+        renews_at=renews_at,
+        note=details.get("note"),
+        yearly=_yearly(details, to_tier, interval, currency),
+        price_jump=_price_jump(details, catalog, sub, to_tier, interval, currency),
+        promotion=_promotion(details, catalog, offer),
+        addon=_addon(session, clock, catalog, offer, interval),
+    )
+    return view
+
+
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _yearly(details: dict[str, Any], tier: Tier, interval: str, currency: str) -> Any:
+    """The one alternative (UPSELL 7): the same tier paid yearly, with its saving."""
+    stored = details.get("yearly_alternative")
+    if isinstance(stored, dict):
+        return {"amount": stored["recurring_amount"], "saving": stored.get("saving_amount", 0)}
+    month, year = tier.price("month", currency), tier.price("year", currency)
+    if interval == "month" and month and year and month * 12 > year:
+        return {"amount": year, "saving": month * 12 - year}
+    return None
+
+
+def _price_jump(
+    details: dict[str, Any], catalog: Catalog, sub: Any, tier: Tier, interval: str, currency: str
+) -> Any:
+    """The plain statement when the jump exceeds the catalog's guard (UPSELL 4), else None."""
+    stored = details.get("price_jump")
+    if isinstance(stored, dict):
+        return {"message": stored["message"]} if stored.get("exceeds_guard") else None
+    new = tier.price(interval, currency) or 0
+    old = 0
+    if sub is not None and sub.interval == interval:
+        old = records.state_of(get_session(), sub).plan.amount
+    guard = catalog.offers.price_jump_guard_percent
+    if old and new * 100 <= old * (100 + guard):
+        return None
+    message = f"{tier.name} costs {money(new, currency)} / {interval}"
+    if old:
+        message += f", {money(new - old, currency)} more than now"
+    return {"message": message + "."}
+
+
+def _promotion(details: dict[str, Any], catalog: Catalog, offer: Offer) -> Any:
+    """The promotion in the amounts: its end date only when it really ends (UPSELL 6)."""
+    stored = details.get("promotion")
+    if isinstance(stored, dict):
+        ends = _instant(stored.get("ends_at")) if stored.get("limited_time") else None
+        return {"name": stored["name"], "ends_at": ends}
+    promo = next((p for p in catalog.promotions if p.id == offer.promotion_id), None)
+    return {"name": promo.name, "ends_at": promo.ends_at} if promo else None
+
+
+def _addon(session: Any, clock: Any, catalog: Catalog, offer: Offer, interval: str) -> Any:
+    """At most one add-on (UPSELL 1) with what it adds today and per interval."""
+    addon = catalog.addon(offer.addon_id or "")
+    if addon is None:
+        return None
+    due = service.offer_addon_due_today(session, clock, offer)
+    if due is None:
+        return None
+    recurring = addon.billing is AddOnBilling.RECURRING
+    return {
+        "addon": addon,
+        "due_today": due,
+        "recurring": addon.price(interval, offer.currency) if recurring else None,
+    }
+
+
+def _unlocked(
+    session: Any, catalog: Catalog, offer: Offer, from_tier: Tier | None, to_tier: Tier | None
+) -> dict[str, Any] | None:
+    """What is unlocked, in the customer's usage terms: "10 of 10 projects used → 50 projects"."""
+    feature = catalog.feature(offer.feature_id or "")
+    if feature is None or to_tier is None:
+        return None
+    details: dict[str, Any] = offer.details or {}
+    usage, to = details.get("usage") or {}, details.get("to") or {}
+    if usage.get("text") and to.get("limit_text"):
+        return {"feature": feature, "text": f"{usage['text']} \u2192 {to['limit_text']}"}
+    after = to_tier.grant(feature.id)
+    if not feature.metered:
+        return {"feature": feature, "text": f"{feature.name} included"}
+    before = from_tier.grant(feature.id) if from_tier is not None else None
+    used = records.usage_of(session, offer.account_id, feature.id, feature.kind)
+    new = (
+        f"{after.limit} {feature.units(after.limit)}"
+        if after.limit is not None
+        else (f"Unlimited {feature.units(None)}")
+    )
+    if before is None or not before.enabled or before.limit is None:
+        return {"feature": feature, "text": f"{used} {feature.units(used)} used \u2192 {new}"}
+    limit = before.limit
+    return {
+        "feature": feature,
+        "text": f"{used} of {limit} {feature.units(limit)} used \u2192 {new}",
+    }
+
+
+@bp.get("/offers/<offer_id>")
+def offer_page(offer_id: str) -> Page:
+    """The upgrade offer: exact amounts, one primary button, "Not now"."""
+    session = get_session()
+    offer, account_id = _offer_for_link(offer_id)
+    if any(c.status is ChangeStatus.APPLIED for c in _changes_of(offer.id)):
+        return redirect(_done_url(offer, account_id))
+    view = offer_view(offer)
+    if view["expired"] and not view["contact_sales"]:
+        fresh = _requoted(offer, account_id)
+        if fresh is not None:
+            return redirect(fresh)
+    if not view["expired"] and not any(e.type is OfferStatus.SHOWN for e in offer.events):
+        offers.record_event(session, get_clock(), offer.id, "shown", account_id=account_id)
+        session.commit()
+    return render_template(
+        "offer.html",
+        token=request.values["t"],
+        return_url=_return_url(),
+        expired_message=_requote_message(offer),
+        **view,
+    )
+
+
+def _requoted(offer: Offer, account_id: str) -> str | None:
+    """The link of a fresh quote for an expired offer (None when it cannot be re-quoted)."""
+    session = get_session()
+    try:
+        fresh = service.requote(session, get_clock(), offer)
+    except TiergateError:
+        session.rollback()
+        return None
+    session.commit()
+    return portal.offer_link(current_app.config, account_id, fresh.id, _return_url())
+
+
+def _requote_message(offer: Offer) -> str | None:
+    old_id = (offer.details or {}).get("requoted_from")
+    old = get_session().get(Offer, old_id) if isinstance(old_id, str) else None
+    if old is None:
+        return None
+    quoted = old.created_at.strftime("%H:%M")
+    return f"This price was quoted at {quoted} UTC and has expired: here is the current price."
+
+
+def _changes_of(offer_id: str) -> list[BillingChange]:
+    return list(
+        get_session().scalars(select(BillingChange).where(BillingChange.offer_id == offer_id))
+    )
+
+
+def _done_url(offer: Offer, account_id: str) -> str:
+    token = portal.offer_token(current_app.config, account_id, offer.id)
+    return url_for("billing.offer_done", offer_id=offer.id, t=token, return_url=_return_url())
+
+
+@bp.post("/offers/<offer_id>/accept")
+def offer_accept(offer_id: str) -> Page:
+    """Press "Upgrade now": record the click, charge exactly the quote, show the outcome."""
+    session, clock = get_session(), get_clock()
+    offer, account_id = _offer_for_link(offer_id)
+    if offer.status not in (OfferStatus.ACCEPTED, OfferStatus.PAID):
+        offers.record_event(session, clock, offer.id, "clicked", account_id=account_id)
+    token = request.values["t"]
+    urls = service.Urls(
+        success_url=current_app.config["BASE_URL"].rstrip("/") + _done_url(offer, account_id),
+        cancel_url=portal.offer_link(current_app.config, account_id, offer.id, _return_url()),
+    )
+    try:
+        result = service.accept_offer(
+            session,
+            clock,
+            _provider(),
+            offer.id,
+            account_id,
+            with_addon=request.form.get("addon") == "yes",
+            urls=urls,
+        )
+    except service.QuoteExpired as exc:
+        session.commit()  # keep the click
+        fresh = _requoted(offer, account_id)
+        if fresh is not None:
+            return redirect(fresh, code=303)
+        view = offer_view(offer)
+        return render_template(
+            "offer.html", token=token, return_url=_return_url(), expired_message=exc.message, **view
+        ), 409
+    except QuoteMismatch:
+        session.commit()  # keep the failed change for the operator
+        raise
+    except IntegrityError:
+        # A concurrent accept of the same offer wrote this attempt's change first: show its result.
+        session.rollback()
+        return redirect(portal.offer_link(current_app.config, account_id, offer.id, _return_url()))
+    session.commit()
+    if result.status is service.FlowStatus.REDIRECT and result.redirect_url:
+        return redirect(result.redirect_url)
+    if result.status is service.FlowStatus.DONE:
+        return redirect(_done_url(offer, account_id))
+    return render_template(
+        "billing_declined.html",
+        message=result.message,
+        retry_url=portal.offer_link(current_app.config, account_id, offer.id, _return_url()),
+        return_url=_return_url(),
+        status=result.status.value,
+    ), 402 if result.status is service.FlowStatus.DECLINED else 503
+
+
+@bp.post("/offers/<offer_id>/dismiss")
+def offer_dismiss(offer_id: str) -> Page:
+    """ "Not now": record the dismissal (the cooldown starts) and go back to the app."""
+    session = get_session()
+    offer, account_id = _offer_for_link(offer_id)
+    if offer.status not in (OfferStatus.ACCEPTED, OfferStatus.PAID):
+        offers.record_event(session, get_clock(), offer.id, "dismissed", account_id=account_id)
+        session.commit()
+    target = _return_url()
+    if target:
+        return redirect(target)
+    return render_template("billing_dismissed.html", base_url=current_app.config["BASE_URL"])
+
+
+@bp.get("/offers/<offer_id>/done")
+def offer_done(offer_id: str) -> Page:
+    """After a successful upgrade: what changed, what was charged, one post-purchase add-on."""
+    offer, account_id = _offer_for_link(offer_id)
+    applied = [c for c in _changes_of(offer.id) if c.status is ChangeStatus.APPLIED]
+    if not applied:
+        return redirect(portal.offer_link(current_app.config, account_id, offer.id, _return_url()))
+    return _success_page(applied[0], account_id)
+
+
+def _success_page(change: BillingChange, account_id: str) -> Page:
+    session = get_session()
+    invoice = session.scalar(select(Invoice).where(Invoice.change_id == change.id))
+    account = records.account_of(session, account_id)
+    sub = account.subscription
+    catalog = store.load(session).catalog
+    tier = catalog.tier(sub.tier_id) if sub is not None else None
+    follow: dict[str, Any] | None = None
+    follow_id = (change.result or {}).get("follow_up_offer_id")
+    if follow_id:
+        offer = session.get(Offer, follow_id)
+        addon = catalog.addon(offer.addon_id or "") if offer is not None else None
+        if offer is not None and offer.status is OfferStatus.CREATED:
+            offers.record_event(session, get_clock(), offer.id, "shown", account_id=account_id)
+            session.commit()
+        if offer is not None and addon is not None and offer.status is OfferStatus.SHOWN:
+            follow = {
+                "offer": offer,
+                "addon": addon,
+                "url": url_for(
+                    "billing.addon_page",
+                    addon_id=addon.id,
+                    t=portal.account_token(current_app.config, account_id),
+                    offer=offer.id,
+                    return_url=_return_url(),
+                ),
+            }
+    return render_template(
+        "billing_success.html",
+        change=change,
+        invoice=invoice,
+        subscription=sub,
+        tier=tier,
+        follow=follow,
+        return_url=_return_url(),
+        message=_success_message(change, tier),
+        manage_url=portal.account_link(current_app.config, account_id, _return_url()),
+    )
+
+
+def _success_message(change: BillingChange, tier: Any) -> str:
+    name = tier.name if tier is not None else "your plan"
+    return {
+        "upgrade": f"You are now on {name}.",
+        "subscribe": f"You are now on {name}.",
+        "checkout": f"You are now on {name}.",
+        "interval": f"{name} is now billed yearly.",
+        "addon": "Your add-on is active.",
+    }.get(change.kind, "Done.")
+
+
+# ---- the account's billing page ------------------------------------------------------------
+
+
+def _account_id() -> str:
+    return portal.read_account_token(current_app.config, request.values.get("t", ""))
+
+
+def _ctx(account_id: str) -> dict[str, Any]:
+    return {
+        "token": portal.account_token(current_app.config, account_id),
+        "return_url": _return_url(),
+    }
+
+
+def _done(result: service.FlowResult, account_id: str) -> Page:
+    if result.status is service.FlowStatus.REDIRECT and result.redirect_url:
+        return redirect(result.redirect_url)
+    if result.status is service.FlowStatus.DONE:
+        token = portal.account_token(current_app.config, account_id)
+        return redirect(
+            url_for(
+                "billing.change_page", change_id=result.change.id, t=token, return_url=_return_url()
+            )
+        )
+    code = 402 if result.status is service.FlowStatus.DECLINED else 503
+    return render_template(
+        "billing_declined.html",
+        message=result.message,
+        status=result.status.value,
+        retry_url=portal.account_link(current_app.config, account_id, _return_url()),
+        return_url=_return_url(),
+    ), code
+
+
+def _urls(account_id: str) -> service.Urls:
+    link = portal.account_link(current_app.config, account_id, _return_url())
+    return service.Urls(success_url=link, cancel_url=link)
+
+
+def _at() -> datetime:
+    raw = request.form.get("at", "")
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise service.QuoteExpired(
+            "The form is missing its quote time: here is the current price."
+        ) from None
+    if value.tzinfo is None:
+        raise service.QuoteExpired("The quote time has no timezone: here is the current price.")
+    return value
+
+
+def _amount() -> int:
+    raw = request.form.get("amount", "")
+    if not raw.isdigit() or len(raw) > 15:
+        raise service.QuoteExpired("The form is missing its amount: here is the current price.")
+    return int(raw)
+
+
+@bp.get("/billing")
+def account_page() -> Page:
+    """The account's plan, scheduled changes and what can be changed."""
+    session = get_session()
+    account_id = _account_id()
+    account = records.account_of(session, account_id)
+    sub = records.live_subscription(account)
+    catalog = store.load(session).catalog
+    state = records.state_of(session, sub) if sub is not None else None
+    current = catalog.tier(sub.tier_id) if sub is not None else catalog.free_tier
+    lower: list[Tier] = []
+    higher: list[Tier] = []
+    for tier in catalog.listed_tiers:
+        if tier.free or tier.contact_sales or current is None:
+            continue
+        (
+            higher if tier.order > current.order else lower if tier.order < current.order else []
+        ).append(tier)
+    addons = [a for a in catalog.addons if current is not None and a.purchasable_by(current)]
+    invoices = session.scalars(
+        select(Invoice)
+        .where(Invoice.account_id == account_id)
+        .order_by(Invoice.id.desc())
+        .limit(12)
+    ).all()
+    return render_template(
+        "billing_account.html",
+        account=account,
+        sub=sub,
+        state=state,
+        tier=current,
+        catalog=catalog,
+        lower=lower,
+        higher=higher,
+        addons=addons,
+        invoices=invoices,
+        owned={a.item_id for a in state.addons} if state else set(),
+        **_ctx(account_id),
+    )
+
+
+@bp.route("/billing/checkout", methods=["GET", "POST"])
+def checkout_page() -> Page:
+    """A first paid subscription: the price, the trial, then confirm."""
+    session, clock = get_session(), get_clock()
+    account_id = _account_id()
+    tier_id = request.values.get("tier", "")
+    interval = request.values.get("interval", "month")
+    catalog = store.load(session).catalog
+    currency = request.values.get("currency") or catalog.default_currency
+    plan, quote, trial_days = service.checkout_quote(
+        session, clock, account_id, tier_id, interval, currency.lower()
+    )
+    if request.method == "POST":
+        result = service.checkout(
+            session,
+            clock,
+            _provider(),
+            account_id,
+            tier_id,
+            interval,
+            currency.lower(),
+            expected_amount_due=_amount(),
+            urls=_urls(account_id),
+        )
+        session.commit()
+        return _done(result, account_id)
+    return render_template(
+        "billing_checkout.html",
+        plan=plan,
+        quote=quote,
+        trial_days=trial_days,
+        currency=currency.lower(),
+        **_ctx(account_id),
+    )
+
+
+@bp.route("/billing/yearly", methods=["GET", "POST"])
+def yearly_page() -> Page:
+    """Switch monthly -> yearly now, prorated, with the amount due today shown first."""
+    session, clock = get_session(), get_clock()
+    account_id = _account_id()
+    if request.method == "POST":
+        result = service.switch_to_yearly(
+            session,
+            clock,
+            _provider(),
+            account_id,
+            proration_date=_at(),
+            expected_amount_due=_amount(),
+            urls=_urls(account_id),
+        )
+        session.commit()
+        return _done(result, account_id)
+    at = clock.now()
+    quote = service.yearly_quote(session, clock, account_id, at)
+    return render_template(
+        "billing_yearly.html", quote=quote, at=at.isoformat(), **_ctx(account_id)
+    )
+
+
+@bp.route("/billing/downgrade", methods=["GET", "POST"])
+def downgrade_page() -> Page:
+    """A downgrade (or yearly -> monthly) at the period end: the loss spelled out, then confirm."""
+    session, clock = get_session(), get_clock()
+    account_id = _account_id()
+    tier_id = request.values.get("tier", "")
+    interval = request.values.get("interval") or None
+    if request.method == "POST":
+        result = downgrade.confirm_downgrade(
+            session, clock, _provider(), account_id, tier_id, interval
+        )
+        session.commit()
+        return _scheduled_page(result, account_id)
+    preview = downgrade.downgrade_preview(session, clock, account_id, tier_id, interval)
+    return render_template(
+        "billing_downgrade.html",
+        preview=preview,
+        tier_id=tier_id,
+        interval=preview.interval,
+        **_ctx(account_id),
+    )
+
+
+@bp.route("/billing/cancel", methods=["GET", "POST"])
+def cancel_page() -> Page:
+    """Cancel at the period end: the loss spelled out, then confirm."""
+    session, clock = get_session(), get_clock()
+    account_id = _account_id()
+    if request.method == "POST":
+        result = downgrade.cancel(session, clock, _provider(), account_id)
+        session.commit()
+        return _scheduled_page(result, account_id)
+    preview = downgrade.downgrade_preview(session, clock, account_id, None)
+    return render_template(
+        "billing_downgrade.html",
+        preview=preview,
+        tier_id="",
+        interval=preview.interval,
+        **_ctx(account_id),
+    )
+
+
+@bp.post("/billing/resume")
+def resume_page() -> Page:
+    """Keep the current plan: clear a scheduled downgrade or cancellation."""
+    session, clock = get_session(), get_clock()
+    account_id = _account_id()
+    result = downgrade.resume(session, clock, _provider(), account_id)
+    session.commit()
+    return _scheduled_page(result, account_id)
+
+
+def _scheduled_page(result: service.FlowResult, account_id: str) -> Page:
+    if result.status is not service.FlowStatus.DONE:
+        return _done(result, account_id)
+    return render_template("billing_scheduled.html", message=result.message, **_ctx(account_id))
+
+
+@bp.route("/billing/addons/<addon_id>", methods=["GET", "POST"])
+def addon_page(addon_id: str) -> Page:
+    """Buy an add-on: eligibility, the amount due today, then confirm."""
+    session, clock = get_session(), get_clock()
+    account_id = _account_id()
+    if request.method == "POST":
+        result = service.buy_addon(
+            session,
+            clock,
+            _provider(),
+            account_id,
+            addon_id,
+            proration_date=_at(),
+            expected_amount_due=_amount(),
+            urls=_urls(account_id),
+            offer_id=request.form.get("offer") or None,
+        )
+        session.commit()
+        return _done(result, account_id)
+    at = clock.now()
+    price, due = service.addon_quote(session, clock, account_id, addon_id, at)
+    offer_id = request.args.get("offer")
+    if offer_id:  # from the post-purchase cross-sell: record the click
+        offer = offers.get_offer(session, offer_id, account_id=account_id)
+        if offer.status is OfferStatus.SHOWN:
+            offers.record_event(session, clock, offer.id, "clicked", account_id=account_id)
+            session.commit()
+    addon = store.load(session).catalog.addon(addon_id)
+    return render_template(
+        "billing_addon.html",
+        price=price,
+        due=due,
+        addon=addon,
+        at=at.isoformat(),
+        offer_id=offer_id,
+        **_ctx(account_id),
+    )
+
+
+@bp.post("/billing/addons/<addon_id>/remove")
+def addon_remove(addon_id: str) -> Page:
+    """Remove a recurring add-on at the period end."""
+    session, clock = get_session(), get_clock()
+    account_id = _account_id()
+    result = service.remove_addon(session, clock, _provider(), account_id, addon_id)
+    session.commit()
+    return _scheduled_page(result, account_id)
+
+
+@bp.get("/billing/changes/<change_id>")
+def change_page(change_id: str) -> Page:
+    """The success page of an account flow."""
+    account_id = _account_id()
+    change = get_session().get(BillingChange, change_id)
+    if change is None or change.account_id != account_id:
+        raise NotFound(f"Change {change_id!r} does not exist for this account.")
+    return _success_page(change, account_id)

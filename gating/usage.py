@@ -1,0 +1,133 @@
+"""Usage counters in SQL. Every change is ONE atomic statement: no read-then-write, so no
+concurrency can push an account past its cap (PostgreSQL and SQLite alike)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from gating.models import UsageCounter
+
+_KEY = ("account_id", "feature_id", "period_start")
+
+
+def _insert(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert(UsageCounter)
+
+
+def add(
+    session: Session,
+    account_id: str,
+    feature_id: str,
+    period_start: datetime,
+    quantity: int,
+    cap: int | None,
+    now: datetime,
+) -> int | None:
+    """Add `quantity` if the result stays within `cap` (None: no cap); the new total, or None
+    when denied (then nothing was written)."""
+    if cap is not None and quantity > cap:
+        return None
+    stmt = _insert(session).values(
+        account_id=account_id,
+        feature_id=feature_id,
+        period_start=period_start,
+        used=quantity,
+        updated_at=now,
+    )
+    total = UsageCounter.used + stmt.excluded.used
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(_KEY),
+        set_={"used": total, "updated_at": stmt.excluded.updated_at},
+        where=(total <= cap) if cap is not None else None,
+    ).returning(UsageCounter.used)
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def set_value(
+    session: Session,
+    account_id: str,
+    feature_id: str,
+    period_start: datetime,
+    value: int,
+    cap: int | None,
+    now: datetime,
+) -> int | None:
+    """Set a gauge to `value`: always allowed downwards, upwards only within `cap`."""
+    if cap is not None and value > cap:
+        # Only lowering is allowed above the cap: update only where value <= current.
+        stmt = (
+            update(UsageCounter)
+            .where(*_where(account_id, feature_id, period_start), UsageCounter.used >= value)
+            .values(used=value, updated_at=now)
+            .returning(UsageCounter.used)
+        )
+        return session.execute(stmt).scalar_one_or_none()
+    stmt = _insert(session).values(
+        account_id=account_id,
+        feature_id=feature_id,
+        period_start=period_start,
+        used=value,
+        updated_at=now,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(_KEY),
+        set_={"used": stmt.excluded.used, "updated_at": stmt.excluded.updated_at},
+    ).returning(UsageCounter.used)
+    return session.execute(stmt).scalar_one()
+
+
+def release(
+    session: Session,
+    account_id: str,
+    feature_id: str,
+    period_start: datetime,
+    quantity: int,
+    now: datetime,
+) -> int:
+    """Give units back; usage never goes below zero. The new total."""
+    stmt = (
+        update(UsageCounter)
+        .where(*_where(account_id, feature_id, period_start))
+        .values(
+            used=case((UsageCounter.used > quantity, UsageCounter.used - quantity), else_=0),
+            updated_at=now,
+        )
+        .returning(UsageCounter.used)
+    )
+    result = session.execute(stmt).scalar_one_or_none()
+    return 0 if result is None else result
+
+
+def used(session: Session, account_id: str, feature_id: str, period_start: datetime) -> int:
+    found = session.scalar(
+        select(UsageCounter.used).where(*_where(account_id, feature_id, period_start))
+    )
+    return found or 0
+
+
+def used_many(session: Session, account_id: str, periods: dict[str, datetime]) -> dict[str, int]:
+    """Usage of several features, each in its own period, in one query."""
+    if not periods:
+        return {}
+    rows = session.execute(
+        select(UsageCounter.feature_id, UsageCounter.used).where(
+            UsageCounter.account_id == account_id,
+            tuple_(UsageCounter.feature_id, UsageCounter.period_start).in_(list(periods.items())),
+        )
+    )
+    found = {fid: n for fid, n in rows}
+    return {fid: found.get(fid, 0) for fid in periods}
+
+
+def _where(account_id: str, feature_id: str, period_start: datetime) -> tuple[Any, ...]:
+    return (
+        UsageCounter.account_id == account_id,
+        UsageCounter.feature_id == feature_id,
+        UsageCounter.period_start == period_start,
+    )

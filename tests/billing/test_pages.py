@@ -1,0 +1,581 @@
+"""The end-user pages, end to end through the test client with CSRF protection on.
+
+Each flow is driven the way a customer drives it: open the signed link, read the page, post
+its form (with the CSRF token it carries), and compare the amount the page showed with the
+Invoice row that was recorded.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from billing import portal
+from billing.cli import billing_group
+from billing.models import Invoice
+from gating.models import Account, Offer, OfferEvent
+from tests.billing.conftest import (
+    PERIOD_END,
+    DecliningBilling,
+    add_account,
+    dollars,
+    form_fields,
+    gate_offer,
+    quote_offer,
+    set_gauge,
+    subscribe,
+)
+from tiergate.db import get_db
+
+
+@pytest.fixture
+def version(demo_catalog) -> int:  # type: ignore[no-untyped-def]
+    return int(demo_catalog.version)
+
+
+@pytest.fixture
+def db(app):  # type: ignore[no-untyped-def]
+    """A session committed at the end of each `with db() as s:` block."""
+    return get_db(app).session
+
+
+def make_offer(app, db, clock, version, account_id="acme", **kw: Any) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """A Starter account halfway through its period, quoted Pro for 10.00 today."""
+    with db() as s:
+        if s.get(Account, account_id) is None:
+            subscribe(s, account_id, clock, version)
+            set_gauge(s, account_id, "projects", 10, clock)
+        kw.setdefault("amount_due_today", 1000)
+        kw.setdefault("new_recurring", 2900)
+        offer = quote_offer(s, account_id, clock, version, **kw)
+        offer_id = offer.id
+    return offer_id, portal.offer_link(app.config, account_id, offer_id)
+
+
+SELF = '<form method="post">'  # a form posting back to its own page
+
+
+def path(url: str) -> str:
+    return url.replace("http://localhost", "")
+
+
+def invoices(db, account_id="acme") -> list[Invoice]:  # type: ignore[no-untyped-def]
+    with db() as s:
+        return list(s.scalars(select(Invoice).where(Invoice.account_id == account_id)))
+
+
+def event_types(db, offer_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+    with db() as s:
+        rows = s.scalars(
+            select(OfferEvent).where(OfferEvent.offer_id == offer_id).order_by(OfferEvent.id)
+        )
+        return [e.type.value for e in rows]
+
+
+def tier_of(db, account_id="acme") -> str:  # type: ignore[no-untyped-def]
+    with db() as s:
+        return s.get(Account, account_id).subscription.tier_id  # type: ignore[union-attr]
+
+
+def post_form(
+    client,
+    page: str,
+    action: str,
+    extra: dict[str, str] | None = None,  # type: ignore[no-untyped-def]
+    url: str | None = None,
+):
+    """Post the page's form whose tag contains `action` (to `url` when the form has none)."""
+    fields = form_fields(page, action)
+    return client.post(url or action, data={**fields, **(extra or {})})
+
+
+# ---- the offer page ------------------------------------------------------------------------
+
+
+def test_the_offer_page_shows_the_exact_numbers_and_records_shown_once(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    offer_id, link = make_offer(app, db, clock, version)
+    page = client.get(path(link)).get_data(as_text=True)
+    assert "10 of 10 projects used \u2192 50 projects" in page
+    assert "$29.00 per month" in page
+    assert re.search(r'data-amount="due_today">\$10\.00', page)
+    assert "$29.00 on November 30, 2026" in page
+    assert "Or pay yearly: $290.00 per year, saving $58.00." in page
+    assert "Upgrade now — pay $10.00 today" in page
+    assert "Not now" in page
+    assert "This price holds until 12:30 UTC" in page
+    client.get(path(link))
+    assert event_types(db, offer_id) == ["shown"]
+
+
+def test_the_offer_page_shows_a_promotion_with_its_real_end_date(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    _, link = make_offer(
+        app,
+        db,
+        clock,
+        version,
+        interval="year",
+        amount_due_today=22750,
+        new_recurring=23200,
+        next_renewal=29000,
+        promotion_id="yearly_launch",
+    )
+    page = client.get(path(link)).get_data(as_text=True)
+    assert (
+        "20 % off your first year is included in these amounts (offer ends March 31, 2027)" in page
+    )
+
+
+def test_the_offer_page_states_a_price_jump_plainly(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    _, link = make_offer(app, db, clock, version)
+    page = client.get(path(link)).get_data(as_text=True)
+    assert "Pro costs $29.00 / month, $20.00 more than now." in page
+
+
+def test_a_quote_from_the_gate_is_shown_in_its_own_words_and_charged_exactly(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    with db() as s:
+        subscribe(s, "acme", clock, version)
+        set_gauge(s, "acme", "projects", 10, clock)
+        offer = gate_offer(s, clock, "acme", "projects", used=10, requested=1)
+        offer_id, quoted = offer.id, offer.amount_due_today
+    page = client.get(path(portal.offer_link(app.config, "acme", offer_id))).get_data(as_text=True)
+    assert "10 of 10 projects used \u2192 50 projects" in page
+    assert "Pro costs $29.00 / month, $20.00 more than Starter (+223 %)." in page
+    shown = dollars(re.search(r"Upgrade now — pay (\S+) today", page).group(1))  # type: ignore[union-attr]
+    post_form(client, page, f"/offers/{offer_id}/accept")
+    [invoice] = invoices(db)
+    assert invoice.amount_paid == shown == quoted
+
+
+def test_the_offer_page_needs_a_valid_signed_link(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    offer_id, link = make_offer(app, db, clock, version)
+    assert client.get(f"/offers/{offer_id}").status_code == 403
+    assert client.get(f"/offers/{offer_id}?t=forged").status_code == 403
+    other_id, _ = make_offer(app, db, clock, version)
+    token = link.split("t=")[1].split("&")[0]
+    assert client.get(f"/offers/{other_id}?t={token}").status_code == 403
+    assert event_types(db, offer_id) == []
+
+
+def test_a_link_signed_for_another_account_does_not_open_the_offer(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    offer_id, _ = make_offer(app, db, clock, version)
+    with db() as s:
+        add_account(s, "intruder", clock)
+    link = portal.offer_link(app.config, "intruder", offer_id)
+    assert client.get(path(link)).status_code == 404
+
+
+def test_an_expired_link_is_refused(app, client, db, clock, version) -> None:  # type: ignore[no-untyped-def]
+    offer_id, link = make_offer(app, db, clock, version)
+    app.config["BILLING_LINK_MAX_AGE"] = -1
+    response = client.get(path(link))
+    assert response.status_code == 403 and "expired" in response.get_data(as_text=True)
+
+
+# ---- accepting ----------------------------------------------------------------------------
+
+
+def test_upgrading_charges_the_amount_the_page_showed(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    offer_id, link = make_offer(app, db, clock, version)
+    page = client.get(path(link)).get_data(as_text=True)
+    shown = dollars(re.search(r"Upgrade now — pay (\S+) today", page).group(1))  # type: ignore[union-attr]
+    response = post_form(client, page, f"/offers/{offer_id}/accept")
+    assert response.status_code == 302
+    done = client.get(response.headers["Location"]).get_data(as_text=True)
+    [invoice] = invoices(db)
+    assert invoice.amount_paid == shown == 1000
+    assert dollars(re.search(r"Charged today: <strong[^>]*>([^<]+)<", done).group(1)) == 1000  # type: ignore[union-attr]
+    assert "You are now on Pro." in done
+    assert tier_of(db) == "pro"
+    assert event_types(db, offer_id) == ["shown", "clicked", "accepted", "paid"]
+
+
+def test_the_upgrade_form_is_refused_without_its_csrf_token(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    offer_id, link = make_offer(app, db, clock, version)
+    page = client.get(path(link)).get_data(as_text=True)
+    fields = form_fields(page, f"/offers/{offer_id}/accept")
+    del fields["csrf_token"]
+    response = client.post(f"/offers/{offer_id}/accept", data=fields)
+    assert response.status_code == 400
+    assert invoices(db) == [] and tier_of(db) == "starter"
+
+
+def test_a_replayed_upgrade_form_charges_once(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    offer_id, link = make_offer(app, db, clock, version)
+    page = client.get(path(link)).get_data(as_text=True)
+    first = post_form(client, page, f"/offers/{offer_id}/accept")
+    second = post_form(client, page, f"/offers/{offer_id}/accept")
+    assert first.status_code == second.status_code == 302
+    assert len(invoices(db)) == 1
+
+
+def test_the_upgrade_with_the_addon_ticked_charges_both_as_shown(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    offer_id, link = make_offer(app, db, clock, version, addon_id="extended_support")
+    page = client.get(path(link)).get_data(as_text=True)
+    assert "Add Extended support: $24.50 today, then $49.00 per month." in page
+    shown = dollars(re.search(r"With Extended support: (\S+) today", page).group(1))  # type: ignore[union-attr]
+    post_form(client, page, f"/offers/{offer_id}/accept", {"addon": "yes"})
+    [invoice] = invoices(db)
+    assert invoice.amount_paid == shown == 3450
+
+
+def test_an_expired_quote_says_when_it_was_quoted_and_shows_the_current_price(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    offer_id, link = make_offer(app, db, clock, version)
+    page = client.get(path(link)).get_data(as_text=True)
+    clock.advance(minutes=31)
+    response = post_form(client, page, f"/offers/{offer_id}/accept")
+    assert response.status_code == 303 and offer_id not in response.headers["Location"]
+    assert invoices(db) == [] and tier_of(db) == "starter"
+    fresh = client.get(path(response.headers["Location"])).get_data(as_text=True)
+    assert "This price was quoted at 12:00 UTC and has expired: here is the current price." in fresh
+    # 31 minutes later, Stripe's proration gives 4.49 credit and 14.48 charge.
+    shown = dollars(re.search(r"Upgrade now — pay (\S+) today", fresh).group(1))  # type: ignore[union-attr]
+    assert shown == 999
+    fresh_id = re.search(r'action="/offers/(off_\w+)/accept"', fresh).group(1)  # type: ignore[union-attr]
+    post_form(client, fresh, f"/offers/{fresh_id}/accept")
+    assert [i.amount_paid for i in invoices(db)] == [999]
+    assert tier_of(db) == "pro"
+
+
+def test_opening_an_expired_offer_re_quotes_it_once(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    offer_id, link = make_offer(app, db, clock, version)
+    clock.advance(hours=2)
+    first = client.get(path(link))
+    second = client.get(path(link))
+    assert first.status_code == second.status_code == 302
+    fresh = lambda r: r.headers["Location"].split("?")[0]  # noqa: E731
+    assert fresh(first) == fresh(second) and offer_id not in fresh(first)
+
+
+def test_a_declined_card_shows_a_clear_message_and_changes_nothing(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    app.extensions["tiergate.billing"] = DecliningBilling()
+    offer_id, link = make_offer(app, db, clock, version)
+    page = client.get(path(link)).get_data(as_text=True)
+    response = post_form(client, page, f"/offers/{offer_id}/accept")
+    body = response.get_data(as_text=True)
+    assert response.status_code == 402
+    assert "Your card was declined" in body and "you are still on Starter" in body
+    assert invoices(db) == [] and tier_of(db) == "starter"
+    assert event_types(db, offer_id)[-1] == "failed"
+
+
+def test_the_success_page_cross_sells_one_support_addon_and_records_its_sale(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    offer_id, link = make_offer(app, db, clock, version)
+    page = client.get(path(link)).get_data(as_text=True)
+    accepted = post_form(client, page, f"/offers/{offer_id}/accept")
+    done = client.get(accepted.headers["Location"]).get_data(as_text=True)
+    assert done.count('class="cross-sell"') == 1 and "Add Extended support" in done
+    href = re.search(r'href="(/billing/addons/extended_support[^"]+)"', done).group(1)  # type: ignore[union-attr]
+    addon_page = client.get(html.unescape(href)).get_data(as_text=True)
+    shown = dollars(re.search(r"Add now — pay (\S+) today", addon_page).group(1))  # type: ignore[union-attr]
+    post_form(client, addon_page, SELF, url="/billing/addons/extended_support")
+    assert [i.amount_paid for i in invoices(db)] == [1000, shown]
+    with db() as s:
+        follow = s.scalar(select(Offer).where(Offer.trigger == "post_purchase"))
+        assert follow is not None
+        follow_id = follow.id
+    assert event_types(db, follow_id) == ["shown", "clicked", "accepted", "paid"]
+
+
+# ---- not now -------------------------------------------------------------------------------
+
+
+def test_not_now_records_the_dismissal_and_returns_to_the_app(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    offer_id, link = make_offer(app, db, clock, version)
+    page = client.get(path(link) + "&return_url=http://localhost/projects").get_data(as_text=True)
+    response = post_form(client, page, f"/offers/{offer_id}/dismiss")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "http://localhost/projects"
+    assert event_types(db, offer_id) == ["shown", "dismissed"]
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/phish",
+        "//evil.example/x",
+        "javascript:alert(1)",
+        "http://localhost.evil.example/",
+    ],
+)
+def test_not_now_never_redirects_to_another_origin(
+    app,
+    client,
+    db,
+    clock,
+    version,
+    target,  # type: ignore[no-untyped-def]
+) -> None:
+    offer_id, link = make_offer(app, db, clock, version)
+    page = client.get(path(link)).get_data(as_text=True)
+    fields = form_fields(page, f"/offers/{offer_id}/dismiss")
+    response = client.post(f"/offers/{offer_id}/dismiss", data={**fields, "return_url": target})
+    assert response.status_code == 200
+    assert "evil" not in response.headers.get("Location", "")
+
+
+def test_return_urls_on_a_configured_allowlist_are_followed(app) -> None:  # type: ignore[no-untyped-def]
+    app.config["BILLING_RETURN_ORIGINS"] = "https://app.trackly.example"
+    assert portal.safe_return_url(app.config, "https://app.trackly.example/x") == (
+        "https://app.trackly.example/x"
+    )
+    assert portal.safe_return_url(app.config, "https://trackly.example/x") is None
+
+
+# ---- the account's billing pages --------------------------------------------------------------
+
+
+def account_link(app, account_id="acme") -> str:  # type: ignore[no-untyped-def]
+    return path(portal.account_link(app.config, account_id))
+
+
+def test_the_downgrade_page_spells_out_the_loss_before_the_confirm_button(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    with db() as s:
+        subscribe(s, "acme", clock, version, tier="pro")
+        set_gauge(s, "acme", "projects", 12, clock)
+    token = portal.account_token(app.config, "acme")
+    page = client.get(f"/billing/downgrade?t={token}&tier=starter").get_data(as_text=True)
+    loss = page.index("What you lose")
+    assert loss < page.index('type="submit"')
+    assert "Audit log" in page
+    assert (
+        "12 projects, new limit 10: existing projects stay; creating new ones is blocked "
+        "until you are under the limit."
+    ) in page
+    response = post_form(client, page, SELF, url="/billing/downgrade")
+    assert response.status_code == 200 and "You move to Starter per month on November 30, 2026" in (
+        response.get_data(as_text=True)
+    )
+    with db() as s:
+        assert s.get(Account, "acme").subscription.scheduled_tier_id == "starter"  # type: ignore[union-attr]
+
+
+def test_cancel_then_resume_from_the_billing_page(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    with db() as s:
+        subscribe(s, "acme", clock, version)
+    token = portal.account_token(app.config, "acme")
+    page = client.get(f"/billing/cancel?t={token}").get_data(as_text=True)
+    assert "PDF export" in page and "No data is deleted." in page
+    post_form(client, page, SELF, url="/billing/cancel")
+    overview = client.get(account_link(app)).get_data(as_text=True)
+    assert "Your subscription ends on November 30, 2026." in overview
+    response = post_form(client, overview, "/billing/resume")
+    assert "subscription continues" in response.get_data(as_text=True)
+    with db() as s:
+        assert not s.get(Account, "acme").subscription.cancel_at_period_end  # type: ignore[union-attr]
+
+
+def test_the_billing_pages_need_a_valid_account_link(client) -> None:  # type: ignore[no-untyped-def]
+    assert client.get("/billing").status_code == 403
+    assert client.get("/billing?t=nope").status_code == 403
+
+
+def test_switching_to_yearly_charges_the_amount_shown(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    with db() as s:
+        subscribe(s, "acme", clock, version)
+    token = portal.account_token(app.config, "acme")
+    page = client.get(f"/billing/yearly?t={token}").get_data(as_text=True)
+    shown = dollars(re.search(r"Switch now — pay (\S+) today", page).group(1))  # type: ignore[union-attr]
+    clock.advance(minutes=5)  # the quote holds: the charge uses the shown proration time
+    response = post_form(client, page, SELF, url="/billing/yearly")
+    assert response.status_code == 302
+    [invoice] = invoices(db)
+    assert invoice.amount_paid == shown == 8550
+
+
+def test_buying_an_addon_charges_the_amount_shown(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    with db() as s:
+        subscribe(s, "acme", clock, version)
+    token = portal.account_token(app.config, "acme")
+    page = client.get(f"/billing/addons/extended_support?t={token}").get_data(as_text=True)
+    shown = dollars(re.search(r"Add now — pay (\S+) today", page).group(1))  # type: ignore[union-attr]
+    response = post_form(client, page, SELF, url="/billing/addons/extended_support")
+    done = client.get(response.headers["Location"])
+    [invoice] = invoices(db)
+    assert invoice.amount_paid == shown == 2450
+    assert "Your add-on is active." in done.get_data(as_text=True)
+
+
+def test_an_ineligible_addon_page_explains_why(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    with db() as s:
+        subscribe(s, "acme", clock, version, tier="business")
+    token = portal.account_token(app.config, "acme")
+    response = client.get(f"/billing/addons/extended_support?t={token}")
+    assert response.status_code == 409
+    assert "already included in Business" in response.get_data(as_text=True)
+
+
+def test_checkout_starts_the_trial_from_the_billing_page(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    with db() as s:
+        add_account(s, "newco", clock)
+    token = portal.account_token(app.config, "newco")
+    overview = client.get(f"/billing?t={token}").get_data(as_text=True)
+    assert "Pro: $29.00 per month" in overview
+    page = client.get(f"/billing/checkout?t={token}&tier=pro&interval=month").get_data(as_text=True)
+    assert "14 days" in page and "Start free trial" in page
+    response = post_form(client, page, SELF, url="/billing/checkout")
+    assert response.status_code == 302
+    with db() as s:
+        assert s.get(Account, "newco").subscription.status.value == "trialing"  # type: ignore[union-attr]
+
+
+def test_the_renew_command_applies_scheduled_changes(
+    app,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    with db() as s:
+        subscribe(s, "acme", clock, version, tier="pro")
+        set_gauge(s, "acme", "projects", 12, clock)
+    client = app.test_client()
+    token = portal.account_token(app.config, "acme")
+    page = client.get(f"/billing/downgrade?t={token}&tier=starter").get_data(as_text=True)
+    post_form(client, page, SELF, url="/billing/downgrade")
+    clock.set(PERIOD_END + timedelta(hours=1))
+    result = app.test_cli_runner().invoke(billing_group, ["renew"])
+    assert result.exit_code == 0, result.output
+    assert "1 period end(s) processed with manual billing." in result.output
+    assert tier_of(db) == "starter"
+    assert [i.amount_paid for i in invoices(db)] == [900]
+
+
+def test_csrf_protects_the_billing_forms_only(app, client, db, clock, version) -> None:  # type: ignore[no-untyped-def]
+    with db() as s:
+        subscribe(s, "acme", clock, version)
+    token = portal.account_token(app.config, "acme")
+    refused = client.post("/billing/resume", data={"t": token})
+    assert refused.status_code == 400 and "CSRF" in refused.get_data(as_text=True)
+    for url in ("/webhooks/stripe", "/v1/check"):
+        response = client.post(url, data=b"{}", content_type="application/json")
+        assert "CSRF" not in response.get_data(as_text=True), url

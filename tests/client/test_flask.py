@@ -1,0 +1,270 @@
+"""The Flask Gate extension against a fake tiergate: cache, decorators, denials, outages."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from flask import Flask, g, jsonify
+
+from tests.client import fake_tiergate
+from tests.client.fake_tiergate import API_KEY, Fault
+from tiergate_client import GateResult, TiergateClient
+from tiergate_client.flask import UNAVAILABLE, Gate, describe
+
+
+class Ticker:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_host(gate: Gate, account: str | None = "acct_1") -> Flask:
+    app = Flask("host")
+    app.config["TIERGATE_URL"] = "unused-when-a-client-is-given"
+    gate.account_loader = lambda: account
+    gate.init_app(app)
+
+    @app.get("/reports/export")
+    @gate.requires("pdf_export")
+    def export_pdf():
+        return "pdf bytes"
+
+    @app.get("/audit")
+    @gate.requires("audit_log")
+    def audit():
+        return "audit log"
+
+    @app.post("/api/tasks")
+    @gate.consumes("api_calls")
+    def api_task():
+        return jsonify(remaining=g.tiergate_results["api_calls"].remaining)
+
+    @app.post("/projects")
+    @gate.consumes("projects")
+    def create_project():
+        return "created", 201
+
+    @app.post("/api/broken")
+    @gate.consumes("api_calls", 2)
+    def broken():
+        raise RuntimeError("the host's own bug")
+
+    return app
+
+
+@pytest.fixture
+def ticker():
+    return Ticker()
+
+
+@pytest.fixture
+def gate(tg, ticker):
+    return Gate(client=tg, cache_ttl=5.0, clock=ticker)
+
+
+@pytest.fixture
+def host(gate):
+    return make_host(gate).test_client()
+
+
+def test_init_app_stores_the_gate_in_extensions_and_keeps_no_app(gate):
+    app = make_host(gate)
+    assert app.extensions["tiergate"] is gate
+    assert not hasattr(gate, "app")
+
+
+def test_init_app_builds_the_client_from_settings():
+    gate = Gate(account_loader=lambda: "acct_1")
+    app = Flask("host")
+    app.config.update(TIERGATE_URL="http://tiergate.internal:5000", TIERGATE_API_KEY=API_KEY)
+    gate.init_app(app)
+    assert gate.client.base_url == "http://tiergate.internal:5000"
+
+
+def test_init_app_without_client_or_settings_says_what_is_missing():
+    with pytest.raises(RuntimeError, match="TIERGATE_URL and TIERGATE_API_KEY"):
+        Gate(Flask("host"), account_loader=lambda: "acct_1")
+
+
+def test_a_feature_cannot_both_fail_open_and_fail_closed():
+    with pytest.raises(ValueError, match=r"both fail_open and fail_closed: \['sso'\]"):
+        Gate(fail_open={"sso", "audit_log"}, fail_closed={"sso"})
+
+
+def test_boolean_checks_hit_tiergate_once_per_ttl(gate, fake, ticker):
+    for _ in range(100):
+        assert gate.is_enabled("acct_1", "audit_log")
+        assert not gate.is_enabled("acct_1", "pdf_export")
+    assert len(fake.requests_to("/v1/accounts/acct_1/entitlements")) == 1
+    ticker.now += 5.0
+    assert gate.is_enabled("acct_1", "audit_log")
+    assert len(fake.requests_to("/v1/accounts/acct_1/entitlements")) == 2
+
+
+def test_the_cache_is_bounded_dropping_the_oldest_account(tg, fake, ticker):
+    for account in ("a", "b", "c"):
+        fake.accounts[account] = {"id": account}
+    gate = Gate(client=tg, clock=ticker, max_cached_accounts=2)
+    for account in ("a", "b", "c"):
+        gate.is_enabled(account, "audit_log")
+    assert list(gate._cache) == ["b", "c"]
+
+
+def test_required_feature_lets_the_view_run(host):
+    response = host.get("/audit")
+    assert (response.status_code, response.text) == (200, "audit log")
+
+
+def test_missing_feature_redirects_html_to_the_offer_when_it_prompts(host, fake):
+    response = host.get("/reports/export")
+    assert response.status_code == 303
+    assert response.location == f"{fake.url}/offers/off_pdf_export/accept"
+
+
+def test_missing_feature_during_offer_cooldown_explains_without_redirecting(host, fake):
+    fake.prompt = False
+    response = host.get("/reports/export")
+    assert response.status_code == 402
+    assert "Free does not include enough pdf_export; Starter does." in response.text
+    assert "Upgrade to Starter: $9.00 / month, $9.00 due today." in response.text
+    assert f"{fake.url}/offers/off_pdf_export/accept" in response.text
+
+
+def test_missing_feature_answers_json_402_when_the_client_asks_for_json(host):
+    response = host.get("/reports/export", headers={"Accept": "application/json"})
+    assert response.status_code == 402
+    body = response.get_json()
+    assert (body["reason"], body["error"]["code"]) == ("feature_not_in_tier", "feature_not_in_tier")
+    assert body["offer"]["id"] == "off_pdf_export"
+
+
+def test_a_configured_upgrade_page_replaces_the_offer_link(tg, ticker):
+    gate = Gate(client=tg, clock=ticker, upgrade_url="/billing/upgrade")
+    response = make_host(gate).test_client().get("/reports/export")
+    assert response.status_code == 303
+    assert response.location == "/billing/upgrade?feature=pdf_export&offer=off_pdf_export"
+
+
+def test_no_signed_in_account_is_unauthorized(gate):
+    response = make_host(gate, account=None).test_client().get("/audit")
+    assert response.status_code == 401
+
+
+def test_consumes_counts_every_call_at_tiergate_and_shares_the_result(host, fake):
+    for remaining in (4, 3, 2, 1, 0):
+        response = host.post("/api/tasks")
+        assert response.get_json() == {"remaining": remaining}
+    assert len(fake.requests_to("/v1/usage")) == 5
+
+
+def test_consume_over_the_limit_on_an_api_route_is_a_402_with_reason_and_offer(host, fake):
+    fake.used[("acct_1", "api_calls")] = 5
+    response = host.post("/api/tasks")
+    assert response.status_code == 402
+    body = response.get_json()
+    assert (body["reason"], body["used"], body["limit"]) == ("limit_reached", 5, 5)
+    assert body["error"]["message"].startswith("Free does not include enough api_calls")
+    assert body["offer"]["accept_url"].endswith("/offers/off_api_calls/accept")
+
+
+def test_consume_over_the_limit_on_an_html_route_redirects_to_the_offer(host, fake):
+    fake.used[("acct_1", "projects")] = 3
+    response = host.post("/projects")
+    assert response.status_code == 303
+    assert response.location.endswith("/offers/off_projects/accept")
+
+
+def test_units_are_given_back_when_the_view_fails(host, fake):
+    assert host.post("/api/broken").status_code == 500
+    assert fake.used[("acct_1", "api_calls")] == 0
+    assert len(fake.requests_to("/v1/usage/release")) == 1
+
+
+def test_consume_refreshes_the_cached_usage(gate, fake):
+    assert gate.entitlements("acct_1").features["projects"].used == 0
+    gate.consume("acct_1", "projects")
+    assert gate.entitlements("acct_1").features["projects"].used == 1
+
+
+def test_a_stale_cache_after_an_upgrade_does_not_block_the_view(gate, fake):
+    host = make_host(gate).test_client()
+    assert host.get("/reports/export").status_code == 303
+    fake_tiergate.PLAN["pdf_export"]["enabled"] = True  # the account upgraded just now
+    try:
+        assert host.get("/reports/export").text == "pdf bytes"
+    finally:
+        fake_tiergate.PLAN["pdf_export"]["enabled"] = False
+
+
+# -- tiergate unreachable --------------------------------------------------------------------
+
+
+@pytest.fixture
+def outage_gate(fake, ticker):
+    client = TiergateClient(fake.url, API_KEY, timeout=0.5, retries=0)
+    return Gate(client=client, clock=ticker, fail_open={"audit_log"}, failure_cooldown=2.0)
+
+
+def test_unreachable_tiergate_fails_boolean_features_closed_unless_listed_open(outage_gate, fake):
+    host = make_host(outage_gate).test_client()
+    fake.fail_next(Fault(status=503))
+    assert host.get("/audit").text == "audit log"  # listed in fail_open
+    page = host.get("/reports/export")
+    assert page.status_code == 503 and "temporarily unavailable" in page.text
+
+
+def test_unreachable_tiergate_fails_metered_features_closed_with_a_503(outage_gate, fake):
+    host = make_host(outage_gate).test_client()
+    fake.fail_next(Fault(status=503))
+    response = host.post("/api/tasks")
+    assert response.status_code == 503
+    assert response.get_json()["reason"] == UNAVAILABLE
+    assert fake.used.get(("acct_1", "api_calls"), 0) == 0
+
+
+def test_metered_feature_listed_open_runs_uncounted_during_an_outage(fake, ticker):
+    client = TiergateClient(fake.url, API_KEY, retries=0)
+    gate = Gate(client=client, clock=ticker, fail_open={"api_calls"})
+    host = make_host(gate).test_client()
+    fake.fail_next(Fault(status=503))
+    assert host.post("/api/tasks").status_code == 200
+
+
+def test_after_a_failure_tiergate_is_left_alone_for_the_cooldown(outage_gate, fake, ticker):
+    host = make_host(outage_gate).test_client()
+    fake.fail_next(Fault(status=503))
+    for _ in range(10):
+        host.post("/api/tasks")
+    assert len(fake.requests_to("/v1/usage")) == 1
+    ticker.now += 2.0
+    assert host.post("/api/tasks").status_code == 200
+
+
+def test_denial_without_offer_explains_from_the_numbers():
+    result = GateResult(False, "projects", limit=3, used=3, remaining=0, reason="limit_reached")
+    assert describe(result) == "You have used 3 of 3 projects on your plan."
+    assert describe(GateResult(False, "sso", reason="feature_not_in_tier")) == (
+        "Your plan does not include sso."
+    )
+
+
+def test_outage_warning_is_logged_once_a_minute_not_per_request(outage_gate, fake, ticker, caplog):
+    host = make_host(outage_gate).test_client()
+    caplog.set_level(logging.WARNING, logger="tiergate_client")
+    for _ in range(30):  # 30 failures over 58 seconds
+        fake.fail_next(Fault(status=503))
+        host.post("/api/tasks")
+        ticker.now += 2.0
+    warnings = [r for r in caplog.records if r.name == "tiergate_client"]
+    assert len(warnings) == 1
+    assert "failing open for: audit_log" in warnings[0].getMessage()
+    ticker.now += 2.0
+    fake.faults.clear()
+    fake.fail_next(Fault(status=503))
+    host.post("/api/tasks")
+    assert len([r for r in caplog.records if r.name == "tiergate_client"]) == 2

@@ -1,0 +1,113 @@
+"""Trackly (examples/hostapp) against a LIVE tiergate: the free tier's limits, upgrade offers as
+redirects for pages and 402 JSON for the API, and units given back when a project is deleted."""
+
+from __future__ import annotations
+
+import pytest
+
+from examples.hostapp import create_hostapp
+from tiergate_client import TiergateClient
+
+
+@pytest.fixture
+def tiergate(live_tiergate):
+    client = TiergateClient(live_tiergate.url, live_tiergate.api_key)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def trackly(live_tiergate, tmp_path):
+    app = create_hostapp(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "DATABASE": str(tmp_path / "trackly.db"),
+            "TIERGATE_URL": live_tiergate.url,
+            "TIERGATE_API_KEY": live_tiergate.api_key,
+        }
+    )
+    browser = app.test_client()
+    response = browser.post("/login", data={"workspace": "acme", "email": "ops@acme.example"})
+    assert response.status_code == 302
+    return browser
+
+
+def create(browser, name):
+    return browser.post("/projects", data={"name": name})
+
+
+def projects_used(tiergate):
+    return tiergate.entitlements("acme").features["projects"].used
+
+
+def test_signing_in_creates_the_account_in_tiergate(trackly, tiergate):
+    ents = tiergate.entitlements("acme")
+    assert ents.tier_id == "free"
+
+
+def test_free_workspace_creates_three_projects_and_the_fourth_redirects_to_the_offer(
+    trackly, tiergate
+):
+    for name in ("Website", "Mobile app", "Launch"):
+        response = create(trackly, name)
+        assert (response.status_code, response.location) == (303, "/projects")
+    page = trackly.get("/projects").text
+    assert "Launch" in page and "3 of 3 used" in page
+
+    refused = create(trackly, "One too many")
+    offer = tiergate.check("acme", "projects").offer
+    assert refused.status_code == 303
+    assert refused.location == offer["accept_url"]
+    assert projects_used(tiergate) == 3
+    assert "One too many" not in trackly.get("/projects").text
+
+
+def test_the_api_refuses_the_fourth_project_with_a_402_and_the_offer(trackly, tiergate):
+    headers = {"X-Account-Id": "acme"}
+    for name in ("a", "b", "c"):
+        assert (
+            trackly.post("/api/projects", json={"name": name}, headers=headers).status_code == 201
+        )
+    refused = trackly.post("/api/projects", json={"name": "d"}, headers=headers)
+    assert refused.status_code == 402
+    body = refused.get_json()
+    assert (body["reason"], body["used"], body["limit"]) == ("limit_reached", 3, 3)
+    assert body["offer"]["accept_url"].startswith("http")
+    assert len(trackly.get("/api/projects", headers=headers).get_json()["projects"]) == 3
+    # every API request counted one api_call, the refused one included
+    assert tiergate.entitlements("acme").features["api_calls"].used == 5
+
+
+def test_pdf_export_is_refused_on_the_free_tier(trackly, tiergate):
+    create(trackly, "Website")
+    page = trackly.get("/projects/1/export.pdf")
+    assert page.status_code == 303
+    assert page.location == tiergate.check("acme", "pdf_export").offer["accept_url"]
+    api_style = trackly.get("/projects/1/export.pdf", headers={"Accept": "application/json"})
+    assert api_style.status_code == 402
+    assert api_style.get_json()["reason"] == "feature_not_in_tier"
+
+
+def test_deleting_a_project_frees_a_unit_for_the_next_one(trackly, tiergate):
+    for name in ("a", "b", "c"):
+        create(trackly, name)
+    assert create(trackly, "d").status_code == 303 and projects_used(tiergate) == 3
+    assert trackly.post("/projects/2/delete").status_code == 303
+    assert projects_used(tiergate) == 2
+    response = create(trackly, "d")
+    assert (response.status_code, response.location) == (303, "/projects")
+    assert projects_used(tiergate) == 3
+    assert trackly.get("/projects").text.count("<button>Delete</button>") == 3
+
+
+def test_a_project_without_a_name_is_refused_and_costs_nothing(trackly, tiergate):
+    response = create(trackly, "   ")
+    assert response.status_code == 422
+    assert projects_used(tiergate) == 0
+
+
+def test_deleting_a_missing_project_releases_nothing(trackly, tiergate):
+    create(trackly, "a")
+    assert trackly.post("/projects/99/delete").status_code == 404
+    assert projects_used(tiergate) == 1

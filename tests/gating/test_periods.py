@@ -1,0 +1,73 @@
+"""Usage periods: calendar month/day in UTC, the billing-period anchor, gauges never reset."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from gating.periods import GAUGE_PERIOD, add_months, billing_bounds, current_period
+from tiers.model import Feature, FeatureKind, ResetPeriod
+
+
+def at(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+MONTHLY = Feature("api_calls", "API calls", FeatureKind.COUNTER, resets=ResetPeriod.MONTH)
+DAILY = Feature("exports", "Exports", FeatureKind.COUNTER, resets=ResetPeriod.DAY)
+BILLING = Feature("runs", "Runs", FeatureKind.COUNTER, resets=ResetPeriod.BILLING_PERIOD)
+GAUGE = Feature("projects", "Projects", FeatureKind.GAUGE)
+
+
+def test_monthly_counter_period_is_the_calendar_month_in_utc():
+    assert current_period(MONTHLY, at(2026, 11, 30, 23, 59), None) == (
+        at(2026, 11, 1),
+        at(2026, 12, 1),
+    )
+    assert current_period(MONTHLY, at(2026, 12, 31, 23, 59), None)[1] == at(2027, 1, 1)
+
+
+def test_daily_counter_period_is_the_utc_day():
+    assert current_period(DAILY, at(2026, 11, 15, 0, 0), None) == (
+        at(2026, 11, 15),
+        at(2026, 11, 16),
+    )
+
+
+def test_gauges_use_one_period_that_never_resets():
+    assert current_period(GAUGE, at(2030, 1, 1), None) == (GAUGE_PERIOD, None)
+
+
+def test_billing_period_counter_follows_the_subscription_period():
+    anchor = (at(2026, 11, 10, 8), at(2026, 12, 10, 8), "month")
+    assert current_period(BILLING, at(2026, 11, 20), anchor) == (anchor[0], anchor[1])
+
+
+def test_billing_period_without_subscription_falls_back_to_the_calendar_month():
+    assert current_period(BILLING, at(2026, 11, 20), None) == (at(2026, 11, 1), at(2026, 12, 1))
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (at(2027, 1, 15), (at(2026, 12, 31), at(2027, 1, 31))),
+        (at(2027, 2, 28, 12), (at(2027, 2, 28), at(2027, 3, 31))),
+        (at(2027, 3, 1), (at(2027, 2, 28), at(2027, 3, 31))),
+        (at(2027, 5, 30), (at(2027, 4, 30), at(2027, 5, 31))),
+    ],
+)
+def test_billing_period_rolls_forward_from_a_day_31_anchor_clamping_like_stripe(now, expected):
+    anchor = (at(2026, 10, 31), at(2026, 11, 30), "month")
+    assert billing_bounds(now, anchor) == expected
+
+
+def test_yearly_billing_period_rolls_forward_by_years():
+    anchor = (at(2024, 2, 29), at(2025, 2, 28), "year")
+    assert billing_bounds(at(2026, 6, 1), anchor) == (at(2026, 2, 28), at(2027, 2, 28))
+
+
+def test_add_months_clamps_to_the_last_day():
+    assert add_months(at(2026, 1, 31), 1) == at(2026, 2, 28)
+    assert add_months(at(2028, 1, 31), 1) == at(2028, 2, 29)
+    assert add_months(at(2026, 11, 15), 14) == at(2028, 1, 15)

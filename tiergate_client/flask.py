@@ -1,0 +1,348 @@
+"""Flask extension: gate views on tiergate with `@gate.requires(...)` and `@gate.consumes(...)`.
+
+Boolean checks read a short-lived local copy of the account's entitlements (one dict lookup and a
+clock read on a hit); metered consumes always go to tiergate. When tiergate cannot be reached,
+each feature fails open or closed as configured (closed unless listed in `fail_open`), calls are
+skipped for `failure_cooldown` seconds instead of waiting on timeouts every request, and one
+warning is logged per minute.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import (
+    Flask,
+    Response,
+    abort,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    render_template_string,
+    request,
+)
+
+from tiergate_client.client import Entitlements, GateResult, TiergateClient, TiergateUnavailable
+
+__all__ = ["Gate", "UNAVAILABLE"]
+
+log = logging.getLogger("tiergate_client")
+
+UNAVAILABLE = "tiergate_unavailable"  # GateResult.reason when tiergate could not answer
+WARN_EVERY = 60.0  # seconds between "tiergate is unreachable" warnings
+
+DENIED_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title></head>
+<body><main>
+<h1>{{ title }}</h1>
+<p>{{ message }}</p>
+{% if offer and offer.accept_url %}<p><a href="{{ offer.accept_url }}">See the upgrade</a></p>
+{% endif %}<p><a href="javascript:history.back()">Go back</a></p>
+</main></body></html>
+"""
+
+
+class Gate:
+    """Feature gating for one Flask app (or several) against one tiergate server."""
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        client: TiergateClient | None = None,
+        *,
+        account_loader: Callable[[], str | None] | None = None,
+        cache_ttl: float = 5.0,
+        fail_open: Iterable[str] = frozenset(),
+        fail_closed: Iterable[str] = frozenset(),
+        api_prefix: str = "/api/",
+        upgrade_url: str | Callable[[GateResult], str] | None = None,
+        denied_template: str | None = None,
+        failure_cooldown: float = 2.0,
+        max_cached_accounts: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.fail_open = frozenset(fail_open)
+        self.fail_closed = frozenset(fail_closed)
+        both = self.fail_open & self.fail_closed
+        if both:
+            raise ValueError(f"features listed in both fail_open and fail_closed: {sorted(both)}")
+        if cache_ttl < 0:
+            raise ValueError(f"cache_ttl must be 0 or more seconds, not {cache_ttl}")
+        self.client = client
+        self.account_loader = account_loader
+        self.cache_ttl = cache_ttl
+        self.api_prefix = api_prefix
+        self.upgrade_url = upgrade_url
+        self.denied_template = denied_template
+        self.failure_cooldown = failure_cooldown
+        self.max_cached_accounts = max_cached_accounts
+        self._now = clock
+        # account_id -> (expires_at, enabled feature ids, entitlements)
+        self._cache: dict[str, tuple[float, frozenset[str], Entitlements]] = {}
+        self._lock = threading.Lock()
+        self._down_until = 0.0
+        self._last_warning = float("-inf")
+        self._suppressed = 0
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Register on `app`; builds the client from TIERGATE_URL / TIERGATE_API_KEY if needed."""
+        if self.client is None:
+            url, key = app.config.get("TIERGATE_URL"), app.config.get("TIERGATE_API_KEY")
+            if not url or not key:
+                raise RuntimeError(
+                    "Gate needs a client or the TIERGATE_URL and TIERGATE_API_KEY settings"
+                )
+            self.client = TiergateClient(
+                url, key, timeout=float(app.config.get("TIERGATE_TIMEOUT", 2.0))
+            )
+        if self.account_loader is None:
+            raise RuntimeError("Gate needs account_loader: a callable returning the account id")
+        app.extensions["tiergate"] = self
+
+    # -- checks usable anywhere (views, templates, background jobs) ---------------------------
+
+    def is_enabled(self, account_id: str, feature: str) -> bool:
+        """Whether the account's tier includes `feature`, from a cache at most cache_ttl old."""
+        entry = self._cache.get(account_id)
+        if entry is not None and entry[0] > self._now():
+            return feature in entry[1]
+        enabled = self._refresh(account_id)
+        if enabled is None:
+            return feature in self.fail_open
+        return feature in enabled
+
+    def entitlements(self, account_id: str, *, fresh: bool = False) -> Entitlements | None:
+        """The account's entitlements (cached unless `fresh`); None when tiergate is unreachable."""
+        entry = self._cache.get(account_id)
+        if not fresh and entry is not None and entry[0] > self._now():
+            return entry[2]
+        if self._refresh(account_id) is None:
+            return None
+        return self._cache[account_id][2] if account_id in self._cache else None
+
+    def check(self, account_id: str, feature: str, quantity: int = 1) -> GateResult:
+        """Ask tiergate (never the cache) whether `quantity` units would be allowed."""
+        return self._call(feature, self._client().check, account_id, feature, quantity)
+
+    def consume(
+        self, account_id: str, feature: str, quantity: int = 1, idempotency_key: str | None = None
+    ) -> GateResult:
+        """Use units of a metered feature; tiergate decides, with the fail policy as fallback."""
+        result = self._call(
+            feature, self._client().consume, account_id, feature, quantity, idempotency_key
+        )
+        self.invalidate(account_id)  # the cached usage figures are now out of date
+        return result
+
+    def release(self, account_id: str, feature: str, quantity: int = 1) -> GateResult | None:
+        """Give back gauge units; None (and a logged error) when tiergate could not be told."""
+        self.invalidate(account_id)
+        try:
+            return self._guarded(self._client().release, account_id, feature, quantity)
+        except TiergateUnavailable as exc:
+            log.error(
+                "could not release %d %s for account %s (%s): resync with set_usage",
+                quantity,
+                feature,
+                account_id,
+                exc.message,
+            )
+            return None
+
+    def invalidate(self, account_id: str | None = None) -> None:
+        """Forget cached entitlements of one account (after an upgrade), or of all."""
+        with self._lock:
+            if account_id is None:
+                self._cache.clear()
+            else:
+                self._cache.pop(account_id, None)
+
+    # -- decorators ---------------------------------------------------------------------------
+
+    def requires(self, feature: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Let the view run only when the current account's tier includes `feature`."""
+
+        def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(view)
+            def wrapped(*args: Any, **kwargs: Any) -> Any:
+                account_id = self._current_account()
+                if self.is_enabled(account_id, feature):
+                    return view(*args, **kwargs)
+                if self._now() < self._down_until:
+                    return self.deny(GateResult(False, feature, reason=UNAVAILABLE))
+                # Rare path: ask tiergate for the reason and the upgrade offer.
+                result = self.check(account_id, feature)
+                if result.allowed:  # the cache was stale (the account just upgraded)
+                    self.invalidate(account_id)
+                    return view(*args, **kwargs)
+                return self.deny(result)
+
+            return wrapped
+
+        return decorator
+
+    def consumes(
+        self, feature: str, quantity: int | Callable[[], int] = 1
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Consume units before the view runs; give them back if the view raises."""
+
+        def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(view)
+            def wrapped(*args: Any, **kwargs: Any) -> Any:
+                account_id = self._current_account()
+                n = quantity() if callable(quantity) else quantity
+                result = self.consume(account_id, feature, n)
+                if not result.allowed:
+                    return self.deny(result)
+                g.setdefault("tiergate_results", {})[feature] = result
+                try:
+                    return view(*args, **kwargs)
+                except Exception:
+                    if result.reason != UNAVAILABLE:  # units were really taken
+                        self.release(account_id, feature, n)
+                    raise
+
+            return wrapped
+
+        return decorator
+
+    def deny(self, result: GateResult) -> Response | tuple[Any, int]:
+        """The response for a denial: JSON for API requests, a redirect or a page for HTML."""
+        unavailable = result.reason == UNAVAILABLE
+        status = 503 if unavailable else 402
+        message = describe(result)
+        if self._wants_json():
+            body = {
+                "error": {"code": result.reason or "denied", "message": message, "details": None},
+                "allowed": False,
+                "feature": result.feature,
+                "reason": result.reason,
+                "limit": result.limit,
+                "used": result.used,
+                "remaining": result.remaining,
+                "offer": result.offer,
+            }
+            return jsonify(body), status
+        target = self._upgrade_target(result)
+        if target is not None:
+            return redirect(target, 303)
+        title = "Temporarily unavailable" if unavailable else "Upgrade needed"
+        context = {"title": title, "message": message, "offer": result.offer, "result": result}
+        if self.denied_template:
+            return render_template(self.denied_template, **context), status
+        return render_template_string(DENIED_PAGE, **context), status
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _client(self) -> TiergateClient:
+        if self.client is None:
+            raise RuntimeError("Gate is not initialised: call gate.init_app(app) first")
+        return self.client
+
+    def _current_account(self) -> str:
+        account_id = self.account_loader() if self.account_loader else None
+        if not account_id:
+            abort(401)
+        return account_id
+
+    def _refresh(self, account_id: str) -> frozenset[str] | None:
+        try:
+            ents = self._guarded(self._client().entitlements, account_id)
+        except TiergateUnavailable:
+            return None
+        enabled = frozenset(fid for fid, f in ents.features.items() if f.enabled)
+        with self._lock:
+            self._cache.pop(account_id, None)  # re-insert at the end: dict order = age
+            self._cache[account_id] = (self._now() + self.cache_ttl, enabled, ents)
+            if len(self._cache) > self.max_cached_accounts:
+                self._evict()
+        return enabled
+
+    def _evict(self) -> None:
+        now = self._now()
+        for key in [k for k, v in self._cache.items() if v[0] <= now]:
+            del self._cache[key]
+        while len(self._cache) > self.max_cached_accounts:
+            del self._cache[next(iter(self._cache))]
+
+    def _call(self, feature: str, fn: Callable[..., GateResult], *args: Any) -> GateResult:
+        try:
+            return self._guarded(fn, *args)
+        except TiergateUnavailable:
+            return GateResult(feature in self.fail_open, feature, reason=UNAVAILABLE)
+
+    def _guarded(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call tiergate unless it failed moments ago; remember and report failures."""
+        if self._now() < self._down_until:
+            self._suppressed += 1
+            raise TiergateUnavailable("tiergate failed moments ago; not retrying yet")
+        try:
+            return fn(*args)
+        except TiergateUnavailable as exc:
+            self._down_until = self._now() + self.failure_cooldown
+            self._warn(exc)
+            raise
+
+    def _warn(self, exc: TiergateUnavailable) -> None:
+        now = self._now()
+        if now - self._last_warning < WARN_EVERY:
+            self._suppressed += 1
+            return
+        open_ = ", ".join(sorted(self.fail_open)) or "none"
+        log.warning(
+            "tiergate is unreachable (%s); failing open for: %s; closed for everything else "
+            "(%d failures since the last warning)",
+            exc.message,
+            open_,
+            self._suppressed,
+        )
+        self._last_warning, self._suppressed = now, 0
+
+    def _wants_json(self) -> bool:
+        if self.api_prefix and request.path.startswith(self.api_prefix):
+            return True
+        best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+        return best == "application/json"
+
+    def _upgrade_target(self, result: GateResult) -> str | None:
+        offer = result.offer or {}
+        if result.reason == UNAVAILABLE or not offer.get("prompt"):
+            return None
+        if callable(self.upgrade_url):
+            return self.upgrade_url(result)
+        if self.upgrade_url:
+            query = {"feature": result.feature, "offer": offer.get("id") or ""}
+            return f"{self.upgrade_url}?{urlencode(query)}"
+        return offer.get("accept_url")
+
+
+def describe(result: GateResult) -> str:
+    """Plain sentences saying why the request was refused and what the upgrade costs."""
+    if result.reason == UNAVAILABLE:
+        return "Feature checks are temporarily unavailable; please try again in a moment."
+    offer = result.offer or {}
+    if isinstance(offer.get("reason"), str):  # tiergate's own words, e.g. "3 of 3 projects..."
+        text = offer["reason"].rstrip(".") + "."
+    elif result.reason == "limit_reached" and result.limit is not None:
+        text = f"You have used {result.used} of {result.limit} {result.feature} on your plan."
+    elif result.reason == "no_access":
+        text = "Your account has no active plan."
+    else:
+        text = f"Your plan does not include {result.feature}."
+    to = offer.get("to") if isinstance(offer.get("to"), dict) else {}
+    shown = offer.get("display") if isinstance(offer.get("display"), dict) else {}
+    if to.get("name") and shown.get("new_recurring"):
+        text += f" Upgrade to {to['name']}: {shown['new_recurring']}"
+        if shown.get("amount_due_today"):
+            text += f", {shown['amount_due_today']} due today"
+        text += "."
+    return text
