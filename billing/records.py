@@ -313,6 +313,18 @@ def apply_result(
     invoice = None
     if result.charge is not None:
         charge = result.charge
+        if charge.external_id is not None:
+            # The invoice.paid webhook may have recorded this invoice first: complete that row.
+            invoice = session.scalar(
+                select(Invoice).where(Invoice.external_id == charge.external_id)
+            )
+        if invoice is not None:
+            invoice.change_id = change.id
+            invoice.status = charge.status
+            invoice.amount_paid = charge.amount_paid
+            invoice.paid_at = invoice.paid_at or (now if charge.status == "paid" else None)
+    if result.charge is not None and invoice is None:
+        charge = result.charge
         invoice = Invoice(
             account_id=account.id,
             provider=provider_name,

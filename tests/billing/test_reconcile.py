@@ -130,11 +130,6 @@ def test_a_crash_after_stripe_charged_is_repaired_without_a_second_charge(
         assert offer is not None and offer.status is OfferStatus.PAID
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="billing/records.py apply_result inserts an Invoice even when invoice.paid already "
-    "recorded that in_... (unique external_id): it should reuse the row",
-)
 def test_a_retry_after_the_webhook_recorded_the_invoice_does_not_record_it_twice(
     app: Any, on_starter: Story, clock: FixedClock, demo_catalog: Any, monkeypatch: Any
 ) -> None:
