@@ -9,6 +9,7 @@ from flask import Flask, current_app, request
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
+from billing import portal
 from gating import accounts, offers, service
 from gating import schemas as s
 from gating.apikeys import require_scope
@@ -55,8 +56,18 @@ def _errors(bp: Blueprint, *statuses: int) -> Callable[[Callable[..., Any]], Cal
 def _settings() -> service.GateSettings:
     config = current_app.config
     return service.GateSettings(
-        past_due_grace_days=config["PAST_DUE_GRACE_DAYS"], base_url=config["BASE_URL"]
+        past_due_grace_days=config["PAST_DUE_GRACE_DAYS"],
+        base_url=config["BASE_URL"],
+        offer_link=lambda account_id, offer_id: portal.offer_link(config, account_id, offer_id),
     )
+
+
+def _offer_body(offer: Any) -> dict[str, Any]:
+    """The offer as the host app sees it, with the customer's signed link to accept it."""
+    config = current_app.config
+    body = offers.offer_json(offer, config["BASE_URL"])
+    body["accept_url"] = portal.offer_link(config, offer.account_id, offer.id)
+    return body
 
 
 def _path_id(value: str, name: str, length: int = s.ACCOUNT_ID_LENGTH) -> str:
@@ -282,7 +293,7 @@ def get_offer(args: dict[str, Any], offer_id: str) -> Any:
     """Read an offer (pass account_id to make sure it is that account's)"""
     offer_id = _path_id(offer_id, "offer_id", OFFER_ID_LENGTH)
     offer = offers.get_offer(get_session(), offer_id, args.get("account_id"))
-    return offers.offer_json(offer, current_app.config["BASE_URL"])
+    return _offer_body(offer)
 
 
 @offers_bp.route("/<offer_id>/events", methods=["POST"])
@@ -304,7 +315,7 @@ def post_offer_event(args: dict[str, Any], offer_id: str) -> Any:
         account_id=args.get("account_id"),
     )
     session.commit()
-    return offers.offer_json(offer, current_app.config["BASE_URL"])
+    return _offer_body(offer)
 
 
 def init_app(app: Flask) -> None:

@@ -3,12 +3,15 @@ overrides and subscription status. No database, no Flask: the service passes pla
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from tiers.model import Catalog, Feature, FeatureKind, Tier
+from tiers.model import AddOn, Catalog, Feature, Grant, Tier
 
+# Statuses that never grant the paid tier (Stripe: the first payment failed, or gave up).
 FALLBACK_STATUSES = ("incomplete", "incomplete_expired", "unpaid", "paused")
+NO_ACCESS = "no_access"
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,9 @@ class FeatureAccess:
     feature: Feature
     enabled: bool
     limit: int | None  # None: unlimited (metered) or not applicable (boolean)
-    nudge_at: int | None
-    overage: int
-    source: str  # tier | addon:<id> | override
+    nudge_at: int | None  # usage at which the account is nudged (metered, limited only)
+    overage: int  # units allowed beyond the limit (the hard cap is limit + overage)
+    source: str  # tier | addon:<id> | override | no_access
 
     @property
     def cap(self) -> int | None:
@@ -54,16 +57,16 @@ class Entitlements:
     tier: Tier | None  # None: no access at all (no subscription and no free tier)
     catalog: Catalog
     catalog_version: int
-    status: str  # the subscription's status, or "free"
+    status: str  # the subscription's status, "free", or "no_access"
     interval: str | None
     currency: str
-    billing_anchor: tuple[datetime, datetime, str] | None
+    billing_anchor: tuple[datetime, datetime, str] | None  # the subscription's stored period
     features: dict[str, FeatureAccess] = field(default_factory=dict)
     fallback_reason: str | None = None  # why a subscriber is on the free tier now
 
 
-def effective_status(
-    sub: SubscriptionView, overrides: list[OverrideView], now: datetime, grace_days: int
+def fallback_reason(
+    sub: SubscriptionView, overrides: Iterable[OverrideView], now: datetime, grace_days: int
 ) -> str | None:
     """None when the subscription grants its tier now, else why it does not."""
     if sub.status == "trialing":
@@ -92,66 +95,63 @@ def resolve(
     now: datetime,
     grace_days: int,
 ) -> Entitlements:
-    """Effective entitlements now. Expired overrides are ignored."""
+    """Effective entitlements now: the pinned tier while the status grants it, else the newest
+    catalog's free tier, else no access. Expired overrides are ignored."""
     overrides = [o for o in overrides if o.expires_at is None or now < o.expires_at]
-    reason = "no_subscription"
+    reason: str | None = None
     if subscription is not None and pinned is not None:
-        reason = effective_status(subscription, overrides, now, grace_days)
+        reason = fallback_reason(subscription, overrides, now, grace_days)
         tier = pinned[1].tier(subscription.tier_id)
         if reason is None and tier is not None:
-            return _build(tier, pinned, subscription.status, subscription, addons, overrides, None)
+            extra = newest[1] if newest[0] != pinned[0] else None
+            return _build(tier, pinned, subscription, addons, overrides, extra)
+        reason = reason or "unknown_tier"
     version, catalog = newest
-    free = catalog.free_tier
     currency = subscription.currency if subscription else catalog.default_currency
+    free = catalog.free_tier
     if free is None:
         return Entitlements(
             tier=None,
             catalog=catalog,
             catalog_version=version,
-            status="none",
+            status=NO_ACCESS,
             interval=None,
             currency=currency,
             billing_anchor=None,
             features={
-                fid: FeatureAccess(f, False, 0, None, 0, "none")
+                fid: FeatureAccess(f, False, 0 if f.metered else None, None, 0, NO_ACCESS)
                 for fid, f in catalog.features.items()
             },
             fallback_reason=reason,
         )
-    return _build(
-        free,
-        newest,
-        "free",
-        None,
-        [],
-        overrides,
-        None if reason == "no_subscription" else reason,
-        currency,
-    )
+    ent = _build(free, newest, None, [], overrides, None)
+    return replace(ent, currency=currency, fallback_reason=reason)
 
 
 def _build(
     tier: Tier,
     published: tuple[int, Catalog],
-    status: str,
     sub: SubscriptionView | None,
     addons: list[tuple[str, int]],
     overrides: list[OverrideView],
-    fallback_reason: str | None,
-    currency: str | None = None,
+    newer: Catalog | None,
 ) -> Entitlements:
     version, catalog = published
-    pct = catalog.offers.nudge_threshold_percent
-    grants: dict[str, FeatureAccess] = {}
-    for fid, feature in catalog.features.items():
-        g = tier.grant(fid)
-        limit = None if feature.kind is FeatureKind.BOOLEAN else g.limit
-        grants[fid] = FeatureAccess(feature, g.enabled, limit, g.nudge_at, g.overage, "tier")
-    owned = dict(addons)
-    for addon in catalog.addons:
-        quantity = 1 if tier.id in addon.included_in else owned.get(addon.id, 0)
-        for fid, g in addon.grants.items() if quantity else ():
-            grants[fid] = _add(grants[fid], g.enabled, g.limit, quantity, f"addon:{addon.id}")
+    grants = {
+        fid: FeatureAccess(
+            feature,
+            tier.grant(fid).enabled,
+            tier.grant(fid).limit if feature.metered else None,
+            tier.grant(fid).nudge_at,
+            tier.grant(fid).overage,
+            "tier",
+        )
+        for fid, feature in catalog.features.items()
+    }
+    for addon, quantity in _owned_addons(tier, catalog, newer, addons):
+        for fid, grant in addon.grants.items():
+            if fid in grants:
+                grants[fid] = _add(grants[fid], grant, quantity, f"addon:{addon.id}")
     for o in overrides:
         current = grants.get(o.feature_id or "")
         if current is None:
@@ -161,37 +161,52 @@ def _build(
             grants[current.feature.id] = FeatureAccess(
                 current.feature, enabled, o.limit, None, 0, "override"
             )
-        elif o.kind == "feature":
-            limit = None if not current.feature.metered else current.limit
-            grants[current.feature.id] = FeatureAccess(
-                current.feature, True, limit, current.nudge_at, current.overage, "override"
-            )
+        elif o.kind == "feature" and not current.feature.metered:
+            grants[current.feature.id] = replace(current, enabled=True, source="override")
+    pct = catalog.offers.nudge_threshold_percent
     for fid, access in grants.items():
-        if access.limit is not None and access.nudge_at is None and access.limit > 0:
+        if access.limit is not None and access.limit > 0 and access.nudge_at is None:
             nudge = -(-access.limit * pct // 100)  # ceil without floats
-            grants[fid] = FeatureAccess(
-                access.feature, access.enabled, access.limit, nudge, access.overage, access.source
-            )
+            grants[fid] = replace(access, nudge_at=nudge)
     return Entitlements(
         tier=tier,
         catalog=catalog,
         catalog_version=version,
-        status=status,
+        status=sub.status if sub else "free",
         interval=sub.interval if sub else None,
-        currency=sub.currency if sub else (currency or catalog.default_currency),
+        currency=sub.currency if sub else catalog.default_currency,
         billing_anchor=(sub.period_start, sub.period_end, sub.interval) if sub else None,
         features=grants,
-        fallback_reason=fallback_reason,
     )
 
 
-def _add(
-    access: FeatureAccess, enabled: bool, limit: int | None, quantity: int, source: str
-) -> FeatureAccess:
+def _owned_addons(
+    tier: Tier, catalog: Catalog, newer: Catalog | None, owned: list[tuple[str, int]]
+) -> list[tuple[AddOn, int]]:
+    """Add-ons the tier includes (quantity 1) plus those bought; an add-on introduced after
+    the pinned catalog version is read from the newest one."""
+    quantities: dict[str, int] = {}
+    for addon_id, quantity in owned:
+        quantities[addon_id] = quantities.get(addon_id, 0) + max(quantity, 0)
+    for addon in catalog.addons:
+        if tier.id in addon.included_in:
+            quantities[addon.id] = max(quantities.get(addon.id, 0), 1)
+    found = []
+    for addon_id, quantity in quantities.items():
+        addon = catalog.addon(addon_id) or (newer.addon(addon_id) if newer else None)
+        if addon is not None and quantity > 0:
+            found.append((addon, quantity))
+    return found
+
+
+def _add(access: FeatureAccess, grant: Grant, quantity: int, source: str) -> FeatureAccess:
     """An add-on grant on top of the tier: booleans enable, metered limits add up."""
     if not access.feature.metered:
-        return FeatureAccess(access.feature, access.enabled or enabled, None, None, 0, source)
-    new_limit = None if access.limit is None or limit is None else access.limit + limit * quantity
-    return FeatureAccess(
-        access.feature, new_limit is None or new_limit > 0, new_limit, None, access.overage, source
-    )
+        enabled = access.enabled or grant.enabled
+        return replace(access, enabled=enabled, source=source if grant.enabled else access.source)
+    if access.limit is None and access.enabled:
+        return access  # already unlimited
+    if grant.limit is None:
+        return replace(access, enabled=True, limit=None, nudge_at=None, source=source)
+    limit = (access.limit or 0) + grant.limit * quantity
+    return replace(access, enabled=limit > 0, limit=limit, nudge_at=None, source=source)

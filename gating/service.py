@@ -1,13 +1,21 @@
 """The gate: may account A use feature F / consume N units of it? Entitlements, atomic usage,
-idempotent consumes and, on a denial or a nudge, the upgrade offer."""
+idempotent consumes and, on a denial or a nudge, the upgrade offer.
+
+The hot path is lean: one query loads the account, its subscription, the newest catalog version
+and whether it has add-ons or overrides (read only when it has); catalogs come from the
+per-version cache of tiers/store.py; usage is one atomic statement (gating/usage.py).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload
 
@@ -20,27 +28,32 @@ from tiergate.exceptions import Conflict, InvalidRequest, NotFound
 from tiers import store
 from tiers.checks import did_you_mean
 from tiers.model import FeatureKind
+from tiers.models import CatalogVersion
 
 MAX_UNITS = 10**12
+MAX_KEY_LENGTH = 255
 
 
 @dataclass(frozen=True)
 class GateSettings:
     past_due_grace_days: int = 7
     base_url: str = "http://127.0.0.1:5000"
+    # (account_id, offer_id) -> the customer's signed link to the offer page; the HTTP edge
+    # supplies it so offers in API answers open without a second call.
+    offer_link: Callable[[str, str], str] | None = None
 
 
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
     feature: str
-    limit: int | None
-    used: int | None
-    remaining: int | None
-    reason: str | None = None
+    limit: int | None  # None: unlimited (or a boolean feature)
+    used: int | None  # None for boolean features
+    remaining: int | None  # None: unlimited / boolean
+    reason: str | None = None  # None | limit_reached | feature_not_in_tier | no_access
     offer: dict[str, Any] | None = None
-    nudge: bool = False
-    message: str | None = None
+    nudge: bool = False  # allowed, but usage crossed the nudge threshold
+    message: str | None = None  # a denial or nudge explained for the customer
 
     def to_json(self) -> dict[str, Any]:
         """The HTTP body of /v1/check and /v1/usage."""
@@ -58,61 +71,92 @@ class Decision:
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Decision:
-        return cls(
-            **{k: body.get(k) for k in cls.__dataclass_fields__}
-            | {"nudge": bool(body.get("nudge"))}
-        )
+        """The decision stored for an idempotency key, as first answered."""
+        values = {name: body.get(name) for name in cls.__dataclass_fields__}
+        return cls(**values | {"nudge": bool(body.get("nudge"))})
+
+
+# ---- loading ------------------------------------------------------------------------------
 
 
 def load_entitlements(
     session: Session, clock: Clock, account_id: str, settings: GateSettings
 ) -> tuple[Account, Entitlements]:
-    """The account and its effective entitlements now (few, indexed queries)."""
-    account = session.scalar(
-        select(Account).options(joinedload(Account.subscription)).where(Account.id == account_id)
+    """The account and its effective entitlements now (one query when it has no add-ons or
+    overrides, plus one for each it has)."""
+    if not isinstance(account_id, str):
+        raise InvalidRequest(f"account_id must be a string, not {account_id!r}")
+    now = clock.now()
+    newest_version = select(func.max(CatalogVersion.version)).scalar_subquery()
+    has_addons = exists().where(
+        AccountAddOn.account_id == Account.id, AccountAddOn.active.is_(True)
     )
-    if account is None:
-        get_account(session, account_id)  # raises the NotFound with its hint
-    assert account is not None
-    newest = store.load(session)
+    has_overrides = exists().where(Override.account_id == Account.id, _unexpired(now))
+    row = session.execute(
+        select(Account, newest_version, has_addons, has_overrides)
+        .options(joinedload(Account.subscription))
+        .where(Account.id == account_id)
+    ).one_or_none()
+    if row is None:
+        get_account(session, account_id)  # raises the NotFound that says how to create it
+    account, version, with_addons, with_overrides = row  # type: ignore[misc]
+    newest = store.load(session, version)  # version None: raises NoCatalog
     sub = account.subscription
     pinned = store.load(session, sub.catalog_version) if sub is not None else None
-    addons = session.execute(
-        select(AccountAddOn.addon_id, AccountAddOn.quantity).where(
-            AccountAddOn.account_id == account_id, AccountAddOn.active.is_(True)
-        )
-    ).all()
-    overrides = [
-        OverrideView(o.kind.value, o.feature_id, o.limit, o.days, o.expires_at)
-        for o in session.scalars(select(Override).where(Override.account_id == account_id))
-    ]
-    view = None
-    if sub is not None:
-        view = SubscriptionView(
-            tier_id=sub.tier_id,
-            interval=sub.interval,
-            currency=sub.currency,
-            status=sub.status.value,
-            catalog_version=sub.catalog_version,
-            period_start=sub.current_period_start,
-            period_end=sub.current_period_end,
-            trial_end=sub.trial_end,
-            cancel_at_period_end=sub.cancel_at_period_end,
-            past_due_since=sub.past_due_since,
-        )
+    addons: list[tuple[str, int]] = []
+    if with_addons:
+        addons = [
+            (addon_id, quantity)
+            for addon_id, quantity in session.execute(
+                select(AccountAddOn.addon_id, AccountAddOn.quantity).where(
+                    AccountAddOn.account_id == account_id, AccountAddOn.active.is_(True)
+                )
+            )
+        ]
+    overrides: list[OverrideView] = []
+    if with_overrides:
+        overrides = [
+            OverrideView(o.kind.value, o.feature_id, o.limit, o.days, o.expires_at)
+            for o in session.scalars(
+                select(Override).where(Override.account_id == account_id, _unexpired(now))
+            )
+        ]
     entitlements = resolve(
         newest=(newest.version, newest.catalog),
         pinned=(pinned.version, pinned.catalog) if pinned else None,
-        subscription=view,
-        addons=[(a, q) for a, q in addons],
+        subscription=_subscription_view(sub),
+        addons=addons,
         overrides=overrides,
-        now=clock.now(),
+        now=now,
         grace_days=settings.past_due_grace_days,
     )
     return account, entitlements
 
 
+def _unexpired(now: datetime) -> Any:
+    return or_(Override.expires_at.is_(None), Override.expires_at > now)
+
+
+def _subscription_view(sub: Any) -> SubscriptionView | None:
+    if sub is None:
+        return None
+    return SubscriptionView(
+        tier_id=sub.tier_id,
+        interval=sub.interval,
+        currency=sub.currency,
+        status=sub.status.value,
+        catalog_version=sub.catalog_version,
+        period_start=sub.current_period_start,
+        period_end=sub.current_period_end,
+        trial_end=sub.trial_end,
+        cancel_at_period_end=sub.cancel_at_period_end,
+        past_due_since=sub.past_due_since,
+    )
+
+
 def _access(session: Session, ent: Entitlements, feature_id: str) -> FeatureAccess:
+    if not isinstance(feature_id, str):
+        raise InvalidRequest(f"feature must be a string, not {feature_id!r}")
     access = ent.features.get(feature_id)
     if access is not None:
         return access
@@ -124,19 +168,22 @@ def _access(session: Session, ent: Entitlements, feature_id: str) -> FeatureAcce
             f"Feature {feature_id!r} is not in the catalog" + did_you_mean(feature_id, known)
         )
     # A feature added after the account's pinned catalog version: not in its tier.
-    return FeatureAccess(feature, False, 0, None, 0, "tier")
+    return FeatureAccess(feature, False, 0 if feature.metered else None, None, 0, "tier")
 
 
 def _units(value: Any, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidRequest(f"{name} must be a whole number, not {value!r}")
     if not minimum <= value <= MAX_UNITS:
-        raise InvalidRequest(f"{name} must be between {minimum} and {MAX_UNITS}, not {value}")
+        raise InvalidRequest(f"{name} must be between {minimum} and {MAX_UNITS:,}, not {value}")
     return value
 
 
-def _period(access: FeatureAccess, ent: Entitlements, clock: Clock):  # noqa: ANN202
-    return periods.current_period(access.feature, clock.now(), ent.billing_anchor)
+def _period_start(access: FeatureAccess, ent: Entitlements, clock: Clock) -> datetime:
+    return periods.current_period(access.feature, clock.now(), ent.billing_anchor)[0]
+
+
+# ---- answers ------------------------------------------------------------------------------
 
 
 def _usage_text(access: FeatureAccess, used: int) -> str:
@@ -168,8 +215,11 @@ def _offer(
 ) -> dict[str, Any] | None:
     if ent.tier is None:
         return None
-    from gating import offers  # imported here: offers imports this module's neighbours
-
+    try:
+        # Imported here: gating/offers.py builds on billing, which this module must not need.
+        from gating import offers
+    except ImportError:
+        return None
     offer = offers.offer_for(
         session,
         clock,
@@ -181,57 +231,69 @@ def _offer(
         trigger=trigger,
         settings=settings,
     )
-    return None if offer is None else offers.offer_json(offer, settings.base_url)
+    if offer is None:
+        return None
+    body: dict[str, Any] = offers.offer_json(offer, settings.base_url)
+    if settings.offer_link is not None:
+        body["accept_url"] = settings.offer_link(account.id, offer.id)
+    return body
 
 
-def _decide(
+def _deny(
     session: Session,
     clock: Clock,
     account: Account,
     ent: Entitlements,
     access: FeatureAccess,
-    quantity: int,
+    requested: int,
     used: int | None,
-    allowed: bool,
     settings: GateSettings,
 ) -> Decision:
-    """The answer for a request of `quantity` given current `used` (after or before it)."""
+    """The denial of `requested` units at `used`, with the offer that would unlock it."""
+    if ent.tier is None:
+        reason = "no_access"
+    elif access.enabled and access.feature.metered:
+        reason = "limit_reached"
+    else:
+        reason = "feature_not_in_tier"
     fid = access.feature.id
+    offer = _offer(session, clock, account, ent, fid, used, requested, "limit_reached", settings)
     limit = access.limit if access.feature.metered else None
     remaining = None if limit is None or used is None else max(limit - used, 0)
-    if not allowed:
-        reason = (
-            "no_access"
-            if ent.tier is None
-            else (
-                "limit_reached"
-                if access.enabled and access.feature.metered
-                else "feature_not_in_tier"
-            )
-        )
-        offer = _offer(session, clock, account, ent, fid, used, quantity, "limit_reached", settings)
-        return Decision(
-            False,
-            fid,
-            limit,
-            used,
-            remaining,
-            reason,
-            offer,
-            message=_denial_message(ent, access, reason, used),
-        )
+    message = _denial_message(ent, access, reason, used)
+    return Decision(False, fid, limit, used, remaining, reason, offer, message=message)
+
+
+def _allow(
+    session: Session,
+    clock: Clock,
+    account: Account,
+    ent: Entitlements,
+    access: FeatureAccess,
+    used: int | None,
+    settings: GateSettings,
+    *,
+    reported: int | None = None,
+) -> Decision:
+    """Allowed at `used` (the usage the nudge is judged on); `reported` is shown when given."""
+    fid = access.feature.id
+    limit = access.limit if access.feature.metered else None
+    shown = used if reported is None else reported
+    remaining = None if limit is None or shown is None else max(limit - shown, 0)
     nudge = (
         access.feature.metered
         and used is not None
-        and access.nudge_at is not None
-        and used >= access.nudge_at
+        and limit is not None
+        and ((access.nudge_at is not None and used >= access.nudge_at) or used > limit)
     )
-    offer = None
-    message = None
-    if nudge:
-        offer = _offer(session, clock, account, ent, fid, used, 0, "nudge", settings)
-        message = f"{_usage_text(access, used or 0)}."
-    return Decision(True, fid, limit, used, remaining, None, offer, nudge, message)
+    if not nudge:
+        return Decision(True, fid, limit, shown, remaining)
+    offer = _offer(session, clock, account, ent, fid, used, 0, "nudge", settings)
+    message = f"{_usage_text(access, used or 0)}."
+    return Decision(True, fid, limit, shown, remaining, None, offer, True, message)
+
+
+# ---- the gate -----------------------------------------------------------------------------
 
 
 def check(
@@ -248,27 +310,15 @@ def check(
     account, ent = load_entitlements(session, clock, account_id, settings)
     access = _access(session, ent, feature_id)
     if access.feature.kind is FeatureKind.BOOLEAN:
-        return _decide(
-            session, clock, account, ent, access, quantity, None, access.enabled, settings
-        )
-    start, _ = _period(access, ent, clock)
-    used = usage.used(session, account_id, feature_id, start)
+        if ent.tier is not None and access.enabled:
+            return Decision(True, feature_id, None, None, None)
+        return _deny(session, clock, account, ent, access, quantity, None, settings)
+    used = usage.used(session, account_id, feature_id, _period_start(access, ent, clock))
     cap = access.cap
-    allowed = access.enabled and (cap is None or used + quantity <= cap)
-    shown = used + quantity if allowed else used
-    decision = _decide(session, clock, account, ent, access, quantity, shown, allowed, settings)
-    # check answers about a prospective use: report the usage as it is now.
-    return Decision(
-        decision.allowed,
-        decision.feature,
-        decision.limit,
-        used,
-        None if decision.limit is None else max(decision.limit - used, 0),
-        decision.reason,
-        decision.offer,
-        decision.nudge,
-        decision.message,
-    )
+    if ent.tier is None or not access.enabled or (cap is not None and used + quantity > cap):
+        return _deny(session, clock, account, ent, access, quantity, used, settings)
+    # Judge the nudge on the usage after this prospective use; report the usage as it is now.
+    return _allow(session, clock, account, ent, access, used + quantity, settings, reported=used)
 
 
 def consume(
@@ -281,78 +331,92 @@ def consume(
     *,
     settings: GateSettings,
 ) -> Decision:
-    """Atomically count `quantity` units if within the cap; a denial records nothing."""
+    """Atomically count `quantity` units if within the cap; a denial counts nothing. A retry
+    with the same idempotency key returns the first answer without counting again."""
     quantity = _units(quantity, "quantity", 1)
+    if idempotency_key is not None:
+        _check_key(idempotency_key)
     account, ent = load_entitlements(session, clock, account_id, settings)
     access = _access(session, ent, feature_id)
     if access.feature.kind is FeatureKind.BOOLEAN:
         raise InvalidRequest(
-            f"{feature_id!r} is a boolean feature: ask POST /v1/check, there is nothing to count"
+            f"{feature_id!r} is a boolean feature: use /v1/check, there is nothing to count"
         )
-    request_hash = hashlib.sha256(f"{feature_id}\x00{quantity}".encode()).hexdigest()
+    claim: int | None = None
     if idempotency_key is not None:
+        request_hash = hashlib.sha256(f"{feature_id}\x00{quantity}".encode()).hexdigest()
         first = _claim_key(session, clock, account_id, idempotency_key, request_hash)
-        if first is not None:
+        if isinstance(first, Decision):
             return first
-    start, _ = _period(access, ent, clock)
+        claim = first
+    start = _period_start(access, ent, clock)
     total = None
-    if access.enabled:
+    if ent.tier is not None and access.enabled:
         total = usage.add(session, account_id, feature_id, start, quantity, access.cap, clock.now())
     if total is None:
         used = usage.used(session, account_id, feature_id, start)
-        decision = _decide(session, clock, account, ent, access, quantity, used, False, settings)
+        decision = _deny(session, clock, account, ent, access, quantity, used, settings)
     else:
-        decision = _decide(session, clock, account, ent, access, quantity, total, True, settings)
-    if idempotency_key is not None:
-        _store_answer(session, account_id, idempotency_key, decision)
+        decision = _allow(session, clock, account, ent, access, total, settings)
+    if claim is not None:
+        session.execute(
+            update(UsageRequest)
+            .where(UsageRequest.id == claim)
+            .values(status_code=200 if decision.allowed else 402, response=decision.to_json())
+        )
     return decision
+
+
+def _check_key(key: Any) -> None:
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH:
+        raise InvalidRequest(
+            f"idempotency_key must be a string of 1 to {MAX_KEY_LENGTH} characters, not {key!r}"
+        )
 
 
 def _claim_key(
     session: Session, clock: Clock, account_id: str, key: str, request_hash: str
-) -> Decision | None:
-    """Claim an idempotency key (None: ours, go on) or return the first answer given for it."""
-    if not 1 <= len(key) <= 255:
-        raise InvalidRequest("idempotency_key must be 1 to 255 characters")
+) -> int | Decision:
+    """Claim an idempotency key (its row id: ours, go on) or the first answer given for it.
+
+    On PostgreSQL a concurrent request with the same key waits on the unique index until the
+    first commits (then sees its answer) or rolls back (then claims the key itself).
+    """
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    claimed = session.execute(
+    claim = (
         dialect.insert(UsageRequest)
         .values(
             account_id=account_id,
             idempotency_key=key,
             request_hash=request_hash,
-            status_code=0,
+            status_code=0,  # 0: answer not stored yet (it is, before the transaction ends)
             response={},
             created_at=clock.now(),
         )
         .on_conflict_do_nothing(index_elements=["account_id", "idempotency_key"])
         .returning(UsageRequest.id)
-    ).scalar_one_or_none()
-    if claimed is not None:
-        return None
-    first = session.execute(
-        select(UsageRequest.request_hash, UsageRequest.response).where(
-            UsageRequest.account_id == account_id, UsageRequest.idempotency_key == key
-        )
-    ).one()
-    if first.request_hash != request_hash:
-        raise Conflict(
-            f"idempotency key {key!r} was already used with a different request "
-            "(another feature or quantity): use a new key for a new request"
-        )
-    return Decision.from_json(first.response)
-
-
-def _store_answer(session: Session, account_id: str, key: str, decision: Decision) -> None:
-    row = session.scalar(
-        select(UsageRequest).where(
-            UsageRequest.account_id == account_id, UsageRequest.idempotency_key == key
-        )
     )
-    assert row is not None
-    row.status_code = 200 if decision.allowed else 402
-    row.response = decision.to_json()
-    session.flush()
+    for attempt in range(5):
+        claimed = session.execute(claim).scalar_one_or_none()
+        if claimed is not None:
+            return claimed
+        first = session.execute(
+            select(
+                UsageRequest.request_hash, UsageRequest.status_code, UsageRequest.response
+            ).where(UsageRequest.account_id == account_id, UsageRequest.idempotency_key == key)
+        ).one_or_none()
+        if first is not None and first.request_hash != request_hash:
+            raise Conflict(
+                f"idempotency key {key!r} reused with a different request (another feature "
+                "or quantity): use a new key for a new request"
+            )
+        if first is not None and first.status_code:
+            return Decision.from_json(first.response)
+        # Gone (its transaction rolled back) or not answered yet: try again shortly.
+        time.sleep(0.01 * (attempt + 1))
+    raise Conflict(
+        f"a request with idempotency key {key!r} is still being processed: retry in a moment"
+    )
 
 
 def set_gauge(
@@ -364,7 +428,7 @@ def set_gauge(
     *,
     settings: GateSettings,
 ) -> Decision:
-    """Set a gauge to an absolute value: lowering always works, raising within the cap."""
+    """Set a gauge to an absolute value: lowering always works, raising only within the cap."""
     value = _units(value, "value", 0)
     account, ent = load_entitlements(session, clock, account_id, settings)
     access = _access(session, ent, feature_id)
@@ -372,16 +436,13 @@ def set_gauge(
         raise InvalidRequest(
             f"{feature_id!r} is a {access.feature.kind.value} feature: only gauges can be set"
         )
-    cap = access.cap if access.enabled else 0
-    result = usage.set_value(
-        session, account_id, feature_id, periods.GAUGE_PERIOD, value, cap, clock.now()
-    )
-    if result is None:
-        used = usage.used(session, account_id, feature_id, periods.GAUGE_PERIOD)
-        if used >= value:  # lowering to a value already reached: nothing to do, allowed
-            return _decide(session, clock, account, ent, access, 0, used, True, settings)
-        return _decide(session, clock, account, ent, access, value - used, used, False, settings)
-    return _decide(session, clock, account, ent, access, 0, result, True, settings)
+    cap = access.cap if ent.tier is not None and access.enabled else 0
+    gauge = periods.GAUGE_PERIOD
+    result = usage.set_value(session, account_id, feature_id, gauge, value, cap, clock.now())
+    if result is not None:
+        return _allow(session, clock, account, ent, access, result, settings)
+    used = usage.used(session, account_id, feature_id, gauge)
+    return _deny(session, clock, account, ent, access, value - used, used, settings)
 
 
 def release(
@@ -393,13 +454,13 @@ def release(
     *,
     settings: GateSettings,
 ) -> Decision:
-    """Give units back (a deleted project frees a gauge unit); never below zero."""
+    """Give units back (a deleted project frees a gauge unit); usage never goes below zero."""
     quantity = _units(quantity, "quantity", 1)
-    account, ent = load_entitlements(session, clock, account_id, settings)
+    _, ent = load_entitlements(session, clock, account_id, settings)
     access = _access(session, ent, feature_id)
     if access.feature.kind is FeatureKind.BOOLEAN:
         raise InvalidRequest(f"{feature_id!r} is a boolean feature: there is nothing to release")
-    start, _ = _period(access, ent, clock)
+    start = _period_start(access, ent, clock)
     total = usage.release(session, account_id, feature_id, start, quantity, clock.now())
     limit = access.limit
     remaining = None if limit is None else max(limit - total, 0)
@@ -409,7 +470,8 @@ def release(
 def entitlements(
     session: Session, clock: Clock, account_id: str, *, settings: GateSettings
 ) -> dict[str, Any]:
-    """Tier, status, catalog version and, per feature, limit, usage and reset time."""
+    """Tier, status, catalog version and, per feature, limit, usage and reset time (the
+    counters of every metered feature are read in one query)."""
     _, ent = load_entitlements(session, clock, account_id, settings)
     now = clock.now()
     bounds = {

@@ -16,6 +16,7 @@ _KEY = ("account_id", "feature_id", "period_start")
 
 
 def _insert(session: Session) -> Any:
+    # Both dialects' INSERT support ON CONFLICT DO UPDATE ... WHERE and RETURNING.
     dialect = session.get_bind().dialect.name
     return (postgresql if dialect == "postgresql" else sqlite).insert(UsageCounter)
 
@@ -105,6 +106,7 @@ def release(
 
 
 def used(session: Session, account_id: str, feature_id: str, period_start: datetime) -> int:
+    """Units used of one feature in one period (0 when nothing was counted yet)."""
     found = session.scalar(
         select(UsageCounter.used).where(*_where(account_id, feature_id, period_start))
     )

@@ -1,4 +1,16 @@
-"""One-line builders of accounts, subscriptions, add-ons, overrides and usage for tests."""
+"""One-line builders of accounts, subscriptions, add-ons, overrides and usage for tests.
+
+Each adds rows to the given session and flushes; the caller commits (or uses `db.session()`).
+Publish a catalog first (the `demo_catalog` fixture): subscriptions pin its newest version.
+
+    make_account(s, "acme", now=clock.now())                      # free tier, no subscription
+    make_account(s, "acme", now=clock.now(), tier="pro", status="past_due",
+                 past_due_since=clock.now())
+    add_addon(s, "acme", "seat_pack", now=clock.now(), quantity=2)
+    add_override(s, "acme", "limit", feature="projects", limit=50, now=clock.now())
+    set_usage(s, "acme", "projects", 3, now=clock.now())         # a gauge
+    set_usage(s, "acme", "api_calls", 900, now=clock.now(), period_start=month_start(clock.now()))
+"""
 
 from __future__ import annotations
 
@@ -35,7 +47,8 @@ def make_account(
     cancel_at_period_end: bool = False,
     email: str | None = "billing@acme.test",
 ) -> Account:
-    """An account; with `tier`, a subscription to it (default: a month started 14 days ago)."""
+    """An account; with `tier`, a subscription to it (default: one interval started 14 days
+    ago, pinned to the newest catalog version); `tier=None` is the free tier (no row)."""
     account = Account(
         id=account_id,
         email=email,
@@ -73,6 +86,7 @@ def make_account(
 def add_addon(
     session: Session, account_id: str, addon_id: str, *, now: datetime, quantity: int = 1
 ) -> AccountAddOn:
+    """An active add-on bought by the account."""
     row = AccountAddOn(
         account_id=account_id, addon_id=addon_id, quantity=quantity, active=True, purchased_at=now
     )
@@ -93,6 +107,8 @@ def add_override(
     expires_at: datetime | None = None,
     reason: str = "test",
 ) -> Override:
+    """An override of `kind` (limit | feature | trial_extension), unchecked: tests may build
+    what the API would refuse."""
     row = Override(
         account_id=account_id,
         kind=OverrideKind(kind),
@@ -125,4 +141,5 @@ def set_usage(
 
 
 def month_start(now: datetime) -> datetime:
+    """The start of the calendar month of `now` (the period of monthly counters)."""
     return periods.month_bounds(now)[0]

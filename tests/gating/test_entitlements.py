@@ -123,3 +123,159 @@ def test_no_free_tier_means_no_access():
 def test_legacy_hidden_tier_pinned_to_an_old_version_still_resolves():
     e = ent(sub("team_legacy"))
     assert e.tier.id == "team_legacy" and e.features["projects"].limit == 20
+
+
+def _variant(edit) -> Catalog:
+    doc = CATALOG.to_document()
+    edit(doc)
+    return Catalog.from_document(doc)
+
+
+def _free_projects(n):
+    def edit(doc):
+        doc["tiers"][0]["features"]["projects"] = {"enabled": True, "limit": n}
+
+    return _variant(edit)
+
+
+def test_past_due_after_grace_falls_to_the_free_tier_of_the_newest_catalog():
+    newest = _free_projects(5)
+    late = sub(status="past_due", past_due_since=NOW - timedelta(days=30))
+    e = resolve(
+        newest=(2, newest),
+        pinned=(1, CATALOG),
+        subscription=late,
+        addons=[],
+        overrides=[],
+        now=NOW,
+        grace_days=7,
+    )
+    assert (e.tier.id, e.catalog_version, e.features["projects"].limit) == ("free", 2, 5)
+    assert e.currency == "usd" and e.billing_anchor is None
+
+
+def test_grace_days_come_from_the_settings():
+    late = sub(status="past_due", past_due_since=NOW - timedelta(days=8))
+    assert ent(late, grace=10).tier.id == "starter"
+    assert ent(late, grace=3).tier.id == "free"
+
+
+def test_cancel_at_period_end_keeps_the_tier_until_the_period_ends():
+    e = ent(sub("pro", cancel_at_period_end=True))
+    assert (e.tier.id, e.status, e.fallback_reason) == ("pro", "active", None)
+
+
+def test_expired_trial_extension_does_not_extend():
+    trial = sub(status="trialing", trial_end=NOW - timedelta(days=1))
+    stale = OverrideView("trial_extension", days=3, expires_at=NOW - timedelta(hours=1))
+    assert ent(trial, overrides=[stale]).tier.id == "free"
+
+
+def test_trial_extension_days_add_up_and_then_end():
+    trial = sub(status="trialing", trial_end=NOW - timedelta(days=3))
+    days = [OverrideView("trial_extension", days=2), OverrideView("trial_extension", days=2)]
+    assert ent(trial, overrides=days).tier.id == "starter"
+    assert ent(trial, overrides=days, now=NOW + timedelta(days=1)).tier.id == "free"
+
+
+def test_addon_included_in_a_tier_applies_without_being_bought():
+    with_grants = _variant(
+        lambda doc: doc["addons"][0].update(grants={"audit_log": True, "api_calls": 500})
+    )
+    business = ent(sub("business"), catalog=with_grants)
+    assert business.features["audit_log"].source == "addon:extended_support"
+    assert business.features["api_calls"].limit == 1_000_500
+    assert ent(sub("starter"), catalog=with_grants).features["api_calls"].limit == 10_000
+
+
+def test_boolean_addon_grant_enables_the_feature():
+    with_sso = _variant(lambda doc: doc["addons"][2]["grants"].update(sso=True))
+    e = ent(sub("starter"), addons=[("seat_pack", 1)], catalog=with_sso)
+    assert e.features["sso"].enabled and e.features["sso"].limit is None
+
+
+def test_metered_addon_on_an_unlimited_feature_stays_unlimited():
+    more_projects = _variant(lambda doc: doc["addons"][2]["grants"].update(projects=5))
+    e = ent(sub("business"), addons=[("seat_pack", 3)], catalog=more_projects)
+    assert e.features["projects"].limit is None and e.features["projects"].enabled
+
+
+def test_addon_raises_a_limit_from_zero_and_is_then_enabled():
+    e = ent(sub("starter"), addons=[("seat_pack", 1)], catalog=_variant(_no_seats_in_starter))
+    assert (e.features["seats"].enabled, e.features["seats"].limit) == (True, 5)
+
+
+def _no_seats_in_starter(doc):
+    del doc["tiers"][1]["features"]["seats"]
+
+
+def test_inactive_or_unknown_addons_grant_nothing():
+    e = ent(sub("starter"), addons=[("no_such_addon", 3), ("seat_pack", 0)])
+    assert e.features["seats"].limit == 5 and e.features["seats"].source == "tier"
+
+
+def test_explicit_nudge_at_wins_over_the_percent_and_addons_recompute_it():
+    nudged = _variant(
+        lambda doc: doc["tiers"][1]["features"].update(seats={"limit": 5, "nudge_at": 2})
+    )
+    assert ent(sub("starter"), catalog=nudged).features["seats"].nudge_at == 2
+    raised = ent(sub("starter"), addons=[("seat_pack", 1)], catalog=nudged)
+    assert raised.features["seats"].nudge_at == 8  # ceil(80 % of 10)
+
+
+def test_nudge_threshold_rounds_up_without_floats():
+    e = ent(sub("starter"), overrides=[OverrideView("limit", "projects", limit=7)])
+    assert e.features["projects"].nudge_at == 6  # 80 % of 7 = 5.6
+
+
+def test_overrides_also_apply_on_the_free_tier():
+    e = ent(overrides=[OverrideView("feature", "pdf_export")])
+    assert e.tier.id == "free" and e.features["pdf_export"].enabled
+    assert e.features["pdf_export"].source == "override"
+
+
+def test_limit_override_of_zero_disables_and_feature_override_of_a_metered_is_ignored():
+    e = ent(
+        sub("pro"),
+        overrides=[OverrideView("limit", "projects", limit=0), OverrideView("feature", "seats")],
+    )
+    assert not e.features["projects"].enabled
+    assert e.features["seats"].limit == 25
+
+
+def test_no_access_denies_every_feature_with_status_no_access():
+    doc = CATALOG.to_document()
+    doc["tiers"] = [t for t in doc["tiers"] if t["id"] != "free"]
+    e = ent(catalog=Catalog.from_document(doc))
+    assert e.status == "no_access"
+    assert {a.source for a in e.features.values()} == {"no_access"}
+    assert e.features["projects"].cap == 0
+
+
+def test_every_feature_lists_enabled_limit_nudge_overage_and_source():
+    access = ent(sub("pro")).features
+    assert set(access) == set(CATALOG.features)
+    api = access["api_calls"]
+    assert (api.enabled, api.limit, api.nudge_at, api.overage, api.source) == (
+        True,
+        100_000,
+        80_000,
+        5000,
+        "tier",
+    )
+    assert (access["sso"].enabled, access["sso"].limit, access["sso"].cap) == (False, None, None)
+
+
+def test_legacy_tier_pinned_to_an_old_version_resolves_after_it_left_the_newest_catalog():
+    newest = _variant(lambda doc: doc.update(tiers=doc["tiers"][:-1]))
+    assert newest.tier("team_legacy") is None
+    e = resolve(
+        newest=(7, newest),
+        pinned=(3, CATALOG),
+        subscription=sub("team_legacy", catalog_version=3),
+        addons=[],
+        overrides=[],
+        now=NOW,
+        grace_days=7,
+    )
+    assert (e.tier.id, e.catalog_version, e.features["seats"].limit) == ("team_legacy", 3, 10)

@@ -71,3 +71,47 @@ def test_add_months_clamps_to_the_last_day():
     assert add_months(at(2026, 1, 31), 1) == at(2026, 2, 28)
     assert add_months(at(2028, 1, 31), 1) == at(2028, 2, 29)
     assert add_months(at(2026, 11, 15), 14) == at(2028, 1, 15)
+
+
+def test_period_end_is_when_the_count_resets_even_across_a_year_boundary():
+    assert current_period(DAILY, at(2026, 12, 31, 23, 59, 59), None) == (
+        at(2026, 12, 31),
+        at(2027, 1, 1),
+    )
+
+
+def test_stored_billing_period_is_used_as_is_until_it_ends():
+    anchor = (at(2026, 10, 31), at(2026, 11, 30))
+    assert billing_bounds(at(2026, 11, 29, 23, 59), anchor) == anchor
+
+
+def test_anchor_without_interval_is_inferred_from_the_period_length():
+    monthly = (at(2026, 10, 31), at(2026, 11, 30))
+    yearly = (at(2025, 11, 10), at(2026, 11, 10))
+    assert billing_bounds(at(2027, 1, 15), monthly) == (at(2026, 12, 31), at(2027, 1, 31))
+    assert billing_bounds(at(2027, 1, 15), yearly) == (at(2026, 11, 10), at(2027, 11, 10))
+
+
+def test_a_clamped_stored_start_does_not_lose_the_day_31_anchor():
+    # Stored period Feb 28 -> Mar 31 of a subscription anchored on the 31st.
+    anchor = (at(2027, 2, 28), at(2027, 3, 31), "month")
+    assert billing_bounds(at(2027, 5, 1), anchor) == (at(2027, 4, 30), at(2027, 5, 31))
+    assert billing_bounds(at(2027, 5, 31), anchor) == (at(2027, 5, 31), at(2027, 6, 30))
+
+
+def test_rolling_forward_keeps_the_time_of_day_of_the_anchor():
+    anchor = (at(2026, 10, 10, 8, 30), at(2026, 11, 10, 8, 30), "month")
+    assert billing_bounds(at(2027, 3, 10, 8, 29), anchor) == (
+        at(2027, 2, 10, 8, 30),
+        at(2027, 3, 10, 8, 30),
+    )
+    assert billing_bounds(at(2027, 3, 10, 8, 30), anchor)[0] == at(2027, 3, 10, 8, 30)
+
+
+@pytest.mark.parametrize("months_later", range(0, 40))
+def test_rolled_period_always_contains_now_and_is_one_interval_long(months_later):
+    anchor = (at(2026, 1, 31, 5), at(2026, 2, 28, 5), "month")
+    now = add_months(at(2026, 3, 15), months_later)
+    start, end = billing_bounds(now, anchor)
+    assert start <= now < end
+    assert end == add_months(start, 1, 31)
