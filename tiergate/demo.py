@@ -7,6 +7,7 @@ import getpass
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+from werkzeug.serving import run_simple
 
 from tiergate.config import PROJECT_ROOT
 from tiergate.db import get_db
@@ -49,5 +50,9 @@ def demo_command(host: str, port: int, no_serve: bool) -> None:
     base = f"http://{host}:{port}"
     click.echo(f"Pricing table:   {base}/pricing")
     click.echo(f"Catalog JSON:    {base}/v1/catalog")
+    click.echo(f"API reference:   {base}/docs")
+    click.echo(f"Billing page:    {base}/billing (needs a signed link from the host app)")
+    click.echo("API key for the host app: tiergate apikey create --name demo --scope gate")
     click.echo("Stop with Ctrl+C.")
-    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+    # Flask's own CLI ignores app.run(); serve with werkzeug directly (threaded, no reloader).
+    run_simple(host, port, current_app._get_current_object(), threaded=True)
