@@ -26,11 +26,12 @@ Pure: no Flask, no database, no stripe.
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+
+from gating.periods import add_months
 
 SECOND = timedelta(seconds=1)
 
@@ -222,15 +223,13 @@ def start_period(items: Sequence[Item], start: datetime, interval: str) -> Prora
     return Proration(tuple(lines), start, end)
 
 
-def add_interval(start: datetime, interval: str, count: int = 1) -> datetime:
-    """`start` plus `count` calendar months or years, the day clamped to the month's length."""
+def add_interval(
+    start: datetime, interval: str, count: int = 1, day: int | None = None
+) -> datetime:
+    """`start` plus `count` months or years on `day` (default: start's), clamped to the month."""
     if interval not in ("month", "year"):
         raise ValueError(f"unknown interval {interval!r}: expected 'month' or 'year'")
-    index = start.month - 1 + count * (12 if interval == "year" else 1)
-    year, month = start.year + index // 12, index % 12 + 1
-    return start.replace(
-        year=year, month=month, day=min(start.day, calendar.monthrange(year, month)[1])
-    )
+    return add_months(start, count * (12 if interval == "year" else 1), day)
 
 
 def _discount_lines(item: Item, line: Line) -> list[Line]:

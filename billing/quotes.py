@@ -15,11 +15,11 @@ The arithmetic is billing/proration.py's; this module maps provider Prices to it
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from billing import proration
+from billing.proration import add_interval
 from billing.provider import Discount, Line, Price, SubscriptionState
 
 
@@ -37,19 +37,6 @@ class Quote:
     def amount_due(self) -> int:
         """The total, never below zero (a net credit is Stripe's customer balance, not a refund)."""
         return max(0, sum(line.amount for line in self.lines))
-
-
-def add_interval(
-    start: datetime, interval: str, count: int = 1, day: int | None = None
-) -> datetime:
-    """`start` plus `count` months or years on `day` (default: start's), clamped to the month."""
-    if interval not in ("month", "year"):
-        raise ValueError(f"unknown interval {interval!r}: expected 'month' or 'year'")
-    months = count * (12 if interval == "year" else 1)
-    index = start.month - 1 + months
-    year, month = start.year + index // 12, index % 12 + 1
-    day = min(day or start.day, calendar.monthrange(year, month)[1])
-    return start.replace(year=year, month=month, day=day)
 
 
 def next_period_end(start: datetime, end: datetime, interval: str) -> datetime:

@@ -17,8 +17,8 @@ from werkzeug.wrappers import Response
 
 from billing import downgrade, portal, records, service
 from billing.models import BillingChange, ChangeStatus, Invoice
+from billing.proration import add_interval
 from billing.provider import BillingProvider, QuoteMismatch
-from billing.quotes import add_interval
 from gating import offers
 from gating.models import Offer, OfferStatus
 from tiergate.db import get_session

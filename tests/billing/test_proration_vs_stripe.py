@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing import proration
+from billing.proration import add_interval
 from billing.provider import ItemKind, Price, SubscriptionState
-from billing.quotes import add_interval, change_quote
+from billing.quotes import change_quote
 from tests.billing.stripe_fixtures import fake_server
 from tests.fakestripe import FakeStripe
 

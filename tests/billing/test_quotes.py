@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from billing.proration import add_interval
 from billing.provider import Discount, SubscriptionState
-from billing.quotes import add_interval, change_quote, next_period_end, renewal_quote, start_quote
+from billing.quotes import change_quote, next_period_end, renewal_quote, start_quote
 from tests.billing.conftest import PERIOD_END, PERIOD_START
 from tests.billing.test_provider_contract import HALFWAY, PRO, PRO_YEAR, SEATS, STARTER
 
