@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
 from billing import portal
-from gating import accounts, offers, service
+from gating import accounts, funnel, offers, service
 from gating import schemas as s
 from gating.apikeys import require_scope
 from tiergate.api import ErrorSchema, get_api
@@ -26,6 +26,9 @@ gate_bp = Blueprint(
 )
 offers_bp = Blueprint(
     "offers", __name__, url_prefix="/v1/offers", description="Upgrade offers and their funnel."
+)
+funnel_bp = Blueprint(
+    "funnel", __name__, url_prefix="/v1/funnel", description="The upsell funnel (product team)."
 )
 
 OFFER_ID_LENGTH = 40
@@ -318,8 +321,27 @@ def post_offer_event(args: dict[str, Any], offer_id: str) -> Any:
     return _offer_body(offer)
 
 
+# ---- funnel -------------------------------------------------------------------------------
+
+
+@funnel_bp.route("", methods=["GET"])
+@require_scope("admin")
+@funnel_bp.arguments(s.FunnelQuerySchema, location="query")
+@funnel_bp.response(200, s.FunnelSchema)
+@_errors(funnel_bp, 422)
+def get_funnel(args: dict[str, Any]) -> Any:
+    """Offers shown, clicked, dismissed, accepted and paid, per trigger and feature
+
+    Conversion is paid / shown in basis points; mrr_added is the monthly recurring revenue the
+    paid offers added, per currency, in minor units.
+    """
+    return funnel.funnel_json(
+        funnel.funnel_window(get_session(), get_clock(), args["since"], args["until"])
+    )
+
+
 def init_app(app: Flask) -> None:
     """Register the v1 blueprints on the app's Api (and so in the OpenAPI document)."""
     api = get_api(app)
-    for blueprint in (accounts_bp, gate_bp, offers_bp):
+    for blueprint in (accounts_bp, gate_bp, offers_bp, funnel_bp):
         api.register_blueprint(blueprint)

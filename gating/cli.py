@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import click
 from flask.cli import with_appcontext
 
-from gating import apikeys
+from gating import apikeys, funnel
 from tiergate.db import get_db
 from tiergate.exceptions import TiergateError
 from tiergate.extensions import get_clock
@@ -77,3 +77,20 @@ def revoke_command(prefix: str) -> None:
 
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else "never"
+
+
+@click.command("funnel")
+@click.option(
+    "--days",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1, 3660),
+    help="Offers created in the last N days.",
+)
+@with_appcontext
+def funnel_command(days: int) -> None:
+    """The upsell funnel: offers shown, clicked, dismissed, paid; conversion and MRR added."""
+    now = get_clock().now()
+    with get_db().session() as session:
+        result = funnel.funnel_window(session, get_clock(), now - timedelta(days=days), None)
+    click.echo(funnel.funnel_text(result))

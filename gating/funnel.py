@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gating.models import Offer, OfferEvent, OfferStatus
+from tiergate.clock import Clock
 from tiergate.exceptions import InvalidRequest
 from tiers import store
 from tiers.model import Catalog
@@ -178,3 +179,51 @@ def _catalog_price(session: Session, catalogs: dict[int, Catalog], offer: Offer)
         catalogs[offer.catalog_version] = store.load(session, offer.catalog_version).catalog
     tier = catalogs[offer.catalog_version].tier(offer.from_tier_id)
     return (tier.price(offer.from_interval, offer.currency) or 0) if tier else 0
+
+
+DEFAULT_WINDOW = timedelta(days=30)
+
+
+def funnel_window(
+    session: Session, clock: Clock, since: datetime | None, until: datetime | None
+) -> Funnel:
+    """The funnel over [since, until), by default the last 30 days up to and including now."""
+    until = until or clock.now() + timedelta(microseconds=1)
+    return funnel(session, since=since or until - DEFAULT_WINDOW, until=until)
+
+
+def funnel_json(result: Funnel) -> dict[str, object]:
+    return {
+        "since": result.since,
+        "until": result.until,
+        "total": result.total.to_json(),
+        "by_trigger": [r.to_json() for r in result.by_trigger],
+        "by_feature": [r.to_json() for r in result.by_feature],
+        "by_trigger_and_feature": [r.to_json() for r in result.by_trigger_and_feature],
+    }
+
+
+def funnel_text(result: Funnel) -> str:
+    """A plain table for the terminal: one line per trigger and per feature."""
+    header = (
+        f"{'':24} {'offers':>7} {'shown':>6} {'clicked':>8} {'dismissed':>9} "
+        f"{'paid':>5} {'conv.':>7}  MRR added"
+    )
+    lines = [
+        f"Offers created {result.since:%Y-%m-%d %H:%M} to {result.until:%Y-%m-%d %H:%M} UTC",
+        header,
+    ]
+
+    def line(label: str, row: FunnelRow) -> str:
+        bp = row.conversion_bp
+        conv = "-" if bp is None else f"{bp // 100}.{bp % 100:02d}%"
+        mrr = ", ".join(f"{c} {a}" for c, a in sorted(row.mrr_added.items())) or "-"
+        return (
+            f"{label[:24]:24} {row.created:>7} {row.shown:>6} {row.clicked:>8} "
+            f"{row.dismissed:>9} {row.paid:>5} {conv:>7}  {mrr}"
+        )
+
+    lines.append(line("all offers", result.total))
+    lines += [line(f"trigger {r.trigger}", r) for r in result.by_trigger]
+    lines += [line(f"feature {r.feature}", r) for r in result.by_feature]
+    return "\n".join(lines)

@@ -381,3 +381,31 @@ class OfferEventSchema(RequestSchema):
     account_id = account_id_field(
         metadata={"description": "When given, the offer must belong to this account"}
     )
+
+
+# ---- funnel -------------------------------------------------------------------------------
+
+
+class FunnelQuerySchema(RequestSchema):
+    since = fields.AwareDateTime(
+        load_default=None,
+        metadata={"description": "Offers created from (ISO 8601 with offset; default 30 days ago)"},
+    )
+    until = fields.AwareDateTime(
+        load_default=None,
+        metadata={"description": "Offers created before (ISO 8601 with offset; default now)"},
+    )
+
+
+class FunnelSchema(ResponseSchema):
+    since = fields.DateTime(required=True)
+    until = fields.DateTime(required=True)
+    total = fields.Dict(
+        metadata={
+            "description": "created, shown, clicked, dismissed, accepted, paid, conversion_bp "
+            "(paid/shown in basis points) and mrr_added per currency (minor units per month)"
+        }
+    )
+    by_trigger = fields.List(fields.Dict())
+    by_feature = fields.List(fields.Dict())
+    by_trigger_and_feature = fields.List(fields.Dict())

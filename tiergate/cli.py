@@ -27,20 +27,22 @@ main.add_command(db_group)
 
 def _register() -> None:
     from billing.cli import billing_group
-    from gating.cli import apikey_group
+    from billing.stripe_cli import stripe_group
+    from billing.webhook_cli import webhooks_group  # also adds `billing reconcile`
+    from gating.cli import apikey_group, funnel_command
     from tiergate.demo import demo_command
     from tiers.cli import catalog_group
 
-    main.add_command(apikey_group)
-    main.add_command(billing_group)
-    main.add_command(catalog_group)
-    main.add_command(demo_command)
-    from billing.webhook_cli import webhooks_group  # also adds `billing reconcile`
-
-    main.add_command(webhooks_group)
-    from billing.stripe_cli import stripe_group
-
-    main.add_command(stripe_group)
+    for command in (
+        apikey_group,
+        billing_group,
+        catalog_group,
+        demo_command,
+        funnel_command,
+        stripe_group,
+        webhooks_group,
+    ):
+        main.add_command(command)
 
 
 _register()
