@@ -28,9 +28,11 @@ def test_funnel_counts_each_step_per_trigger_and_feature(api_client, denied_offe
     assert response.status_code == 200
     body = response.get_json()
     total = body["total"]
-    assert (total["created"], total["shown"], total["clicked"], total["paid"]) == (1, 1, 1, 0)
+    # The third project crossed the nudge threshold (a nudge offer), the fourth was denied.
+    assert (total["created"], total["shown"], total["clicked"], total["paid"]) == (2, 1, 1, 0)
     assert total["conversion_bp"] == 0
-    assert [r["trigger"] for r in body["by_trigger"]] == ["limit_reached"]
+    by_trigger = {r["trigger"]: (r["created"], r["shown"]) for r in body["by_trigger"]}
+    assert by_trigger == {"limit_reached": (1, 1), "nudge": (1, 0)}
     assert [r["feature"] for r in body["by_feature"]] == ["projects"]
 
 
