@@ -45,6 +45,18 @@ def main(argv: list[str] | None = None) -> int:
         harness.drive("warmup", base.url, req, seconds=args.warmup)
         baseline = harness.drive("baseline (bare Flask)", base.url, req, **load)
     rows.append(baseline)
+    references = {}
+    if "postgres" in dbs:  # reference: the same app plus one `SELECT 1` per request
+        env = {"BASELINE_DATABASE_URL": args.postgres_admin_url}
+        with harness.Server("baseline_app:app", env=env, chdir=harness.BENCH_DIR) as base:
+            req = harness.Request("/db/v1/check", body, {"Authorization": "Bearer x"})
+            harness.drive("warmup", base.url, req, seconds=args.warmup)
+            ref = harness.drive("reference: Flask + SELECT 1", base.url, req, **load)
+        rows.append(ref)
+        references["flask_plus_select_1_postgres"] = {
+            "result": ref,
+            "ratio": round(ref.rps / baseline.rps, 3),
+        }
 
     results = {}
     for db in dbs:
@@ -67,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         results[db] = {"result": result, "ratio": round(result.rps / baseline.rps, 3)}
 
     harness.print_table(rows)
+    for name, ref in references.items():
+        print(f"reference {name}: ratio {ref['ratio']:.3f}")
     ok = True
     for db, r in results.items():
         met = r["ratio"] >= TARGET_RATIO and r["result"].statuses.get(200) == r["result"].requests
@@ -80,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             "feature": args.feature,
             "load": load,
             "baseline": baseline,
+            "references": references,
             "tiergate": results,
             "target_ratio": TARGET_RATIO,
         },

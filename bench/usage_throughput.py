@@ -82,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio: {ratio:.3f} (target >= {TARGET_RATIO}) "
         f"{'met' if ratio >= TARGET_RATIO else 'NOT MET'}"
     )
+    grants = warmup.statuses.get(200, 0) + result.statuses.get(200, 0)
+    print(
+        f"counted: {fast_used} used after {grants} grants: {'exact' if counted_ok else 'MISMATCH'}"
+    )
     print(
         f"race: {granted} granted (200), {race.statuses.get(402, 0)} denied (402), counter "
         f"{race_used}, limit {RACE_LIMIT}: {'no over-grant' if race_ok else 'FAILED'}"
@@ -96,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             "ratio": ratio,
             "target_ratio": TARGET_RATIO,
             "fast_account_used": fast_used,
+            "fast_account_grants": warmup.statuses.get(200, 0) + result.statuses.get(200, 0),
+            "counted_exactly": counted_ok,
             "race": {
                 "result": race,
                 "limit": RACE_LIMIT,

@@ -286,13 +286,17 @@ def _decode(response: requests.Response, method: str, url: str) -> dict[str, Any
         raise TiergateError("bad_response", message, status)
     if status < 400 or (status == 402 and "allowed" in body):
         return body
-    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    error = _as_dict(body.get("error"))
     raise TiergateError(
         str(error.get("code") or "http_error"),
         str(error.get("message") or f"{method} {url} answered {status}"),
         status,
         error.get("details"),
     )
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _retry_after(response: requests.Response) -> float | None:

@@ -19,7 +19,6 @@ from urllib.parse import urlencode
 
 from flask import (
     Flask,
-    Response,
     abort,
     g,
     jsonify,
@@ -28,8 +27,15 @@ from flask import (
     render_template_string,
     request,
 )
+from werkzeug.wrappers import Response as BaseResponse
 
-from tiergate_client.client import Entitlements, GateResult, TiergateClient, TiergateUnavailable
+from tiergate_client.client import (
+    Entitlements,
+    GateResult,
+    TiergateClient,
+    TiergateUnavailable,
+    _as_dict,
+)
 
 __all__ = ["Gate", "UNAVAILABLE"]
 
@@ -147,7 +153,10 @@ class Gate:
         """Give back gauge units; None (and a logged error) when tiergate could not be told."""
         self.invalidate(account_id)
         try:
-            return self._guarded(self._client().release, account_id, feature, quantity)
+            result: GateResult = self._guarded(
+                self._client().release, account_id, feature, quantity
+            )
+            return result
         except TiergateUnavailable as exc:
             log.error(
                 "could not release %d %s for account %s (%s): resync with set_usage",
@@ -215,7 +224,7 @@ class Gate:
 
         return decorator
 
-    def deny(self, result: GateResult) -> Response | tuple[Any, int]:
+    def deny(self, result: GateResult) -> BaseResponse | tuple[Any, int]:
         """The response for a denial: JSON for API requests, a redirect or a page for HTML."""
         unavailable = result.reason == UNAVAILABLE
         status = 503 if unavailable else 402
@@ -276,7 +285,8 @@ class Gate:
 
     def _call(self, feature: str, fn: Callable[..., GateResult], *args: Any) -> GateResult:
         try:
-            return self._guarded(fn, *args)
+            result: GateResult = self._guarded(fn, *args)
+            return result
         except TiergateUnavailable:
             return GateResult(feature in self.fail_open, feature, reason=UNAVAILABLE)
 
@@ -331,15 +341,15 @@ def describe(result: GateResult) -> str:
         return "Feature checks are temporarily unavailable; please try again in a moment."
     offer = result.offer or {}
     if isinstance(offer.get("reason"), str):  # tiergate's own words, e.g. "3 of 3 projects..."
-        text = offer["reason"].rstrip(".") + "."
+        text = str(offer["reason"]).rstrip(".") + "."
     elif result.reason == "limit_reached" and result.limit is not None:
         text = f"You have used {result.used} of {result.limit} {result.feature} on your plan."
     elif result.reason == "no_access":
         text = "Your account has no active plan."
     else:
         text = f"Your plan does not include {result.feature}."
-    to = offer.get("to") if isinstance(offer.get("to"), dict) else {}
-    shown = offer.get("display") if isinstance(offer.get("display"), dict) else {}
+    to = _as_dict(offer.get("to"))
+    shown = _as_dict(offer.get("display"))
     if to.get("name") and shown.get("new_recurring"):
         text += f" Upgrade to {to['name']}: {shown['new_recurring']}"
         if shown.get("amount_due_today"):

@@ -30,6 +30,7 @@ from flask import (
     session,
     url_for,
 )
+from werkzeug.wrappers import Response as BaseResponse
 
 from examples.hostapp import store
 from examples.hostapp.pdf import project_pdf
@@ -107,7 +108,7 @@ def make_views(gate: Gate) -> Blueprint:
     bp = Blueprint("trackly", __name__, template_folder="templates")
 
     @bp.get("/")
-    def index() -> Response:
+    def index() -> BaseResponse:
         return redirect(
             url_for("trackly.projects" if session.get("account_id") else "trackly.login")
         )
@@ -126,7 +127,7 @@ def make_views(gate: Gate) -> Blueprint:
         return redirect(url_for("trackly.projects"))
 
     @bp.post("/logout")
-    def logout() -> Response:
+    def logout() -> BaseResponse:
         session.clear()
         return redirect(url_for("trackly.login"))
 
@@ -153,7 +154,7 @@ def make_views(gate: Gate) -> Blueprint:
     @bp.post("/projects")
     @login_required
     @gate.consumes("projects")
-    def create_project() -> Response:
+    def create_project() -> BaseResponse:
         name = _project_name(request.form.get("name"))  # aborts, and so releases the unit
         store.add_project(session["account_id"], name)
         flash(f"Project {name!r} created.")
@@ -161,7 +162,7 @@ def make_views(gate: Gate) -> Blueprint:
 
     @bp.post("/projects/<int:project_id>/delete")
     @login_required
-    def delete_project(project_id: int) -> Response:
+    def delete_project(project_id: int) -> BaseResponse:
         account_id = session["account_id"]
         if not store.delete_project(account_id, project_id):
             abort(404)
@@ -172,7 +173,7 @@ def make_views(gate: Gate) -> Blueprint:
     @bp.get("/projects/<int:project_id>/export.pdf")
     @login_required
     @gate.requires("pdf_export")
-    def export_pdf(project_id: int) -> Response:
+    def export_pdf(project_id: int) -> BaseResponse:
         project = store.get_project(session["account_id"], project_id) or abort(404)
         lines = [f"Workspace: {session['account_id']}", f"Created: {project['created_at']}"]
         body = project_pdf(project["name"], lines)
@@ -180,7 +181,7 @@ def make_views(gate: Gate) -> Blueprint:
 
     @bp.get("/api/projects")
     @gate.consumes("api_calls")
-    def api_list_projects() -> Response:
+    def api_list_projects() -> BaseResponse:
         return jsonify(projects=store.list_projects(current_account() or ""))
 
     @bp.post("/api/projects")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import Flask, current_app, g
 
@@ -28,7 +29,8 @@ def db() -> sqlite3.Connection:
     if "trackly_db" not in g:
         g.trackly_db = sqlite3.connect(current_app.config["DATABASE"])
         g.trackly_db.row_factory = sqlite3.Row
-    return g.trackly_db
+    conn: sqlite3.Connection = g.trackly_db
+    return conn
 
 
 def _close(_exc: BaseException | None) -> None:
@@ -37,7 +39,7 @@ def _close(_exc: BaseException | None) -> None:
         conn.close()
 
 
-def list_projects(account_id: str) -> list[dict]:
+def list_projects(account_id: str) -> list[dict[str, Any]]:
     """The workspace's projects, oldest first."""
     rows = db().execute(
         "SELECT id, name, created_at FROM projects WHERE account_id = ? ORDER BY id", (account_id,)
@@ -45,7 +47,7 @@ def list_projects(account_id: str) -> list[dict]:
     return [dict(row) for row in rows]
 
 
-def get_project(account_id: str, project_id: int) -> dict | None:
+def get_project(account_id: str, project_id: int) -> dict[str, Any] | None:
     row = (
         db()
         .execute(
@@ -57,7 +59,7 @@ def get_project(account_id: str, project_id: int) -> dict | None:
     return dict(row) if row else None
 
 
-def add_project(account_id: str, name: str) -> dict:
+def add_project(account_id: str, name: str) -> dict[str, Any]:
     """Store a project (the caller has already consumed a `projects` unit at tiergate)."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
     with db() as conn:
