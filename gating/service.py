@@ -1,9 +1,12 @@
 """The gate: may account A use feature F / consume N units of it? Entitlements, atomic usage,
 idempotent consumes and, on a denial or a nudge, the upgrade offer.
 
-The hot path is lean: one query loads the account, its subscription, the newest catalog version
-and whether it has add-ons or overrides (read only when it has); catalogs come from the
-per-version cache of tiers/store.py; usage is one atomic statement (gating/usage.py).
+The hot path is lean: the account's subscription, add-ons, overrides and the newest catalog
+version come from the per-process cache of gating/cache.py (on a miss: one query, plus one for
+add-ons or overrides when it has any); catalogs come from the per-version cache of
+tiers/store.py; entitlements are resolved at the clock's time on every call. So a boolean check
+needs no database round trip, a metered check one read of the counter, and a consume one atomic
+statement (gating/usage.py) plus the idempotency key's row when it carries one.
 """
 
 from __future__ import annotations
@@ -15,14 +18,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from gating import periods, usage
 from gating.accounts import get_account
+from gating.cache import AccountState, GateCache
 from gating.entitlements import Entitlements, FeatureAccess, OverrideView, SubscriptionView, resolve
-from gating.models import Account, AccountAddOn, Override, UsageRequest
+from gating.models import Account, AccountAddOn, Override, Subscription, UsageRequest
 from tiergate.clock import Clock
 from tiergate.exceptions import Conflict, InvalidRequest, NotFound
 from tiers import store
@@ -41,6 +45,8 @@ class GateSettings:
     # (account_id, offer_id) -> the customer's signed link to the offer page; the HTTP edge
     # supplies it so offers in API answers open without a second call.
     offer_link: Callable[[str, str], str] | None = None
+    # What the gate loaded per account, kept for a second (gating/cache.py); None: no cache.
+    cache: GateCache | None = None
 
 
 @dataclass(frozen=True)
@@ -81,56 +87,72 @@ class Decision:
 
 def load_entitlements(
     session: Session, clock: Clock, account_id: str, settings: GateSettings
-) -> tuple[Account, Entitlements]:
-    """The account and its effective entitlements now (one query when it has no add-ons or
-    overrides, plus one for each it has)."""
+) -> Entitlements:
+    """The account's effective entitlements now, resolved from its (possibly cached) state."""
     if not isinstance(account_id, str):
         raise InvalidRequest(f"account_id must be a string, not {account_id!r}")
     now = clock.now()
+    state = _account_state(session, now, account_id, settings.cache)
+    newest = store.load(session, state.newest_version)  # version None: raises NoCatalog
+    sub = state.subscription
+    pinned = store.load(session, sub.catalog_version) if sub is not None else None
+    return resolve(
+        newest=(newest.version, newest.catalog),
+        pinned=(pinned.version, pinned.catalog) if pinned else None,
+        subscription=sub,
+        addons=state.addons,
+        overrides=state.overrides,
+        now=now,
+        grace_days=settings.past_due_grace_days,
+    )
+
+
+def _account_state(
+    session: Session, now: datetime, account_id: str, cache: GateCache | None
+) -> AccountState:
+    """The rows entitlements come from: from the cache, or one query when the account has no
+    add-ons or overrides (plus one for each it has)."""
+    if cache is not None:
+        cached = cache.get(account_id)
+        if cached is not None:
+            return cached
+        generation = cache.generation
     newest_version = select(func.max(CatalogVersion.version)).scalar_subquery()
     has_addons = exists().where(
         AccountAddOn.account_id == Account.id, AccountAddOn.active.is_(True)
     )
     has_overrides = exists().where(Override.account_id == Account.id, _unexpired(now))
     row = session.execute(
-        select(Account, newest_version, has_addons, has_overrides)
-        .options(joinedload(Account.subscription))
+        select(Subscription, newest_version, has_addons, has_overrides)
+        .select_from(Account)
+        .outerjoin(Subscription, Subscription.account_id == Account.id)
         .where(Account.id == account_id)
     ).one_or_none()
     if row is None:
         get_account(session, account_id)  # raises the NotFound that says how to create it
-    account, version, with_addons, with_overrides = row  # type: ignore[misc]
-    newest = store.load(session, version)  # version None: raises NoCatalog
-    sub = account.subscription
-    pinned = store.load(session, sub.catalog_version) if sub is not None else None
-    addons: list[tuple[str, int]] = []
+    sub, version, with_addons, with_overrides = row  # type: ignore[misc]
+    addons: tuple[tuple[str, int], ...] = ()
     if with_addons:
-        addons = [
+        addons = tuple(
             (addon_id, quantity)
             for addon_id, quantity in session.execute(
                 select(AccountAddOn.addon_id, AccountAddOn.quantity).where(
                     AccountAddOn.account_id == account_id, AccountAddOn.active.is_(True)
                 )
             )
-        ]
-    overrides: list[OverrideView] = []
+        )
+    overrides: tuple[OverrideView, ...] = ()
     if with_overrides:
-        overrides = [
+        overrides = tuple(
             OverrideView(o.kind.value, o.feature_id, o.limit, o.days, o.expires_at)
             for o in session.scalars(
                 select(Override).where(Override.account_id == account_id, _unexpired(now))
             )
-        ]
-    entitlements = resolve(
-        newest=(newest.version, newest.catalog),
-        pinned=(pinned.version, pinned.catalog) if pinned else None,
-        subscription=_subscription_view(sub),
-        addons=addons,
-        overrides=overrides,
-        now=now,
-        grace_days=settings.past_due_grace_days,
-    )
-    return account, entitlements
+        )
+    state = AccountState(account_id, version, _subscription_view(sub), addons, overrides)
+    if cache is not None:
+        cache.put(state, generation)
+    return state
 
 
 def _unexpired(now: datetime) -> Any:
@@ -205,7 +227,7 @@ def _denial_message(ent: Entitlements, access: FeatureAccess, reason: str, used:
 def _offer(
     session: Session,
     clock: Clock,
-    account: Account,
+    account_id: str,
     ent: Entitlements,
     feature_id: str,
     used: int | None,
@@ -223,7 +245,7 @@ def _offer(
     offer = offers.offer_for(
         session,
         clock,
-        account=account,
+        account=get_account(session, account_id),
         entitlements=ent,
         feature_id=feature_id,
         used=used,
@@ -235,14 +257,14 @@ def _offer(
         return None
     body: dict[str, Any] = offers.offer_json(offer, settings.base_url)
     if settings.offer_link is not None:
-        body["accept_url"] = settings.offer_link(account.id, offer.id)
+        body["accept_url"] = settings.offer_link(account_id, offer.id)
     return body
 
 
 def _deny(
     session: Session,
     clock: Clock,
-    account: Account,
+    account_id: str,
     ent: Entitlements,
     access: FeatureAccess,
     requested: int,
@@ -257,7 +279,7 @@ def _deny(
     else:
         reason = "feature_not_in_tier"
     fid = access.feature.id
-    offer = _offer(session, clock, account, ent, fid, used, requested, "limit_reached", settings)
+    offer = _offer(session, clock, account_id, ent, fid, used, requested, "limit_reached", settings)
     limit = access.limit if access.feature.metered else None
     remaining = None if limit is None or used is None else max(limit - used, 0)
     message = _denial_message(ent, access, reason, used)
@@ -267,7 +289,7 @@ def _deny(
 def _allow(
     session: Session,
     clock: Clock,
-    account: Account,
+    account_id: str,
     ent: Entitlements,
     access: FeatureAccess,
     used: int | None,
@@ -288,7 +310,7 @@ def _allow(
     )
     if not nudge:
         return Decision(True, fid, limit, shown, remaining)
-    offer = _offer(session, clock, account, ent, fid, used, 0, "nudge", settings)
+    offer = _offer(session, clock, account_id, ent, fid, used, 0, "nudge", settings)
     message = f"{_usage_text(access, used or 0)}."
     return Decision(True, fid, limit, shown, remaining, None, offer, True, message)
 
@@ -307,18 +329,18 @@ def check(
 ) -> Decision:
     """May the account use `quantity` units now? Records no usage."""
     quantity = _units(quantity, "quantity", 1)
-    account, ent = load_entitlements(session, clock, account_id, settings)
+    ent = load_entitlements(session, clock, account_id, settings)
     access = _access(session, ent, feature_id)
     if access.feature.kind is FeatureKind.BOOLEAN:
         if ent.tier is not None and access.enabled:
             return Decision(True, feature_id, None, None, None)
-        return _deny(session, clock, account, ent, access, quantity, None, settings)
+        return _deny(session, clock, account_id, ent, access, quantity, None, settings)
     used = usage.used(session, account_id, feature_id, _period_start(access, ent, clock))
     cap = access.cap
     if ent.tier is None or not access.enabled or (cap is not None and used + quantity > cap):
-        return _deny(session, clock, account, ent, access, quantity, used, settings)
+        return _deny(session, clock, account_id, ent, access, quantity, used, settings)
     # Judge the nudge on the usage after this prospective use; report the usage as it is now.
-    return _allow(session, clock, account, ent, access, used + quantity, settings, reported=used)
+    return _allow(session, clock, account_id, ent, access, used + quantity, settings, reported=used)
 
 
 def consume(
@@ -336,7 +358,7 @@ def consume(
     quantity = _units(quantity, "quantity", 1)
     if idempotency_key is not None:
         _check_key(idempotency_key)
-    account, ent = load_entitlements(session, clock, account_id, settings)
+    ent = load_entitlements(session, clock, account_id, settings)
     access = _access(session, ent, feature_id)
     if access.feature.kind is FeatureKind.BOOLEAN:
         raise InvalidRequest(
@@ -355,15 +377,13 @@ def consume(
         total = usage.add(session, account_id, feature_id, start, quantity, access.cap, clock.now())
     if total is None:
         used = usage.used(session, account_id, feature_id, start)
-        decision = _deny(session, clock, account, ent, access, quantity, used, settings)
+        decision = _deny(session, clock, account_id, ent, access, quantity, used, settings)
     else:
-        decision = _allow(session, clock, account, ent, access, total, settings)
+        decision = _allow(session, clock, account_id, ent, access, total, settings)
     if claim is not None:
-        session.execute(
-            update(UsageRequest)
-            .where(UsageRequest.id == claim)
-            .values(status_code=200 if decision.allowed else 402, response=decision.to_json())
-        )
+        status = 200 if decision.allowed else 402
+        params = {"claim": claim, "status_code": status, "response": decision.to_json()}
+        session.execute(_ANSWER, params)
     return decision
 
 
@@ -382,22 +402,15 @@ def _claim_key(
     On PostgreSQL a concurrent request with the same key waits on the unique index until the
     first commits (then sees its answer) or rolls back (then claims the key itself).
     """
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    claim = (
-        dialect.insert(UsageRequest)
-        .values(
-            account_id=account_id,
-            idempotency_key=key,
-            request_hash=request_hash,
-            status_code=0,  # 0: answer not stored yet (it is, before the transaction ends)
-            response={},
-            created_at=clock.now(),
-        )
-        .on_conflict_do_nothing(index_elements=["account_id", "idempotency_key"])
-        .returning(UsageRequest.id)
-    )
+    claim = _claim_statement(session.get_bind().dialect.name)
+    params = {
+        "account_id": account_id,
+        "key": key,
+        "request_hash": request_hash,
+        "created_at": clock.now(),
+    }
     for attempt in range(5):
-        claimed = session.execute(claim).scalar_one_or_none()
+        claimed = session.execute(claim, params).scalar_one_or_none()
         if claimed is not None:
             return claimed
         first = session.execute(
@@ -419,6 +432,37 @@ def _claim_key(
     )
 
 
+_CLAIM: dict[str, Any] = {}
+
+
+def _claim_statement(dialect_name: str) -> Any:
+    """INSERT the key unless it exists, built once per dialect."""
+    stmt = _CLAIM.get(dialect_name)
+    if stmt is None:
+        dialect = postgresql if dialect_name == "postgresql" else sqlite
+        stmt = _CLAIM[dialect_name] = (
+            dialect.insert(UsageRequest)
+            .values(
+                account_id=bindparam("account_id"),
+                idempotency_key=bindparam("key"),
+                request_hash=bindparam("request_hash"),
+                status_code=0,  # 0: answer not stored yet (it is, before the transaction ends)
+                response={},
+                created_at=bindparam("created_at"),
+            )
+            .on_conflict_do_nothing(index_elements=["account_id", "idempotency_key"])
+            .returning(UsageRequest.id)
+        )
+    return stmt
+
+
+_ANSWER = (
+    update(UsageRequest)
+    .where(UsageRequest.id == bindparam("claim"))
+    .values(status_code=bindparam("status_code"), response=bindparam("response"))
+)
+
+
 def set_gauge(
     session: Session,
     clock: Clock,
@@ -430,7 +474,7 @@ def set_gauge(
 ) -> Decision:
     """Set a gauge to an absolute value: lowering always works, raising only within the cap."""
     value = _units(value, "value", 0)
-    account, ent = load_entitlements(session, clock, account_id, settings)
+    ent = load_entitlements(session, clock, account_id, settings)
     access = _access(session, ent, feature_id)
     if access.feature.kind is not FeatureKind.GAUGE:
         raise InvalidRequest(
@@ -440,9 +484,9 @@ def set_gauge(
     gauge = periods.GAUGE_PERIOD
     result = usage.set_value(session, account_id, feature_id, gauge, value, cap, clock.now())
     if result is not None:
-        return _allow(session, clock, account, ent, access, result, settings)
+        return _allow(session, clock, account_id, ent, access, result, settings)
     used = usage.used(session, account_id, feature_id, gauge)
-    return _deny(session, clock, account, ent, access, value - used, used, settings)
+    return _deny(session, clock, account_id, ent, access, value - used, used, settings)
 
 
 def release(
@@ -456,7 +500,7 @@ def release(
 ) -> Decision:
     """Give units back (a deleted project frees a gauge unit); usage never goes below zero."""
     quantity = _units(quantity, "quantity", 1)
-    _, ent = load_entitlements(session, clock, account_id, settings)
+    ent = load_entitlements(session, clock, account_id, settings)
     access = _access(session, ent, feature_id)
     if access.feature.kind is FeatureKind.BOOLEAN:
         raise InvalidRequest(f"{feature_id!r} is a boolean feature: there is nothing to release")
@@ -472,7 +516,7 @@ def entitlements(
 ) -> dict[str, Any]:
     """Tier, status, catalog version and, per feature, limit, usage and reset time (the
     counters of every metered feature are read in one query)."""
-    _, ent = load_entitlements(session, clock, account_id, settings)
+    ent = load_entitlements(session, clock, account_id, settings)
     now = clock.now()
     bounds = {
         fid: periods.current_period(a.feature, now, ent.billing_anchor)

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, select, tuple_, update
+from sqlalchemy import bindparam, case, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from gating.models import UsageCounter
@@ -19,6 +20,30 @@ def _insert(session: Session) -> Any:
     # Both dialects' INSERT support ON CONFLICT DO UPDATE ... WHERE and RETURNING.
     dialect = session.get_bind().dialect.name
     return (postgresql if dialect == "postgresql" else sqlite).insert(UsageCounter)
+
+
+_ADD: dict[tuple[str, bool], Any] = {}
+
+
+def _add_statement(session: Session, capped: bool) -> Any:
+    """The counting upsert, built once per dialect (building it costs more than running it)."""
+    key = (session.get_bind().dialect.name, capped)
+    stmt = _ADD.get(key)
+    if stmt is None:
+        insert = _insert(session).values(
+            account_id=bindparam("account_id"),
+            feature_id=bindparam("feature_id"),
+            period_start=bindparam("period_start"),
+            used=bindparam("quantity"),
+            updated_at=bindparam("now"),
+        )
+        total = UsageCounter.used + insert.excluded.used
+        stmt = _ADD[key] = insert.on_conflict_do_update(
+            index_elements=list(_KEY),
+            set_={"used": total, "updated_at": insert.excluded.updated_at},
+            where=(total <= bindparam("cap")) if capped else None,
+        ).returning(UsageCounter.used)
+    return stmt
 
 
 def add(
@@ -34,20 +59,15 @@ def add(
     when denied (then nothing was written)."""
     if cap is not None and quantity > cap:
         return None
-    stmt = _insert(session).values(
-        account_id=account_id,
-        feature_id=feature_id,
-        period_start=period_start,
-        used=quantity,
-        updated_at=now,
-    )
-    total = UsageCounter.used + stmt.excluded.used
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(_KEY),
-        set_={"used": total, "updated_at": stmt.excluded.updated_at},
-        where=(total <= cap) if cap is not None else None,
-    ).returning(UsageCounter.used)
-    return session.execute(stmt).scalar_one_or_none()
+    params = {
+        "account_id": account_id,
+        "feature_id": feature_id,
+        "period_start": period_start,
+        "quantity": quantity,
+        "now": now,
+        "cap": cap,
+    }
+    return session.execute(_add_statement(session, cap is not None), params).scalar_one_or_none()
 
 
 def set_value(
@@ -105,12 +125,26 @@ def release(
     return 0 if result is None else result
 
 
+_USED = select(UsageCounter.used).where(
+    UsageCounter.account_id == bindparam("account_id"),
+    UsageCounter.feature_id == bindparam("feature_id"),
+    UsageCounter.period_start == bindparam("period_start"),
+)
+
+
 def used(session: Session, account_id: str, feature_id: str, period_start: datetime) -> int:
-    """Units used of one feature in one period (0 when nothing was counted yet)."""
-    found = session.scalar(
-        select(UsageCounter.used).where(*_where(account_id, feature_id, period_start))
-    )
-    return found or 0
+    """Units used of one feature in one period (0 when nothing was counted yet).
+
+    Outside a transaction (a gate check whose account state came from the cache) the committed
+    value is read on an autocommit connection: one round trip, no BEGIN/COMMIT. Inside one, the
+    session's own view (its uncommitted writes included) is read.
+    """
+    params = {"account_id": account_id, "feature_id": feature_id, "period_start": period_start}
+    engine = session.get_bind()
+    if session.in_transaction() or not isinstance(engine, Engine):
+        return session.execute(_USED, params).scalar() or 0
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        return conn.execute(_USED, params).scalar() or 0
 
 
 def used_many(session: Session, account_id: str, periods: dict[str, datetime]) -> dict[str, int]:

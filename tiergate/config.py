@@ -26,6 +26,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "STRIPE_API_BASE": None,
         "STRIPE_WEBHOOK_TOLERANCE": 300,
         "PAST_DUE_GRACE_DAYS": 7,
+        "GATE_CACHE_SECONDS": 1,
         "BILLING_PROVIDER": None,  # "stripe" or "manual"; chosen from STRIPE_SECRET_KEY when unset
         "ENV": "development",
         "SQL_ECHO": False,
@@ -45,6 +46,9 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError(
             f"TIERGATE_BASE_URL must start with http:// or https://: {config.get('BASE_URL')!r}"
         )
+    ttl = config.get("GATE_CACHE_SECONDS")
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 <= ttl <= 60:
+        raise ConfigError(f"TIERGATE_GATE_CACHE_SECONDS must be a number from 0 to 60, not {ttl!r}")
     provider = config.get("BILLING_PROVIDER")
     if provider not in (None, "stripe", "manual"):
         raise ConfigError(

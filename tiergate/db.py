@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from typing import Any
 from flask import Flask, current_app, g
 from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -65,7 +67,40 @@ def make_engine(url: str, echo: bool = False) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800)
+    _ping_when_idle(engine)
+    return engine
+
+
+IDLE_PING_SECONDS = 10.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Test a pooled connection before use only when it sat idle for a while.
+
+    SQLAlchemy's pool_pre_ping costs a round trip on every checkout, a large share of a gate
+    check. Under load connections return within milliseconds, and a connection that died while
+    idle (database restarted, firewall timeout) is the common case, so ping only those. A
+    connection that dies mid-use still fails that one request (answered 503, see errors.py), and
+    SQLAlchemy then drops every connection in the pool that was opened before the failure.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info["tiergate.idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("tiergate.idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+            dbapi_conn.rollback()
+        except Exception as exc:
+            raise DisconnectionError(f"pooled connection is gone: {exc}") from exc
 
 
 class Database:

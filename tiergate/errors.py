@@ -6,8 +6,9 @@ import json
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, jsonify, make_response, render_template, request
 from marshmallow import ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, UnprocessableEntity
 
 from tiergate.exceptions import TiergateError, Unauthorized, http_status
@@ -93,6 +94,20 @@ def init_app(app: Flask) -> None:
         if wants_json():
             return error_response(status, code, message)
         return render_template("error.html", status=status, message=message), status
+
+    @app.errorhandler(DBAPIError)
+    def _database(exc: DBAPIError) -> Any:
+        if not exc.connection_invalidated and not isinstance(exc, OperationalError):
+            return _unexpected(exc)
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, exc.orig)
+        message = "The database is unavailable for a moment; retry the request."
+        if wants_json():
+            response = error_response(503, "database_unavailable", message)
+        else:
+            response = make_response(render_template("error.html", status=503, message=message))
+            response.status_code = 503
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

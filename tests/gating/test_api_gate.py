@@ -137,3 +137,27 @@ def test_usage_release_gives_units_back(app, gate):
     assert response.status_code == 200
     assert (response.get_json()["used"], response.get_json()["remaining"]) == (1, 2)
     assert _used(app, "projects") == 1
+
+
+@pytest.mark.parametrize(
+    ("feature", "quantity"), [("projects", 1), ("projects", 3), ("projects", 4), ("sso", 1)]
+)
+def test_decisions_are_sent_exactly_in_their_documented_schema(app, gate, feature, quantity):
+    """/v1/check and /v1/usage send Decision.to_json() without a schema pass (the hot path):
+    it must be what DecisionSchema (the OpenAPI document) would have produced."""
+    from flask import json
+
+    from gating import schemas, service
+    from tiergate.extensions import get_clock
+
+    with app.test_request_context():
+        from gating.api import _settings
+
+        with get_db(app).session() as s:
+            decision = service.check(
+                s, get_clock(), "acme", feature, quantity, settings=_settings()
+            )
+        raw = json.loads(json.dumps(decision.to_json()))
+        documented = json.loads(json.dumps(schemas.DecisionSchema().dump(decision.to_json())))
+    assert raw == documented
+    assert raw == gate.post("/v1/check", json=_body(feature, quantity)).get_json()

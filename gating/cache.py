@@ -1,0 +1,121 @@
+"""What the gate loads for an account, kept in this process for a second or two.
+
+Every check and consume needs the account's subscription, add-ons, overrides and the newest
+catalog version. Those change rarely (an upgrade, a webhook, the product team), while checks
+come many times a second, so each process keeps what it loaded for `ttl` seconds
+(`TIERGATE_GATE_CACHE_SECONDS`, default 1; 0 turns the cache off):
+
+- A change committed through this process (any session of the app's Database) drops the
+  account's entry at commit; a new catalog version drops every entry.
+- A change committed by another process (another gunicorn instance, a CLI run) is seen at the
+  latest `ttl` seconds later. Usage is never cached: limits are enforced by one atomic
+  statement on the current counter, so the staleness bounds only how soon a new tier's limits
+  apply, never whether a limit holds.
+- Entitlements are resolved from the cached rows with the clock's current time on every call,
+  so trials, grace periods, period ends and override expiries take effect on time.
+
+A load that raced with a commit is not stored (the generation counter), so an entry never
+holds state older than the last change this process committed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
+
+from gating.entitlements import OverrideView, SubscriptionView
+from gating.models import Account, AccountAddOn, Override, Subscription
+from tiers.models import CatalogVersion
+
+MAX_ENTRIES = 100_000
+_TOUCHED = "tiergate.gate_cache.touched"
+_ALL = "*"
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """The rows entitlements are resolved from (not the resolution: that depends on now)."""
+
+    account_id: str
+    newest_version: int | None
+    subscription: SubscriptionView | None
+    addons: tuple[tuple[str, int], ...]
+    overrides: tuple[OverrideView, ...]
+
+
+class GateCache:
+    """Per-process AccountState entries with a time to live, dropped on local commits."""
+
+    def __init__(self, ttl: float, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._monotonic = monotonic
+        self._entries: dict[str, tuple[float, AccountState]] = {}
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl > 0
+
+    @property
+    def generation(self) -> int:
+        """Read before loading; pass to put() so a load that raced a commit is not kept."""
+        return self._generation
+
+    def get(self, account_id: str) -> AccountState | None:
+        entry = self._entries.get(account_id)
+        if entry is None or entry[0] <= self._monotonic():
+            return None
+        return entry[1]
+
+    def put(self, state: AccountState, generation: int) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            if generation != self._generation:
+                return
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[state.account_id] = (self._monotonic() + self.ttl, state)
+
+    def invalidate(self, account_ids: set[str] | None = None) -> None:
+        """Drop the given accounts' entries (None: all of them)."""
+        with self._lock:
+            self._generation += 1
+            if account_ids is None:
+                self._entries.clear()
+            else:
+                for account_id in account_ids:
+                    self._entries.pop(account_id, None)
+
+    def watch(self, factory: sessionmaker[Session]) -> None:
+        """Drop entries when a session of `factory` commits a change that affects them."""
+        event.listen(factory, "after_flush", _collect)
+        event.listen(factory, "after_commit", lambda session: self._commit(session))
+        event.listen(factory, "after_rollback", _forget)
+
+    def _commit(self, session: Session) -> None:
+        touched: set[str] | None = session.info.pop(_TOUCHED, None)
+        if touched:
+            self.invalidate(None if _ALL in touched else touched)
+
+
+def _collect(session: Session, _context: Any) -> None:
+    touched: set[str] = session.info.setdefault(_TOUCHED, set())
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, Account):
+            touched.add(obj.id)
+        elif isinstance(obj, Subscription | AccountAddOn | Override):
+            touched.add(obj.account_id or _ALL)
+        elif isinstance(obj, CatalogVersion):
+            touched.add(_ALL)
+
+
+def _forget(session: Session) -> None:
+    session.info.pop(_TOUCHED, None)

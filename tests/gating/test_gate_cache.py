@@ -1,0 +1,191 @@
+"""The gate's per-process cache of account state (gating/cache.py): what it keeps, for how long,
+and that a change committed through this process is seen at once while one committed elsewhere
+is seen within the time to live."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from gating.cache import AccountState, GateCache
+from gating.models import Override, OverrideKind
+from tests.conftest import DEMO_CATALOG
+from tiergate import create_app
+from tiergate.config import ConfigError
+from tiergate.db import Database
+from tiers import store
+from tiers.loader import load_catalog_file
+from tiers.model import Catalog
+
+pytest_plugins = ["tests.gating.api_fixtures"]
+
+
+class Ticker:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _state(account_id: str = "acme", version: int = 1) -> AccountState:
+    return AccountState(account_id, version, None, (), ())
+
+
+# ---- the cache itself ---------------------------------------------------------------------
+
+
+def test_an_entry_lives_for_the_time_to_live_and_no_longer() -> None:
+    ticker = Ticker()
+    cache = GateCache(2.0, monotonic=ticker)
+    cache.put(_state(), cache.generation)
+    ticker.now += 1.9
+    assert cache.get("acme") == _state()
+    ticker.now += 0.2
+    assert cache.get("acme") is None
+
+
+def test_a_load_that_raced_with_a_commit_is_not_kept() -> None:
+    cache = GateCache(5.0)
+    generation = cache.generation  # a request starts loading ...
+    cache.invalidate({"other"})  # ... another commits a change meanwhile
+    cache.put(_state(), generation)
+    assert cache.get("acme") is None
+    cache.put(_state(), cache.generation)
+    assert cache.get("acme") == _state()
+
+
+def test_invalidating_drops_only_the_named_accounts_or_all() -> None:
+    cache = GateCache(5.0)
+    for account_id in ("a", "b", "c"):
+        cache.put(_state(account_id), cache.generation)
+    cache.invalidate({"a"})
+    assert cache.get("a") is None and cache.get("b") is not None
+    cache.invalidate()
+    assert cache.get("b") is None and cache.get("c") is None
+
+
+def test_a_time_to_live_of_zero_keeps_nothing() -> None:
+    cache = GateCache(0)
+    cache.put(_state(), cache.generation)
+    assert not cache.enabled and cache.get("acme") is None
+
+
+@pytest.mark.parametrize("value", [-1, 61, "soon", True, None])
+def test_an_invalid_cache_setting_fails_at_start_with_one_line(value) -> None:
+    with pytest.raises(ConfigError, match="TIERGATE_GATE_CACHE_SECONDS must be a number"):
+        create_app({"TESTING": True, "DATABASE_URL": "sqlite://", "GATE_CACHE_SECONDS": value})
+
+
+# ---- through the API ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def ticker(app) -> Ticker:
+    ticker = Ticker()
+    cache: GateCache = app.extensions["tiergate.gate_cache"]
+    cache._monotonic = ticker
+    return ticker
+
+
+@pytest.fixture
+def gate(make_api_client, api_client, demo_catalog):
+    assert api_client.put("/v1/accounts/acme", json={"name": "Acme"}).status_code == 201
+    return make_api_client("gate")
+
+
+def _sso(gate) -> bool:
+    body = gate.post("/v1/check", json={"account_id": "acme", "feature": "sso"}).get_json()
+    return body["allowed"]
+
+
+def _grant_sso_elsewhere(database_url: str, clock) -> None:
+    """Another process (another gunicorn instance, a CLI run) commits an override."""
+    other = Database(database_url)
+    try:
+        with other.session() as s:
+            s.add(
+                Override(
+                    account_id="acme",
+                    kind=OverrideKind.FEATURE,
+                    feature_id="sso",
+                    reason="granted by another process",
+                    created_at=clock.now(),
+                )
+            )
+    finally:
+        other.engine.dispose()
+
+
+def test_a_change_made_through_this_process_applies_at_once(gate, api_client, ticker) -> None:
+    assert _sso(gate) is False  # cached now
+    created = api_client.post(
+        "/v1/accounts/acme/overrides",
+        json={"kind": "feature", "feature": "sso", "reason": "pilot"},
+    )
+    assert created.status_code == 201
+    assert _sso(gate) is True  # no time has passed: the commit dropped the entry
+
+
+def test_a_change_made_by_another_process_applies_within_the_time_to_live(
+    gate, database_url, clock, ticker
+) -> None:
+    assert _sso(gate) is False
+    _grant_sso_elsewhere(database_url, clock)
+    ticker.now += 0.5
+    assert _sso(gate) is False  # still the state loaded half a second ago
+    ticker.now += 0.6
+    assert _sso(gate) is True
+
+
+def test_with_the_cache_off_every_check_reads_the_database(
+    make_api_client, api_client, demo_catalog, database_url, clock, app
+) -> None:
+    app.extensions["tiergate.gate_cache"].ttl = 0
+    assert api_client.put("/v1/accounts/acme", json={"name": "Acme"}).status_code == 201
+    gate = make_api_client("gate")
+    assert _sso(gate) is False
+    _grant_sso_elsewhere(database_url, clock)
+    assert _sso(gate) is True
+
+
+def test_usage_is_never_cached(gate, ticker) -> None:
+    body = {"account_id": "acme", "feature": "projects", "quantity": 1}
+    assert gate.post("/v1/check", json=body).get_json()["used"] == 0
+    assert gate.post("/v1/usage", json=body).status_code == 200
+    assert gate.post("/v1/check", json=body).get_json()["used"] == 1
+
+
+def test_an_override_expiring_takes_effect_on_time_even_when_cached(
+    gate, api_client, clock, ticker
+) -> None:
+    expires = (clock.now() + timedelta(minutes=5)).isoformat()
+    created = api_client.post(
+        "/v1/accounts/acme/overrides",
+        json={"kind": "feature", "feature": "sso", "reason": "pilot", "expires_at": expires},
+    )
+    assert created.status_code == 201, created.get_json()
+    assert _sso(gate) is True
+    clock.advance(minutes=6)  # entitlements are resolved at the clock's time
+    assert _sso(gate) is False
+
+
+def test_a_new_catalog_version_published_here_applies_at_once(gate, app, clock, ticker) -> None:
+    body = {"account_id": "acme", "feature": "projects"}
+    assert gate.post("/v1/check", json=body).get_json()["limit"] == 3
+    catalog, _ = load_catalog_file(DEMO_CATALOG)
+    document = catalog.to_document()
+    document["tiers"][0]["features"]["projects"] = 5
+    with app.extensions["tiergate.db"].session() as s:
+        store.publish(
+            s,
+            Catalog.from_document(document),
+            source="free tier: 5 projects",
+            author="test",
+            note="more projects on free",
+            now=clock.now(),
+        )
+    assert gate.post("/v1/check", json=body).get_json()["limit"] == 5
