@@ -26,6 +26,7 @@ from billing.provider import (
     ChangeRequest,
     Discount,
     OneTimeRequest,
+    Outcome,
     Price,
     RenewRequest,
     StartRequest,
@@ -54,6 +55,7 @@ from billing.records import (
     tier_price,
     within_period,
 )
+from billing.sync_state import pending_changes, settle_change
 from gating import offers
 from gating.models import (
     Account,
@@ -66,7 +68,13 @@ from gating.models import (
 )
 from gating.policy import choose_post_purchase_addon
 from tiergate.clock import Clock
-from tiergate.exceptions import Conflict, InvalidRequest, NotFound, TiergateError
+from tiergate.exceptions import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    ProviderUnavailable,
+    TiergateError,
+)
 from tiers import store
 from tiers.model import Catalog
 
@@ -472,6 +480,38 @@ def checkout(
 
 
 # ---- interval switch ------------------------------------------------------------------------
+
+
+def confirm_checkout(
+    session: Session, clock: Clock, provider: BillingProvider, account_id: str, session_id: str
+) -> str | None:
+    """The customer is back from the processor's checkout page (its session id in the return
+    URL): ask the processor whether it was paid and apply the subscription now, rather than wait
+    for the webhook (which then finds the change applied). Only a pending checkout of this
+    account with exactly this session id is looked at; what the browser says is never trusted.
+    The message for the customer, or None when there is nothing to confirm."""
+    change = next(
+        (
+            c
+            for c in pending_changes(session, account_id)
+            if c.kind == "checkout" and (c.result or {}).get("external_id") == session_id
+        ),
+        None,
+    )
+    if change is None:
+        return None
+    try:
+        result = provider.find_change(change.id)
+    except ProviderUnavailable:
+        result = None
+    if result is None or result.outcome is not Outcome.DONE:
+        return (
+            "We are waiting for the payment processor to confirm your payment; "
+            "this page will show your new plan once it has."
+        )
+    settle_change(session, clock, change, result)
+    tier = store.load(session).catalog.tier(str(change.request.get("tier", "")))
+    return f"Payment received: you are now on {tier.name if tier else 'your new plan'}."
 
 
 def _check_proration_date(session: Session, clock: Clock, at: datetime) -> None:

@@ -465,6 +465,13 @@ def account_page() -> Page:
     """The account's plan, scheduled changes and what can be changed."""
     session = get_session()
     account_id = _account_id()
+    confirmed = None
+    session_id = request.args.get("session_id", "")
+    if 0 < len(session_id) <= 255:  # back from Checkout: confirm with the processor, not the URL
+        confirmed = service.confirm_checkout(
+            session, get_clock(), _provider(), account_id, session_id
+        )
+        session.commit()
     account = records.account_of(session, account_id)
     sub = records.live_subscription(account)
     catalog = store.load(session).catalog
@@ -497,6 +504,7 @@ def account_page() -> Page:
         addons=addons,
         invoices=invoices,
         owned={a.item_id for a in state.addons} if state else set(),
+        confirmed=confirmed,
         **_ctx(account_id),
     )
 

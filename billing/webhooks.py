@@ -40,6 +40,7 @@ from tiergate.exceptions import NotFound, TiergateError
 log = logging.getLogger(__name__)
 
 TAG = "tiergate"
+FINAL = ("paid", "void")  # invoice statuses Stripe never leaves: a late, older event cannot undo
 
 
 class WebhookRejected(TiergateError):
@@ -226,6 +227,9 @@ def dispatch(session: Session, clock: Clock, provider: StripeSource, event: dict
     # An invoice's payment failed: the subscription goes past_due and the grace period starts.
     if kind == "invoice.payment_failed":
         return _invoice_payment_failed(session, clock, provider, obj, at)
+    # An invoice was voided (a declined change's invoice, or by hand): it will never be paid.
+    if kind == "invoice.voided":
+        return _invoice_voided(session, clock, obj)
     return f"ignored: tiergate does not handle {kind}"
 
 
@@ -349,13 +353,20 @@ def _invoice_payment_failed(
     return f"{recorded}; {synced}"
 
 
+def _invoice_voided(session: Session, clock: Clock, obj: dict[str, Any]) -> str:
+    account = _account_of(session, obj)
+    if account is None:
+        return _ignored(obj)
+    return record_invoice(session, clock, account, obj)
+
+
 def _subscription_id(invoice: dict[str, Any]) -> Any:
     details = (invoice.get("parent") or {}).get("subscription_details") or {}
     return details.get("subscription") or invoice.get("subscription")
 
 
 def record_invoice(session: Session, clock: Clock, account: Account, obj: dict[str, Any]) -> str:
-    """Mirror a Stripe invoice as an Invoice row (once per in_...; a paid one stays paid)."""
+    """Mirror a Stripe invoice as an Invoice row (once per in_...; a paid or void one stays so)."""
     external_id = obj.get("id")
     if not isinstance(external_id, str):
         return "invoice without an id"
@@ -379,8 +390,8 @@ def record_invoice(session: Session, clock: Clock, account: Account, obj: dict[s
             else clock.now(),
         )
         session.add(row)
-    elif row.status == "paid":
-        return f"invoice {external_id} already paid"
+    elif row.status in FINAL:
+        return f"invoice {external_id} already {row.status}"
     row.status = status
     row.amount_paid = int(obj.get("amount_paid") or 0)
     if status == "paid":
