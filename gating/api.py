@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, request
@@ -122,6 +123,37 @@ def get_entitlements(account_id: str) -> Any:
     return service.entitlements(
         get_session(), get_clock(), _path_id(account_id, "account_id"), settings=_settings()
     )
+
+
+@accounts_bp.route("/<account_id>/billing_link", methods=["POST"])
+@require_scope("accounts")
+@accounts_bp.arguments(s.BillingLinkCreateSchema)
+@accounts_bp.response(201, s.BillingLinkSchema)
+@_errors(accounts_bp, 400, 404, 415, 422)
+def post_billing_link(args: dict[str, Any], account_id: str) -> Any:
+    """A signed link to the account's billing pages (plan, cancel, add-ons, invoices)
+
+    For the host app's "Billing" or "Manage plan" button: create it when the signed-in user
+    clicks, then redirect them to it. Whoever holds the link acts for the account until it
+    expires (TIERGATE_BILLING_LINK_MAX_AGE seconds), so never store or email it.
+    """
+    config = current_app.config
+    account = accounts.get_account(get_session(), _path_id(account_id, "account_id"))
+    return_url = args["return_url"]
+    if return_url is not None and portal.safe_return_url(config, return_url) is None:
+        origin = config["BASE_URL"].rstrip("/")
+        raise ValidationError(
+            {
+                "return_url": [
+                    f"Must be an address on {origin} or on an origin listed in "
+                    "TIERGATE_BILLING_RETURN_ORIGINS."
+                ]
+            }
+        )
+    # The signature carries the wall-clock time it was made, whatever the app's clock says.
+    expires_at = datetime.now(UTC) + timedelta(seconds=portal.max_age(config))
+    url = portal.account_link(config, account.id, return_url)
+    return {"url": url, "expires_at": expires_at}, 201
 
 
 @accounts_bp.route("/<account_id>/overrides", methods=["POST"])

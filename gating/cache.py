@@ -23,7 +23,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event
@@ -47,6 +48,25 @@ class AccountState:
     subscription: SubscriptionView | None
     addons: tuple[tuple[str, int], ...]
     overrides: tuple[OverrideView, ...]
+    # The last resolution and the time window it holds for (see stable_window); not state.
+    resolved: list[Any] = field(default_factory=list, compare=False, repr=False)
+
+    def stable_window(self, now: datetime, grace_days: int) -> tuple[datetime, datetime]:
+        """The span around `now` in which resolving this state gives the same answer: every
+        time resolve() compares `now` with (override expiries, trial end with its extensions,
+        the past-due grace end, the period end) lies outside it."""
+        moments = [o.expires_at for o in self.overrides if o.expires_at is not None]
+        sub = self.subscription
+        if sub is not None:
+            days = sum(o.days or 0 for o in self.overrides if o.kind == "trial_extension")
+            moments += [
+                (sub.trial_end or sub.period_end) + timedelta(days=days),
+                (sub.past_due_since or sub.period_end) + timedelta(days=grace_days),
+                sub.period_end,
+            ]
+        since = max((m for m in moments if m <= now), default=datetime.min.replace(tzinfo=UTC))
+        until = min((m for m in moments if m > now), default=datetime.max.replace(tzinfo=UTC))
+        return since, until
 
 
 class GateCache:

@@ -154,6 +154,26 @@ class AccountUpsertSchema(RequestSchema):
     )
 
 
+class BillingLinkCreateSchema(RequestSchema):
+    return_url = fields.Url(
+        require_tld=False,
+        allow_none=True,
+        load_default=None,
+        validate=validate.Length(max=2000),
+        metadata={
+            "description": "Where the billing pages link back to: an address on BASE_URL's "
+            "origin or on one of TIERGATE_BILLING_RETURN_ORIGINS"
+        },
+    )
+
+
+class BillingLinkSchema(ResponseSchema):
+    url = fields.String(
+        required=True, metadata={"description": "Open it for the signed-in user; do not store it"}
+    )
+    expires_at = UTCDateTime(required=True)
+
+
 class SubscriptionSummarySchema(ResponseSchema):
     tier = fields.String(required=True)
     interval = fields.String(metadata={"description": "month or year"})

@@ -93,18 +93,25 @@ def load_entitlements(
         raise InvalidRequest(f"account_id must be a string, not {account_id!r}")
     now = clock.now()
     state = _account_state(session, now, account_id, settings.cache)
+    grace_days = settings.past_due_grace_days
+    if state.resolved:  # resolved before: still right while now is in the same window
+        since, until, days, entitlements = state.resolved
+        if since <= now < until and days == grace_days:
+            return entitlements  # type: ignore[no-any-return]
     newest = store.load(session, state.newest_version)  # version None: raises NoCatalog
     sub = state.subscription
     pinned = store.load(session, sub.catalog_version) if sub is not None else None
-    return resolve(
+    entitlements = resolve(
         newest=(newest.version, newest.catalog),
         pinned=(pinned.version, pinned.catalog) if pinned else None,
         subscription=sub,
-        addons=state.addons,
-        overrides=state.overrides,
+        addons=list(state.addons),
+        overrides=list(state.overrides),
         now=now,
-        grace_days=settings.past_due_grace_days,
+        grace_days=grace_days,
     )
+    state.resolved[:] = [*state.stable_window(now, grace_days), grace_days, entitlements]
+    return entitlements
 
 
 def _account_state(

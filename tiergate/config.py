@@ -27,6 +27,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "STRIPE_WEBHOOK_TOLERANCE": 300,
         "PAST_DUE_GRACE_DAYS": 7,
         "GATE_CACHE_SECONDS": 1,
+        "BILLING_LINK_MAX_AGE": 3600,  # seconds a signed customer link stays valid
+        "BILLING_RETURN_ORIGINS": "",  # more origins billing pages may link back to
         "BILLING_PROVIDER": None,  # "stripe" or "manual"; chosen from STRIPE_SECRET_KEY when unset
         "ENV": "development",
         "SQL_ECHO": False,
@@ -49,6 +51,12 @@ def validate(config: dict[str, Any]) -> None:
     ttl = config.get("GATE_CACHE_SECONDS")
     if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 <= ttl <= 60:
         raise ConfigError(f"TIERGATE_GATE_CACHE_SECONDS must be a number from 0 to 60, not {ttl!r}")
+    link_age = config.get("BILLING_LINK_MAX_AGE")
+    if isinstance(link_age, bool) or not isinstance(link_age, int) or not 60 <= link_age <= 86400:
+        raise ConfigError(
+            "TIERGATE_BILLING_LINK_MAX_AGE must be whole seconds from 60 to 86400, "
+            f"not {link_age!r}"
+        )
     provider = config.get("BILLING_PROVIDER")
     if provider not in (None, "stripe", "manual"):
         raise ConfigError(

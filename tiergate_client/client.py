@@ -219,6 +219,13 @@ class TiergateClient:
         body = {k: v for k, v in given.items() if v is not None}  # left out: kept as they are
         return self._request("PUT", f"/v1/accounts/{_quote(account_id)}", body)
 
+    def billing_link(self, account_id: str, return_url: str | None = None) -> str:
+        """A fresh signed link to the account's billing pages, for the signed-in user: create
+        it when they click "Billing" and redirect them; never store it (it expires)."""
+        body = {"return_url": return_url} if return_url else {}
+        path = f"/v1/accounts/{_quote(account_id)}/billing_link"
+        return str(self._post(path, body)["url"])
+
     def close(self) -> None:
         self.session.close()
 

@@ -252,6 +252,10 @@ class Gate:
 
     # -- internals ----------------------------------------------------------------------------
 
+    def billing_link(self, account_id: str, return_url: str | None = None) -> str:
+        """A fresh signed link to the account's billing pages (TiergateClient.billing_link)."""
+        return self._client().billing_link(account_id, return_url)
+
     def _client(self) -> TiergateClient:
         if self.client is None:
             raise RuntimeError("Gate is not initialised: call gate.init_app(app) first")

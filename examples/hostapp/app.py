@@ -131,6 +131,13 @@ def make_views(gate: Gate) -> Blueprint:
         session.clear()
         return redirect(url_for("trackly.login"))
 
+    @bp.post("/billing")
+    @login_required
+    def billing() -> BaseResponse:
+        """The "Billing" button: a fresh signed link to tiergate's billing pages."""
+        back = url_for("trackly.projects", _external=True)
+        return redirect(gate.billing_link(session["account_id"], return_url=back))
+
     @bp.get("/projects")
     @login_required
     def projects() -> str:

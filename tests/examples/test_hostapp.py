@@ -3,6 +3,8 @@ redirects for pages and 402 JSON for the API, and units given back when a projec
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
 
 from examples.hostapp import create_hostapp
@@ -111,3 +113,17 @@ def test_deleting_a_missing_project_releases_nothing(trackly, tiergate):
     create(trackly, "a")
     assert trackly.post("/projects/99/delete").status_code == 404
     assert projects_used(tiergate) == 1
+
+
+def test_the_billing_button_opens_the_workspaces_billing_page_at_tiergate(trackly, live_tiergate):
+    import requests
+
+    response = trackly.post("/billing")
+    assert response.status_code == 302
+    link = urlsplit(response.location)
+    assert link.path == "/billing"
+    assert parse_qs(link.query)["return_url"] == ["http://localhost/projects"]
+    page = requests.get(f"{live_tiergate.url}{link.path}?{link.query}", timeout=10)
+    assert page.status_code == 200
+    assert "You are on the Free plan." in page.text
+    assert "http://localhost/projects" in page.text  # the way back to Trackly

@@ -4,11 +4,12 @@ is seen within the time to live."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from gating.cache import AccountState, GateCache
+from gating.entitlements import OverrideView, SubscriptionView
 from gating.models import Override, OverrideKind
 from tests.conftest import DEMO_CATALOG
 from tiergate import create_app
@@ -189,3 +190,53 @@ def test_a_new_catalog_version_published_here_applies_at_once(gate, app, clock, 
             now=clock.now(),
         )
     assert gate.post("/v1/check", json=body).get_json()["limit"] == 5
+
+
+# ---- reusing a resolution while nothing time-dependent changes ----------------------------
+
+T0 = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
+
+
+def _sub(**kw) -> SubscriptionView:
+    values = {
+        "tier_id": "pro",
+        "interval": "month",
+        "currency": "usd",
+        "status": "active",
+        "catalog_version": 1,
+        "period_start": T0 - timedelta(days=14),
+        "period_end": T0 + timedelta(days=16),
+    }
+    return SubscriptionView(**(values | kw))
+
+
+@pytest.mark.parametrize(
+    ("sub", "overrides", "until"),
+    [
+        (None, (), datetime.max.replace(tzinfo=UTC)),
+        (_sub(), (), T0 + timedelta(days=16)),  # the period end
+        (_sub(status="trialing", trial_end=T0 + timedelta(days=2)), (), T0 + timedelta(days=2)),
+        (  # a trial extension moves the trial end
+            _sub(status="trialing", trial_end=T0 + timedelta(days=2)),
+            (OverrideView("trial_extension", None, None, 3, None),),
+            T0 + timedelta(days=5),
+        ),
+        (  # past due since yesterday, 7 grace days
+            _sub(status="past_due", past_due_since=T0 - timedelta(days=1)),
+            (),
+            T0 + timedelta(days=6),
+        ),
+        (
+            None,
+            (OverrideView("feature", "sso", None, None, T0 + timedelta(hours=1)),),
+            T0 + timedelta(hours=1),
+        ),
+    ],
+)
+def test_the_window_a_resolution_holds_ends_at_the_next_moment_that_matters(
+    sub, overrides, until
+) -> None:
+    state = AccountState("acme", 1, sub, (), overrides)
+    since, end = state.stable_window(T0, grace_days=7)
+    assert since <= T0 < end
+    assert end == until
