@@ -500,6 +500,10 @@ def confirm_checkout(
     )
     if change is None:
         return None
+    # Lock it: the checkout.session.completed webhook may be settling it at this very moment.
+    session.refresh(change, with_for_update=True)
+    if change.status is not ChangeStatus.PENDING:
+        return _confirmed(session, change)
     try:
         result = provider.find_change(change.id)
     except ProviderUnavailable:
@@ -510,6 +514,12 @@ def confirm_checkout(
             "this page will show your new plan once it has."
         )
     settle_change(session, clock, change, result)
+    return _confirmed(session, change)
+
+
+def _confirmed(session: Session, change: BillingChange) -> str | None:
+    if change.status is not ChangeStatus.APPLIED:
+        return None
     tier = store.load(session).catalog.tier(str(change.request.get("tier", "")))
     return f"Payment received: you are now on {tier.name if tier else 'your new plan'}."
 

@@ -114,6 +114,8 @@ def offer_view(offer: Offer) -> dict[str, Any]:
         interval=interval,
         new_recurring=offer.new_recurring_amount,
         due_today=offer.amount_due_today,
+        # Only a running paid period is prorated; from the free tier the full price is due.
+        prorated=sub is not None and offer.proration_date is not None,
         next_renewal=offer.next_renewal_amount,
         renews_at=renews_at,
         note=details.get("note"),

@@ -67,17 +67,18 @@ def verify_event(
             "Stripe webhooks are not configured: set TIERGATE_STRIPE_WEBHOOK_SECRET (whsec_...)."
         )
     try:
-        stripe.Webhook.construct_event(payload, signature, secret, tolerance)
+        stripe.WebhookSignature.verify_header(payload, signature, secret, tolerance)
+        # parsed here, not by construct_event, which fails on a body that is not a JSON object
+        event = json.loads(payload)
     except stripe.SignatureVerificationError as exc:
         raise WebhookRejected(
             f"The Stripe-Signature header does not verify: {exc.user_message or exc}",
             code="invalid_signature",
         ) from None
-    except ValueError as exc:  # JSON (or UTF-8) that does not parse, or a thin v2 event
+    except ValueError as exc:  # JSON (or UTF-8) that does not parse
         raise WebhookRejected(
             f"The webhook body is not a Stripe event in JSON: {exc}", code="malformed_json"
         ) from None
-    event = json.loads(payload)
     problems = _shape_problems(event)
     if problems:
         raise WebhookRejected(
@@ -89,6 +90,8 @@ def verify_event(
 def _shape_problems(event: Any) -> str | None:
     if not isinstance(event, dict):
         return "expected a JSON object"
+    if event.get("object") == "v2.core.event":
+        return "a thin (v2) event notification, not a snapshot event"
     if not isinstance(event.get("id"), str) or not event["id"].startswith("evt_"):
         return "'id' must be an evt_... string"
     if len(event["id"]) > 64:
@@ -235,11 +238,14 @@ def dispatch(session: Session, clock: Clock, provider: StripeSource, event: dict
 
 def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
     """The object's tiergate tags (an invoice carries its subscription's under `parent`)."""
-    found: dict[str, Any] = dict(obj.get("metadata") or {})
-    parent = obj.get("parent") or {}
-    for source in (parent.get("subscription_details"), obj.get("subscription_details")):
-        if isinstance(source, dict):
-            for key, value in (source.get("metadata") or {}).items():
+    metadata = obj.get("metadata")
+    found: dict[str, Any] = dict(metadata) if isinstance(metadata, dict) else {}
+    parent = obj.get("parent")
+    details = parent.get("subscription_details") if isinstance(parent, dict) else None
+    for source in (details, obj.get("subscription_details")):
+        tags = source.get("metadata") if isinstance(source, dict) else None
+        if isinstance(tags, dict):
+            for key, value in tags.items():
                 found.setdefault(key, value)
     return found
 
@@ -268,7 +274,11 @@ def _settle_named_change(
 ) -> str | None:
     """Settle the pending change an object names, once Stripe reports it done."""
     change_id = _metadata(obj).get("tiergate_change")
-    change = session.get(BillingChange, change_id) if isinstance(change_id, str) else None
+    change = (  # locked: the customer's return from Checkout may be settling it too
+        session.get(BillingChange, change_id, with_for_update=True)
+        if isinstance(change_id, str)
+        else None
+    )
     if change is None or change.status is not ChangeStatus.PENDING:
         return None
     result = provider.find_change(change.id)
