@@ -390,7 +390,7 @@ def consume(
     if claim is not None:
         status = 200 if decision.allowed else 402
         params = {"claim": claim, "status_code": status, "response": decision.to_json()}
-        session.execute(_ANSWER, params)
+        session.connection().execute(_ANSWER, params)
     return decision
 
 
@@ -417,7 +417,7 @@ def _claim_key(
         "created_at": clock.now(),
     }
     for attempt in range(5):
-        claimed = session.execute(claim, params).scalar_one_or_none()
+        claimed = session.connection().execute(claim, params).scalar_one_or_none()
         if claimed is not None:
             return claimed
         first = session.execute(
@@ -448,7 +448,7 @@ def _claim_statement(dialect_name: str) -> Any:
     if stmt is None:
         dialect = postgresql if dialect_name == "postgresql" else sqlite
         stmt = _CLAIM[dialect_name] = (
-            dialect.insert(UsageRequest)
+            dialect.insert(UsageRequest.__table__)  # Core: cheaper than the ORM's insert
             .values(
                 account_id=bindparam("account_id"),
                 idempotency_key=bindparam("key"),
@@ -458,14 +458,15 @@ def _claim_statement(dialect_name: str) -> Any:
                 created_at=bindparam("created_at"),
             )
             .on_conflict_do_nothing(index_elements=["account_id", "idempotency_key"])
-            .returning(UsageRequest.id)
+            .returning(UsageRequest.__table__.c.id)
         )
     return stmt
 
 
+_REQUESTS = UsageRequest.__table__
 _ANSWER = (
-    update(UsageRequest)
-    .where(UsageRequest.id == bindparam("claim"))
+    update(_REQUESTS)
+    .where(_REQUESTS.c.id == bindparam("claim"))
     .values(status_code=bindparam("status_code"), response=bindparam("response"))
 )
 

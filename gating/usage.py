@@ -30,19 +30,21 @@ def _add_statement(session: Session, capped: bool) -> Any:
     key = (session.get_bind().dialect.name, capped)
     stmt = _ADD.get(key)
     if stmt is None:
-        insert = _insert(session).values(
+        table = UsageCounter.__table__  # Core, not the ORM's bulk-insert path: much cheaper
+        dialect = postgresql if key[0] == "postgresql" else sqlite
+        insert = dialect.insert(table).values(
             account_id=bindparam("account_id"),
             feature_id=bindparam("feature_id"),
             period_start=bindparam("period_start"),
             used=bindparam("quantity"),
             updated_at=bindparam("now"),
         )
-        total = UsageCounter.used + insert.excluded.used
+        total = table.c.used + insert.excluded.used
         stmt = _ADD[key] = insert.on_conflict_do_update(
             index_elements=list(_KEY),
             set_={"used": total, "updated_at": insert.excluded.updated_at},
             where=(total <= bindparam("cap")) if capped else None,
-        ).returning(UsageCounter.used)
+        ).returning(table.c.used)
     return stmt
 
 
@@ -67,7 +69,8 @@ def add(
         "now": now,
         "cap": cap,
     }
-    return session.execute(_add_statement(session, cap is not None), params).scalar_one_or_none()
+    stmt = _add_statement(session, cap is not None)
+    return session.connection().execute(stmt, params).scalar_one_or_none()
 
 
 def set_value(
