@@ -16,6 +16,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import (
     Blueprint,
@@ -34,7 +35,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from examples.hostapp import store
 from examples.hostapp.pdf import project_pdf
-from tiergate_client import TiergateError
+from tiergate_client import GateResult, TiergateError
 from tiergate_client.flask import Gate
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ def create_hostapp(config: dict[str, Any] | None = None) -> Flask:
         # Exporting a PDF harms nobody during a short tiergate outage; creating projects and
         # API calls are metered, so they stay closed (the default) rather than go uncounted.
         fail_open={"pdf_export"},
+        upgrade_url=offer_page,
         denied_template="denied.html",
     )
     gate.init_app(app)
@@ -93,6 +95,19 @@ def current_account() -> str | None:
     return session.get("account_id")
 
 
+def offer_page(result: GateResult) -> str:
+    """tiergate's offer page, told to come back to the projects page ("Not now", "Back")."""
+    accept_url = str((result.offer or {})["accept_url"])
+    return with_return_url(accept_url, url_for("trackly.projects", _external=True))
+
+
+def with_return_url(link: str, return_url: str) -> str:
+    """`link` with `return_url` added to its query (tiergate's signed `t` is kept as is)."""
+    parts = urlsplit(link)
+    query = [*parse_qsl(parts.query), ("return_url", return_url)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def login_required(view: Any) -> Any:
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -106,6 +121,11 @@ def login_required(view: Any) -> Any:
 def make_views(gate: Gate) -> Blueprint:
     """Trackly's pages and API, gated by `gate`."""
     bp = Blueprint("trackly", __name__, template_folder="templates")
+
+    @bp.app_template_filter("returning_here")
+    def returning_here(link: str) -> str:
+        """A tiergate link that brings the user back to the projects page."""
+        return with_return_url(link, url_for("trackly.projects", _external=True))
 
     @bp.get("/")
     def index() -> BaseResponse:

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from examples.hostapp import create_hostapp
+from examples.hostapp.app import with_return_url
 from tiergate_client import TiergateClient
 
 
@@ -60,7 +61,8 @@ def test_free_workspace_creates_three_projects_and_the_fourth_redirects_to_the_o
     refused = create(trackly, "One too many")
     offer = tiergate.check("acme", "projects").offer
     assert refused.status_code == 303
-    assert refused.location == offer["accept_url"]
+    # tiergate's offer page, told to come back to Trackly's projects page
+    assert refused.location == with_return_url(offer["accept_url"], "http://localhost/projects")
     assert projects_used(tiergate) == 3
     assert "One too many" not in trackly.get("/projects").text
 
@@ -85,7 +87,8 @@ def test_pdf_export_is_refused_on_the_free_tier(trackly, tiergate):
     create(trackly, "Website")
     page = trackly.get("/projects/1/export.pdf")
     assert page.status_code == 303
-    assert page.location == tiergate.check("acme", "pdf_export").offer["accept_url"]
+    offer = tiergate.check("acme", "pdf_export").offer
+    assert page.location == with_return_url(offer["accept_url"], "http://localhost/projects")
     api_style = trackly.get("/projects/1/export.pdf", headers={"Accept": "application/json"})
     assert api_style.status_code == 402
     assert api_style.get_json()["reason"] == "feature_not_in_tier"
