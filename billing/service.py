@@ -112,7 +112,9 @@ def offer_addon_due_today(session: Session, clock: Clock, offer: Offer) -> int |
     return with_it.amount_due - without.amount_due
 
 
-def _offer_terms(session: Session, offer: Offer, *, with_addon: bool) -> _Terms:
+def _offer_terms(
+    session: Session, offer: Offer, *, with_addon: bool, interval: str | None = None
+) -> _Terms:
     catalog = store.load(session, offer.catalog_version).catalog
     if offer.contact_sales or not offer.to_tier_id or not offer.interval:
         contact = catalog.offers.contact_sales_url
@@ -121,7 +123,8 @@ def _offer_terms(session: Session, offer: Offer, *, with_addon: bool) -> _Terms:
             + (f": contact them at {contact}" if contact else "")
             + ". It cannot be bought online."
         )
-    plan = tier_price(catalog, offer.to_tier_id, offer.interval, offer.currency)
+    interval = interval or offer.interval
+    plan = tier_price(catalog, offer.to_tier_id, interval, offer.currency)
     sub = live_subscription(account_of(session, offer.account_id))
     current = state_of(session, sub) if sub is not None else None
     if current is not None and current.plan.currency != offer.currency:
@@ -131,9 +134,9 @@ def _offer_terms(session: Session, offer: Offer, *, with_addon: bool) -> _Terms:
         )
     if current is not None:
         within_period(current, offer.proration_date or offer.created_at)
-    kept = reprice(catalog, current.addons, offer.interval, offer.currency) if current else ()
+    kept = reprice(catalog, current.addons, interval, offer.currency) if current else ()
     addon = None
-    if with_addon and offer.addon_id:
+    if with_addon and offer.addon_id and interval == offer.interval:
         spec = catalog.addon(offer.addon_id)
         tier = catalog.tier(offer.to_tier_id)
         owned = any(a.item_id == offer.addon_id for a in kept)
@@ -202,8 +205,9 @@ def requote(session: Session, clock: Clock, offer: Offer) -> Offer:
     return fresh
 
 
-def _offer_change_id(session: Session, offer_id: str) -> str:
-    """Deterministic per attempt: a retry after a crash reuses the idempotency key."""
+def _offer_change_id(session: Session, offer_id: str, yearly: bool = False) -> str:
+    """Deterministic per attempt: a retry after a crash reuses the idempotency key (the yearly
+    alternative is another request, so another key)."""
     failed = len(
         session.scalars(
             select(BillingChange.id).where(
@@ -211,8 +215,19 @@ def _offer_change_id(session: Session, offer_id: str) -> str:
             )
         ).all()
     )
-    digest = hashlib.sha256(f"{offer_id}:{failed + 1}".encode()).hexdigest()[:32]
+    attempt = f"{offer_id}:{failed + 1}" + (":year" if yearly else "")
+    digest = hashlib.sha256(attempt.encode()).hexdigest()[:32]
     return "chg_" + digest
+
+
+def _yearly_alternative(offer: Offer) -> dict[str, Any]:
+    """The yearly alternative quoted with the offer (UPSELL 7), or InvalidRequest."""
+    stored = (offer.details or {}).get("yearly_alternative")
+    if offer.interval == "year" or not isinstance(stored, dict):
+        raise InvalidRequest(f"Offer {offer.id} has no yearly alternative to accept.")
+    if not isinstance(stored.get("amount_due_today"), int):
+        raise InvalidRequest(f"Offer {offer.id}'s yearly alternative has no quoted amount.")
+    return stored
 
 
 def accept_offer(
@@ -223,9 +238,13 @@ def accept_offer(
     account_id: str,
     *,
     with_addon: bool = False,
+    interval: str | None = None,
     urls: Urls,
 ) -> FlowResult:
-    """Upgrade as quoted: charge exactly the offer's amount due today, then grant the tier."""
+    """Upgrade as quoted: charge exactly the offer's amount due today, then grant the tier.
+
+    `interval="year"` accepts the offer's yearly alternative instead (its own quoted amount
+    and promotion; the add-on is offered with the primary interval only)."""
     offer = offers.get_offer(session, offer_id, account_id=account_id)
     if offer.account_id != account_id:
         raise NotFound(f"Offer {offer_id!r} does not exist for this account.")
@@ -246,14 +265,29 @@ def accept_offer(
         )
     if offer.amount_due_today is None:
         raise InvalidRequest(f"Offer {offer.id} has no quoted amount and cannot be accepted.")
-    terms = _offer_terms(session, offer, with_addon=with_addon)
+    if interval not in (None, offer.interval, "year"):
+        raise InvalidRequest(f"interval must be 'month' or 'year', not {interval!r}")
+    yearly = interval == "year" and offer.interval != "year"
+    alternative = _yearly_alternative(offer) if yearly else None
+    terms = _offer_terms(session, offer, with_addon=with_addon, interval=interval)
     plan, addon, current = terms.plan, terms.addon, terms.current
-    discount = discount_for(terms.catalog, offer.promotion_id, offer.currency)
-    addon_today = offer_addon_due_today(session, clock, offer) if addon is not None else 0
-    expected = offer.amount_due_today + (addon_today or 0)
+    if alternative is not None:
+        promo = alternative.get("promotion")
+        promo_id = promo.get("id") if isinstance(promo, dict) else None
+        discount = discount_for(terms.catalog, promo_id, offer.currency)
+        expected = int(alternative["amount_due_today"])
+    else:
+        discount = discount_for(terms.catalog, offer.promotion_id, offer.currency)
+        addon_today = offer_addon_due_today(session, clock, offer) if addon is not None else 0
+        expected = offer.amount_due_today + (addon_today or 0)
     recurring = (addon,) if addon is not None and addon.interval else ()
     one_time = (addon,) if addon is not None and addon.interval is None else ()
     pending = next((c for c in previous if c.status is ChangeStatus.PENDING), None)
+    if pending is not None and pending.request.get("interval") != plan.interval:
+        raise Conflict(
+            "A payment for this offer at the other interval is still being confirmed: "
+            "wait a minute before choosing again."
+        )
     change = pending or new_change(
         session,
         clock,
@@ -265,7 +299,7 @@ def accept_offer(
             "interval": plan.interval,
             "addon": addon.item_id if addon else None,
         },
-        change_id=_offer_change_id(session, offer.id),
+        change_id=_offer_change_id(session, offer.id, yearly),
         offer_id=offer.id,
         amount_due=expected,
         currency=offer.currency,

@@ -22,7 +22,7 @@ from billing.provider import BillingProvider, QuoteMismatch
 from gating import offers
 from gating.models import Offer, OfferStatus
 from tiergate.db import get_session
-from tiergate.exceptions import NotFound, TiergateError
+from tiergate.exceptions import InvalidRequest, NotFound, TiergateError
 from tiergate.extensions import get_billing, get_clock
 from tiers import store
 from tiers.model import AddOnBilling, Catalog, Tier
@@ -119,7 +119,7 @@ def offer_view(offer: Offer) -> dict[str, Any]:
         next_renewal=offer.next_renewal_amount,
         renews_at=renews_at,
         note=details.get("note"),
-        yearly=_yearly(details, to_tier, interval, currency),
+        yearly=_yearly(details, to_tier, interval, currency, stripe_change=_on_stripe(sub)),
         price_jump=_price_jump(details, catalog, sub, to_tier, interval, currency),
         promotion=_promotion(details, catalog, offer),
         addon=_addon(session, clock, catalog, offer, interval),
@@ -133,14 +133,27 @@ def _instant(value: Any) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _yearly(details: dict[str, Any], tier: Tier, interval: str, currency: str) -> Any:
-    """The one alternative (UPSELL 7): the same tier paid yearly, with its saving."""
+def _on_stripe(sub: Any) -> bool:
+    return sub is not None and sub.provider == "stripe"
+
+
+def _yearly(
+    details: dict[str, Any], tier: Tier, interval: str, currency: str, *, stripe_change: bool
+) -> Any:
+    """The one alternative (UPSELL 7): the same tier paid yearly, with its saving, and what
+    paying it today costs when it can be bought from the offer page (due_today None: not)."""
     stored = details.get("yearly_alternative")
     if isinstance(stored, dict):
-        return {"amount": stored["recurring_amount"], "saving": stored.get("saving_amount", 0)}
+        # A promotion cannot ride on a plan change billed through Stripe (docs/billing.md).
+        sellable = not (stripe_change and stored.get("promotion"))
+        return {
+            "amount": stored["recurring_amount"],
+            "saving": stored.get("saving_amount", 0),
+            "due_today": stored.get("amount_due_today") if sellable else None,
+        }
     month, year = tier.price("month", currency), tier.price("year", currency)
     if interval == "month" and month and year and month * 12 > year:
-        return {"amount": year, "saving": month * 12 - year}
+        return {"amount": year, "saving": month * 12 - year, "due_today": None}
     return None
 
 
@@ -296,6 +309,7 @@ def offer_accept(offer_id: str) -> Page:
             offer.id,
             account_id,
             with_addon=request.form.get("addon") == "yes",
+            interval=_interval(),
             urls=urls,
         )
     except service.QuoteExpired as exc:
@@ -326,6 +340,16 @@ def offer_accept(offer_id: str) -> Page:
         return_url=_return_url(),
         status=result.status.value,
     ), 402 if result.status is service.FlowStatus.DECLINED else 503
+
+
+def _interval() -> str | None:
+    """The interval the customer chose on the offer page (none: the offer's own)."""
+    value = request.form.get("interval")
+    if value in (None, ""):
+        return None
+    if value not in ("month", "year"):
+        raise InvalidRequest(f"interval must be 'month' or 'year', not {value[:20]!r}")
+    return value
 
 
 @bp.post("/offers/<offer_id>/dismiss")
@@ -457,7 +481,7 @@ def _at() -> datetime:
 
 def _amount() -> int:
     raw = request.form.get("amount", "")
-    if not raw.isdigit() or len(raw) > 15:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 15:  # not "²" or "٣": int() refuses
         raise service.QuoteExpired("The form is missing its amount: here is the current price.")
     return int(raw)
 

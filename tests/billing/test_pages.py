@@ -579,3 +579,73 @@ def test_csrf_protects_the_billing_forms_only(app, client, db, clock, version) -
     for url in ("/webhooks/stripe", "/v1/check"):
         response = client.post(url, data=b"{}", content_type="application/json")
         assert "CSRF" not in response.get_data(as_text=True), url
+
+
+# ---- the yearly alternative on the offer page ------------------------------------------------
+
+
+def _gate_offer_page(app, client, db, clock, version) -> tuple[str, str, dict[str, Any]]:  # type: ignore[no-untyped-def]
+    with db() as s:
+        subscribe(s, "acme", clock, version)
+        set_gauge(s, "acme", "projects", 10, clock)
+        offer = gate_offer(s, clock, "acme", "projects", used=10, requested=1)
+        offer_id, yearly = offer.id, dict(offer.details["yearly_alternative"])
+    page = client.get(path(portal.offer_link(app.config, "acme", offer_id))).get_data(as_text=True)
+    return offer_id, page, yearly
+
+
+def test_paying_yearly_from_the_offer_page_charges_the_yearly_amount_shown(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    offer_id, page, yearly = _gate_offer_page(app, client, db, clock, version)
+    shown = dollars(re.search(r"Pay yearly — (\S+) today", page).group(1))  # type: ignore[union-attr]
+    assert shown == yearly["amount_due_today"] > 0
+    assert "Or pay yearly: $290.00 per year, saving $58.00." in page
+    response = post_form(
+        client, page, 'name="interval" value="year"', url=f"/offers/{offer_id}/accept"
+    )
+    assert response.status_code == 302
+    done = client.get(response.headers["Location"]).get_data(as_text=True)
+    [invoice] = invoices(db)
+    assert invoice.amount_paid == shown
+    assert dollars(re.search(r"Charged today: <strong[^>]*>([^<]+)<", done).group(1)) == shown  # type: ignore[union-attr]
+    with db() as s:
+        sub = s.get(Account, "acme").subscription  # type: ignore[union-attr]
+        assert (sub.tier_id, sub.interval) == ("pro", "year")
+        assert sub.current_period_end == sub.current_period_start.replace(year=2027)
+    assert event_types(db, offer_id)[-2:] == ["accepted", "paid"]
+
+
+@pytest.mark.parametrize("interval", ["week", "yearly", "x" * 500])
+def test_an_unknown_interval_is_refused_and_nothing_is_charged(
+    app,
+    client,
+    db,
+    clock,
+    version,
+    interval,  # type: ignore[no-untyped-def]
+) -> None:
+    offer_id, page, _ = _gate_offer_page(app, client, db, clock, version)
+    response = post_form(
+        client,
+        page,
+        'name="interval" value="year"',
+        {"interval": interval},
+        url=f"/offers/{offer_id}/accept",
+    )
+    assert response.status_code in (400, 422)
+    assert "interval must be &#39;month&#39; or &#39;year&#39;" in response.get_data(as_text=True)
+    assert invoices(db) == [] and tier_of(db) == "starter"
+
+
+def test_an_offer_already_yearly_has_no_yearly_button(app, client, db, clock, version) -> None:  # type: ignore[no-untyped-def]
+    with db() as s:
+        subscribe(s, "acme", clock, version, interval="year")
+        set_gauge(s, "acme", "projects", 10, clock)
+        offer_id = gate_offer(s, clock, "acme", "projects", used=10, requested=1).id
+    page = client.get(path(portal.offer_link(app.config, "acme", offer_id))).get_data(as_text=True)
+    assert "Upgrade now" in page and "Pay yearly" not in page

@@ -50,6 +50,7 @@ __all__ = ["fake_stripe"]  # a fixture used here
 SELF = '<form method="post">'  # a form posting back to its own page
 STARTER = Price(ItemKind.TIER, "starter", "Starter", "month", "usd", 900)
 PRO = Price(ItemKind.TIER, "pro", "Pro", "month", "usd", 2900)
+PRO_YEARLY = Price(ItemKind.TIER, "pro", "Pro", "year", "usd", 29000)
 URL = "http://localhost/billing"
 
 
@@ -262,6 +263,57 @@ def test_the_offer_page_amount_is_stripes_preview_and_exactly_what_stripe_charge
     assert [i.amount_paid for i in local_invoices(shop.app)] == [900, shown]
     [change] = [c for c in changes(shop.app) if c.offer_id == offer_id]
     assert change.status is ChangeStatus.APPLIED
+
+
+def test_a_yearly_alternative_with_a_promotion_is_shown_but_not_sold_on_a_stripe_plan_change(
+    shop: Shop, client: Any, db: Any
+) -> None:
+    sub_id = shop.subscribed(STARTER)
+    offer_id, link = gate_offer_link(shop)
+    page = client.get(link).get_data(as_text=True)
+    with db() as s:
+        assert s.get(Offer, offer_id).details["yearly_alternative"]["promotion"] is not None
+    # Stripe cannot take the catalog's promotion on a plan change: the price is shown, no button.
+    assert "Or pay yearly: $290.00 per year, saving $58.00." in page
+    assert "Pay yearly" not in page
+    forged = post_form(client, page, f"/offers/{offer_id}/accept", {"interval": "year"})
+    assert forged.status_code == 409
+    assert "cannot be applied to a plan change billed through Stripe" in forged.get_data(
+        as_text=True
+    )
+    assert [i.amount_paid for i in shop.stripe_invoices()] == [900]
+    assert price_ids(shop.stripe_subscription(sub_id)) == [STARTER.lookup_key]
+    assert subscription(shop.app).tier_id == "starter"
+
+
+def test_a_free_account_pays_the_yearly_alternative_through_checkout(
+    shop: Shop, client: Any, clock: FixedClock, db: Any
+) -> None:
+    with get_db(shop.app).session() as s:
+        add_account(s, "newco", clock)
+        set_gauge(s, "newco", "projects", 3, clock)
+        offer = gate_offer(s, clock, "newco", "projects", used=3, requested=1)
+        offer_id, quoted = offer.id, offer.details["yearly_alternative"]
+    link = path(portal.offer_link(shop.app.config, "newco", offer_id))
+    page = client.get(link).get_data(as_text=True)
+    shown = amount_on(page, r"Pay yearly — (\S+) today")
+    assert shown == quoted["amount_due_today"] == 9000  # Starter yearly, no promotion
+    response = post_form(
+        client, page, 'name="interval" value="year"', url=f"/offers/{offer_id}/accept"
+    )
+    assert response.status_code == 302
+    pay_url = response.headers["Location"]
+    assert pay_url.startswith(f"{shop.fake.api_base}/c/pay/cs_")
+    status, checkout, _ = hosted_page(pay_url)
+    assert status == 200 and f'<span id="total">{shown}</span> usd' in checkout
+    status, _, _ = hosted_page(pay_url, {"payment_method": "pm_card_visa"})
+    assert status == 303
+    assert "checkout.session.completed" in shop.deliver()
+    sub = subscription(shop.app, "newco")
+    assert (sub.tier_id, sub.interval, sub.status) == ("starter", "year", "active")
+    [invoice] = shop.stripe_invoices("newco")
+    assert (invoice.status, invoice.amount_paid) == ("paid", shown)
+    assert event_types(db, offer_id)[-2:] == ["accepted", "paid"]
 
 
 # ---- 2. a declined card on that upgrade ------------------------------------------------------

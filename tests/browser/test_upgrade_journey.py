@@ -27,7 +27,7 @@ from tiergate.db import get_db
 pytestmark = pytest.mark.browser
 
 WORKSPACE = "acme"
-UPGRADE = "button[data-pay]"
+UPGRADE = "button.button-primary[data-pay]"
 MONEY = re.compile(r"\$(\d[\d,]*)\.(\d\d)")
 
 
@@ -168,11 +168,16 @@ def test_the_fourth_project_offers_starter_at_the_quoted_price_and_upgrading_rai
     assert page.get_by_role("button", name="Not now").is_visible()
     assert page.locator("input[name=addon]").count() <= 1
     assert page.locator(".alternative").count() <= 1
+    # The one alternative: Starter paid yearly, at the amount the API quoted for it.
+    yearly = offer["yearly_alternative"]
+    yearly_button = page.locator(".alternative button[data-pay]")
+    assert yearly_button.inner_text() == "Pay yearly \u2014 $90.00 today"
+    assert yearly_button.get_attribute("data-pay") == str(yearly["amount_due_today"]) == "9000"
 
     # Keyboard: Tab reaches the upgrade button, with a visible focus ring, and Enter presses it.
     for _ in range(10):
         page.keyboard.press("Tab")
-        if page.evaluate("document.activeElement.matches('button[data-pay]')"):
+        if page.evaluate("document.activeElement.matches('button.button-primary[data-pay]')"):
             break
     else:
         pytest.fail("Tab never reached the upgrade button")
