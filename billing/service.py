@@ -346,7 +346,7 @@ def accept_offer(
         return FlowResult(status, change, message)
     if status is not FlowStatus.DONE:
         return FlowResult(status, change, message, redirect_url=change.result.get("redirect_url"))
-    follow = complete_offer(session, clock, offer, invoice)
+    follow = complete_offer(session, clock, offer, invoice, interval=plan.interval)
     change.result = {**change.result, "follow_up_offer_id": follow}
     return FlowResult(
         FlowStatus.DONE, change, f"You are now on {plan.name}.", invoice, follow_up_offer_id=follow
@@ -354,9 +354,17 @@ def accept_offer(
 
 
 def complete_offer(
-    session: Session, clock: Clock, offer: Offer, invoice: Invoice | None
+    session: Session,
+    clock: Clock,
+    offer: Offer,
+    invoice: Invoice | None,
+    *,
+    interval: str | None = None,
 ) -> str | None:
-    """After payment: record accepted + paid, and create the post-purchase cross-sell offer."""
+    """After payment: record accepted + paid (and the interval, when the customer took the
+    yearly alternative: the funnel counts its revenue), and create the post-purchase offer."""
+    if interval is not None and interval != offer.interval:
+        offer.details = {**(offer.details or {}), "accepted_interval": interval}
     offers.record_event(session, clock, offer.id, "accepted", account_id=offer.account_id)
     paid = offers.record_event(session, clock, offer.id, "paid", account_id=offer.account_id)
     if invoice is not None and paid.events and paid.events[-1].type is OfferStatus.PAID:

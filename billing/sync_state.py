@@ -188,7 +188,10 @@ def _complete_offer(
         return
     from billing import service  # lazily: the flows import the offer funnel
 
-    follow = service.complete_offer(session, clock, offer, invoice)
+    interval = change.request.get("interval")
+    follow = service.complete_offer(
+        session, clock, offer, invoice, interval=interval if isinstance(interval, str) else None
+    )
     change.result = {**change.result, "follow_up_offer_id": follow}
 
 

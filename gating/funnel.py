@@ -162,9 +162,13 @@ def _mrr_added(session: Session, catalogs: dict[int, Catalog], offer: Offer) -> 
     if offer.new_recurring_amount is None:
         return 0
     new = _per_month(offer.new_recurring_amount, offer.interval)
+    details = offer.details or {}
+    yearly = details.get("yearly_alternative")
+    if details.get("accepted_interval") == "year" and isinstance(yearly, dict):
+        new = _per_month(int(yearly["recurring_amount"]), "year")  # the alternative was taken
     if offer.to_tier_id is None:  # an add-on offer adds to what the account pays
         return new
-    old_ref = (offer.details or {}).get("from") or {}
+    old_ref = details.get("from") or {}
     old = old_ref.get("recurring_amount") if isinstance(old_ref, dict) else None
     if not isinstance(old, int):
         old = _catalog_price(session, catalogs, offer)

@@ -618,6 +618,12 @@ def test_paying_yearly_from_the_offer_page_charges_the_yearly_amount_shown(
         assert (sub.tier_id, sub.interval) == ("pro", "year")
         assert sub.current_period_end == sub.current_period_start.replace(year=2027)
     assert event_types(db, offer_id)[-2:] == ["accepted", "paid"]
+    # The funnel counts the revenue the customer actually took: Pro yearly, per month.
+    from gating import funnel
+
+    with db() as s:
+        total = funnel.funnel_window(s, clock, None, None).total
+    assert (total.paid, total.mrr_added) == (1, {"usd": 29000 // 12 - 900})
 
 
 @pytest.mark.parametrize("interval", ["week", "yearly", "x" * 500])
