@@ -56,6 +56,7 @@ def read_offer_token(config: Mapping[str, Any], token: str, offer_id: str) -> st
         not isinstance(data, dict)
         or data.get("o") != offer_id
         or not isinstance(data.get("a"), str)
+        or "\x00" in data["a"]  # no account id has one (and PostgreSQL could not look it up)
     ):
         raise Forbidden("This link is not valid for this offer. Open the offer again from the app.")
     return str(data["a"])
@@ -77,7 +78,7 @@ def account_link(config: Mapping[str, Any], account_id: str, return_url: str | N
 def read_account_token(config: Mapping[str, Any], token: str) -> str:
     """The account id a valid account token carries; Forbidden when invalid or expired."""
     data = _load(config, ACCOUNT_SALT, token)
-    if not isinstance(data, dict) or not isinstance(data.get("a"), str):
+    if not isinstance(data, dict) or not isinstance(data.get("a"), str) or "\x00" in data["a"]:
         raise Forbidden("This billing link is not valid. Open billing again from the app.")
     return str(data["a"])
 
@@ -102,7 +103,10 @@ def safe_return_url(config: Mapping[str, Any], url: str | None) -> str | None:
     """
     if not url:
         return None
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[" (a bad IPv6 address), a host that NFKC turns into "/" or "?"
+        return None
     if parts.scheme not in ("http", "https") or not parts.netloc or "\\" in url:
         return None
     allowed = {_origin(_base(config))}

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, request
-from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
 from billing import portal
@@ -15,7 +14,7 @@ from gating import accounts, funnel, offers, service
 from gating import schemas as s
 from gating.apikeys import require_scope
 from gating.cache import GateCache
-from tiergate.api import ErrorSchema, get_api
+from tiergate.api import Blueprint, ErrorSchema, get_api
 from tiergate.db import get_db, get_session
 from tiergate.exceptions import NotFound
 from tiergate.extensions import get_clock

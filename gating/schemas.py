@@ -112,6 +112,22 @@ def feature_field(**kwargs: Any) -> fields.String:
     return _id_field("feature id from the catalog", FEATURE_ID_LENGTH, **kwargs)
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def aware_datetime_field(description: str, **kwargs: Any) -> fields.AwareDateTime:
+    """ISO 8601 with an offset, from 1970 to 9000 (times near year 1 or 9999 cannot be
+    shifted to UTC or by a period without overflowing)."""
+    return fields.AwareDateTime(
+        validate=validate.Range(
+            min=EARLIEST, max=LATEST, error="Must be between 1970-01-01 and 9000-01-01 (UTC)."
+        ),
+        metadata={"description": description},
+        **kwargs,
+    )
+
+
 def units_field(minimum: int, description: str, **kwargs: Any) -> StrictInteger:
     return StrictInteger(
         validate=validate.Range(min=minimum, max=MAX_UNITS),
@@ -270,10 +286,10 @@ class OverrideCreateSchema(RequestSchema):
         validate=validate.Length(min=1, max=1000),
         metadata={"description": "Why the exception was made (kept for audit)"},
     )
-    expires_at = fields.AwareDateTime(
+    expires_at = aware_datetime_field(
+        "When the override stops applying (ISO 8601 with offset)",
         load_default=None,
         allow_none=True,
-        metadata={"description": "When the override stops applying (ISO 8601 with offset)"},
     )
 
 
@@ -407,13 +423,11 @@ class OfferEventSchema(RequestSchema):
 
 
 class FunnelQuerySchema(RequestSchema):
-    since = fields.AwareDateTime(
-        load_default=None,
-        metadata={"description": "Offers created from (ISO 8601 with offset; default 30 days ago)"},
+    since = aware_datetime_field(
+        "Offers created from (ISO 8601 with offset; default 30 days ago)", load_default=None
     )
-    until = fields.AwareDateTime(
-        load_default=None,
-        metadata={"description": "Offers created before (ISO 8601 with offset; default now)"},
+    until = aware_datetime_field(
+        "Offers created before (ISO 8601 with offset; default now)", load_default=None
     )
 
 

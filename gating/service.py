@@ -222,13 +222,23 @@ def _usage_text(access: FeatureAccess, used: int) -> str:
     return f"{used:,} of {access.limit:,} {feature.units(access.limit)} used"
 
 
-def _denial_message(ent: Entitlements, access: FeatureAccess, reason: str, used: int | None) -> str:
+def _denial_message(
+    ent: Entitlements, access: FeatureAccess, reason: str, used: int | None, requested: int
+) -> str:
     if reason == "no_access":
         return "This account has no plan that gives access: choose a plan to continue."
     tier = ent.tier.name if ent.tier else "this plan"
     if reason == "feature_not_in_tier":
         return f"{access.feature.name} is not included in {tier}."
-    return f"{_usage_text(access, used or 0)}: the {tier} limit is reached."
+    used = used or 0
+    left = None if access.cap is None else access.cap - used
+    if left is not None and left > 0:  # units remain, just not as many as asked
+        unit = access.feature.units(left)
+        return (
+            f"{_usage_text(access, used)}: {left:,} {unit} left on {tier}, "
+            f"{requested:,} asked for."
+        )
+    return f"{_usage_text(access, used)}: the {tier} limit is reached."
 
 
 def _offer(
@@ -289,7 +299,7 @@ def _deny(
     offer = _offer(session, clock, account_id, ent, fid, used, requested, "limit_reached", settings)
     limit = access.limit if access.feature.metered else None
     remaining = None if limit is None or used is None else max(limit - used, 0)
-    message = _denial_message(ent, access, reason, used)
+    message = _denial_message(ent, access, reason, used, requested)
     return Decision(False, fid, limit, used, remaining, reason, offer, message=message)
 
 

@@ -32,10 +32,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    from tiergate import db, errors, extensions, web
+    from tiergate import db, errors, extensions, inputs, web
 
     db.init_app(app)
     extensions.init_app(app)
+    inputs.init_app(app)  # before any blueprint's own checks: no NUL reaches a view
     web.init_app(app)
     errors.init_app(app)  # last: our JSON error shape wins over any extension's handler
     return app

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import Any
 
+import flask_smorest
 import marshmallow as ma
 from flask import Flask, current_app, render_template
 from flask_smorest import Api
+from webargs.flaskparser import FlaskParser
 
 API_DESCRIPTION = (
     "Server-to-server API of tiergate: ask whether an account may use a feature, record usage, "
@@ -35,6 +39,31 @@ class ErrorSchema(ma.Schema):
     """Every error answer: {"error": {"code", "message", "details"}}."""
 
     error = ma.fields.Nested(ErrorBodySchema, required=True)
+
+
+class JsonBodyParser(FlaskParser):
+    """webargs' parser, also answering 400 malformed_json for JSON that Python cannot read.
+
+    webargs turns only JSONDecodeError into a 400; json.loads also raises ValueError for a
+    number of more than 4300 digits and RecursionError for arrays nested thousands deep.
+    """
+
+    def _raw_load_json(self, req: Any) -> Any:
+        try:
+            return super()._raw_load_json(req)
+        except json.JSONDecodeError:
+            raise  # webargs answers it (and treats an empty body as no body)
+        except RecursionError:
+            self._handle_invalid_json_error(ValueError("nested too deeply"), req)  # type: ignore[arg-type]
+        except ValueError:  # int()'s limit on digits
+            too_long = ValueError(f"a number has more than {sys.get_int_max_str_digits()} digits")
+            self._handle_invalid_json_error(too_long, req)  # type: ignore[arg-type]
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint with the JsonBodyParser: every v1 blueprint uses this one."""
+
+    ARGUMENTS_PARSER = JsonBodyParser()
 
 
 class TiergateApi(Api):

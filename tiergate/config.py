@@ -27,6 +27,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "STRIPE_WEBHOOK_TOLERANCE": 300,
         "PAST_DUE_GRACE_DAYS": 7,
         "GATE_CACHE_SECONDS": 1,
+        "MAX_CONTENT_LENGTH": 1024 * 1024,  # bytes of a request body; larger: 413, unread
         "BILLING_LINK_MAX_AGE": 3600,  # seconds a signed customer link stays valid
         "BILLING_RETURN_ORIGINS": "",  # more origins billing pages may link back to
         "BILLING_PROVIDER": None,  # "stripe" or "manual"; chosen from STRIPE_SECRET_KEY when unset

@@ -57,6 +57,8 @@ def _malformed_json_message(cause: Any) -> str:
     where = ""
     if isinstance(cause, json.JSONDecodeError):
         where = f" (line {cause.lineno}, column {cause.colno}: {cause.msg})"
+    elif isinstance(cause, ValueError):  # a number too long, arrays nested too deeply
+        where = f" ({cause})"
     return f"The request body is not valid JSON{where}."
 
 

@@ -110,11 +110,23 @@ def validate_catalog_text(text: str) -> tuple[dict[str, Any] | None, list[Catalo
     return document, []
 
 
+MAX_VALUES = 100_000  # the demo catalog has about 1,000; aliases must not multiply it past this
+
+
 def _parse_yaml(text: str) -> tuple[Any, yaml.Node | None] | CatalogIssue:
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
+        if node is not None and _expanded_size(node, {}) > MAX_VALUES:
+            return CatalogIssue(
+                TOP, f"the file expands to more than {MAX_VALUES:,} values (through YAML aliases)"
+            )
         return (loader.construct_document(node) if node is not None else None), node
+    except RecursionError:
+        return CatalogIssue(TOP, "YAML syntax error: lists or mappings nested too deeply")
+    except ValueError as error:  # a date like 0000-00-00, an integer of more than 4300 digits
+        reason = str(error).split("; use sys.set_int_max_str_digits")[0]
+        return CatalogIssue(TOP, f"YAML value that cannot be read: {reason}")
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else TOP
@@ -124,6 +136,19 @@ def _parse_yaml(text: str) -> tuple[Any, yaml.Node | None] | CatalogIssue:
         return CatalogIssue(TOP, f"YAML syntax error: {error}")
     finally:
         loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values `node` holds once every alias is expanded (memoized: stays linear)."""
+    if id(node) not in sizes:
+        sizes[id(node)] = 0  # a recursive alias counts once
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in children)
+    return sizes[id(node)]
 
 
 def _scan(node: yaml.Node | None, path: str, lines: dict[str, int]) -> list[CatalogIssue]:

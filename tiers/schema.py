@@ -79,7 +79,7 @@ class Amount(WholeNumber):
                 minor = Decimal(str(value).strip()) * 100
             except InvalidOperation:
                 minor = None
-            if minor is not None and minor == minor.to_integral_value():
+            if minor is not None and minor.is_finite() and minor == minor.to_integral_value():
                 return f"prices are integer minor units: write {int(minor)} for {value}"
         return f"prices are integer minor units (1999 for 19.99), not {_describe(value)}"
 

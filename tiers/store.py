@@ -60,6 +60,9 @@ def publish(
     return PublishResult(row, created=True)
 
 
+MAX_VERSION = 2**31 - 1  # catalog_versions.version is a 32-bit INTEGER
+
+
 def latest_version(session: Session) -> int | None:
     """The newest published version number, or None before the first publish."""
     return session.scalar(select(func.max(CatalogVersion.version)))
@@ -77,7 +80,8 @@ def get_version(session: Session, version: int | None = None) -> CatalogVersion:
         raise NoCatalog(
             "No catalog has been published yet: run `tiergate catalog publish FILE --note ...`."
         )
-    row = session.get(CatalogVersion, number)
+    # a number beyond the column's range cannot exist (and would not fit the query's parameter)
+    row = session.get(CatalogVersion, number) if 0 < number <= MAX_VERSION else None
     if row is None:
         newest = latest_version(session)
         hint = f"the newest is {newest}" if newest is not None else "none is published yet"

@@ -46,3 +46,17 @@ def test_unknown_json_route_answers_the_error_shape(client):
     response = client.get("/v1/does-not-exist")
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "not_found"
+
+
+def test_a_request_body_over_the_limit_is_413_in_the_error_shape_and_not_read(app) -> None:
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    response = app.test_client().post(
+        "/v1/check", data=b"{" + b" " * 2000 + b"}", content_type="application/json"
+    )
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "request_entity_too_large"
+
+
+def test_the_error_page_links_to_the_plans(client) -> None:
+    page = client.get("/no-such-page").get_data(as_text=True)
+    assert 'href="/pricing"' in page and 'href="/"' not in page
