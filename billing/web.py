@@ -547,28 +547,35 @@ def checkout_page() -> Page:
     plan, quote, trial_days = service.checkout_quote(
         session, clock, account_id, tier_id, interval, currency.lower()
     )
+    notice = None
     if request.method == "POST":
-        result = service.checkout(
-            session,
-            clock,
-            _provider(),
-            account_id,
-            tier_id,
-            interval,
-            currency.lower(),
-            expected_amount_due=_amount(),
-            urls=_urls(account_id),
-        )
-        session.commit()
-        return _done(result, account_id)
+        try:
+            result = service.checkout(
+                session,
+                clock,
+                _provider(),
+                account_id,
+                tier_id,
+                interval,
+                currency.lower(),
+                expected_amount_due=_amount(),
+                urls=_urls(account_id),
+            )
+        except service.QuoteExpired as exc:
+            session.rollback()
+            notice = exc.message  # the form again, at the current price
+        else:
+            session.commit()
+            return _done(result, account_id)
     return render_template(
         "billing_checkout.html",
         plan=plan,
         quote=quote,
         trial_days=trial_days,
         currency=currency.lower(),
+        notice=notice,
         **_ctx(account_id),
-    )
+    ), (409 if notice else 200)
 
 
 @bp.route("/billing/yearly", methods=["GET", "POST"])
@@ -576,23 +583,29 @@ def yearly_page() -> Page:
     """Switch monthly -> yearly now, prorated, with the amount due today shown first."""
     session, clock = get_session(), get_clock()
     account_id = _account_id()
+    notice = None
     if request.method == "POST":
-        result = service.switch_to_yearly(
-            session,
-            clock,
-            _provider(),
-            account_id,
-            proration_date=_at(),
-            expected_amount_due=_amount(),
-            urls=_urls(account_id),
-        )
-        session.commit()
-        return _done(result, account_id)
+        try:
+            result = service.switch_to_yearly(
+                session,
+                clock,
+                _provider(),
+                account_id,
+                proration_date=_at(),
+                expected_amount_due=_amount(),
+                urls=_urls(account_id),
+            )
+        except service.QuoteExpired as exc:
+            session.rollback()
+            notice = exc.message  # the form again, at the current price
+        else:
+            session.commit()
+            return _done(result, account_id)
     at = clock.now()
     quote = service.yearly_quote(session, clock, account_id, at)
     return render_template(
-        "billing_yearly.html", quote=quote, at=at.isoformat(), **_ctx(account_id)
-    )
+        "billing_yearly.html", quote=quote, at=at.isoformat(), notice=notice, **_ctx(account_id)
+    ), (409 if notice else 200)
 
 
 @bp.route("/billing/downgrade", methods=["GET", "POST"])
@@ -658,24 +671,30 @@ def addon_page(addon_id: str) -> Page:
     """Buy an add-on: eligibility, the amount due today, then confirm."""
     session, clock = get_session(), get_clock()
     account_id = _account_id()
+    notice = None
     if request.method == "POST":
-        result = service.buy_addon(
-            session,
-            clock,
-            _provider(),
-            account_id,
-            addon_id,
-            proration_date=_at(),
-            expected_amount_due=_amount(),
-            urls=_urls(account_id),
-            offer_id=request.form.get("offer") or None,
-        )
-        session.commit()
-        return _done(result, account_id)
+        try:
+            result = service.buy_addon(
+                session,
+                clock,
+                _provider(),
+                account_id,
+                addon_id,
+                proration_date=_at(),
+                expected_amount_due=_amount(),
+                urls=_urls(account_id),
+                offer_id=request.form.get("offer") or None,
+            )
+        except service.QuoteExpired as exc:
+            session.rollback()
+            notice = exc.message  # the form again, at the current price
+        else:
+            session.commit()
+            return _done(result, account_id)
     at = clock.now()
     price, due = service.addon_quote(session, clock, account_id, addon_id, at)
-    offer_id = request.args.get("offer")
-    if offer_id:  # from the post-purchase cross-sell: record the click
+    offer_id = request.values.get("offer") or None
+    if offer_id and request.method == "GET":  # from the post-purchase cross-sell: the click
         offer = offers.get_offer(session, offer_id, account_id=account_id)
         if offer.status is OfferStatus.SHOWN:
             offers.record_event(session, clock, offer.id, "clicked", account_id=account_id)
@@ -688,8 +707,9 @@ def addon_page(addon_id: str) -> Page:
         addon=addon,
         at=at.isoformat(),
         offer_id=offer_id,
+        notice=notice,
         **_ctx(account_id),
-    )
+    ), (409 if notice else 200)
 
 
 @bp.post("/billing/addons/<addon_id>/remove")

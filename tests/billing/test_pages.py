@@ -655,3 +655,39 @@ def test_an_offer_already_yearly_has_no_yearly_button(app, client, db, clock, ve
         offer_id = gate_offer(s, clock, "acme", "projects", used=10, requested=1).id
     page = client.get(path(portal.offer_link(app.config, "acme", offer_id))).get_data(as_text=True)
     assert "Upgrade now" in page and "Pay yearly" not in page
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "stale"),
+    [
+        ("/billing/yearly", "amount", "8549"),
+        ("/billing/yearly", "at", "2020-01-01T00:00:00+00:00"),
+        ("/billing/addons/extended_support", "amount", "1"),
+        ("/billing/checkout?tier=pro&interval=month", "amount", "1"),
+    ],
+)
+def test_a_stale_price_shows_the_form_again_at_the_current_price_and_charges_nothing(
+    app,
+    client,
+    db,
+    clock,
+    version,
+    path,
+    field,
+    stale,  # type: ignore[no-untyped-def]
+) -> None:
+    with db() as s:
+        if "checkout" in path:
+            add_account(s, "acme", clock)
+        else:
+            subscribe(s, "acme", clock, version)
+    token = portal.account_token(app.config, "acme")
+    joiner = "&" if "?" in path else "?"
+    page = client.get(f"{path}{joiner}t={token}").get_data(as_text=True)
+    response = post_form(client, page, SELF, {field: stale}, url=path.split("?")[0])
+    again = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert 'role="alert"' in again and "here is the current price" in again
+    fresh = dict(form_fields(again, SELF))
+    assert fresh.get("amount") == form_fields(page, SELF).get("amount")  # the current price
+    assert invoices(db) == []
