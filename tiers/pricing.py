@@ -163,31 +163,30 @@ class PricingTable:
 class Options:
     interval: Interval
     currency: str
-    problems: tuple[str, ...]  # one sentence per ignored query parameter
+    problems: tuple[str, ...]  # per ignored query parameter: what is wrong, and the fallback
+    errors: tuple[str, ...] = ()  # the same, without the fallback (for a strict API answer)
 
 
 def resolve_options(catalog: Catalog, interval: str | None, currency: str | None) -> Options:
     """Interval and currency from query parameters; a bad value falls back and is explained."""
     problems: list[str] = []
+    errors: list[str] = []
     chosen_interval = Interval.MONTH
     if interval:
         try:
             chosen_interval = Interval(interval.strip().lower())
         except ValueError:
-            problems.append(
-                f"Unknown billing interval '{interval}': use month or year. Showing monthly prices."
-            )
+            errors.append(f"Unknown billing interval '{interval}': use month or year.")
+            problems.append(f"{errors[-1]} Showing monthly prices.")
     chosen_currency = catalog.default_currency
     if currency:
         if currency.strip().lower() in catalog.currencies:
             chosen_currency = currency.strip().lower()
         else:
             offered = ", ".join(c.upper() for c in catalog.currencies)
-            problems.append(
-                f"Prices are not available in '{currency}' (offered: {offered}). "
-                f"Showing {catalog.default_currency.upper()}."
-            )
-    return Options(chosen_interval, chosen_currency, tuple(problems))
+            errors.append(f"Prices are not available in '{currency}' (offered: {offered}).")
+            problems.append(f"{errors[-1]} Showing {catalog.default_currency.upper()}.")
+    return Options(chosen_interval, chosen_currency, tuple(problems), tuple(errors))
 
 
 def build_pricing_table(

@@ -94,16 +94,19 @@ def _table(catalog: Catalog, *, strict: bool) -> tuple[PricingTable, list[str]]:
     args = request.args
     options = resolve_options(catalog, args.get("interval"), args.get("currency"))
     notices = list(options.problems)
+    errors = list(options.errors)  # the same, without "showing ..." / "ignored": refused
     current = args.get("current") or None
     recommended = args.get("recommended") or None
     for name, value in (("current", current), ("recommended", recommended)):
         if value is not None and catalog.tier(value) is None:
             known = ", ".join(t.id for t in catalog.listed_tiers)
-            notices.append(f"Unknown tier '{value}' in `{name}` (tiers: {known}); ignored.")
+            errors.append(f"Unknown tier '{value}' in `{name}` (tiers: {known}).")
+            notices.append(f"{errors[-1][:-1]}; ignored.")
     if recommended is not None and (tier := catalog.tier(recommended)) and tier.hidden:
-        notices.append(f"Tier '{recommended}' in `recommended` is not listed; ignored.")
-    if strict and notices:
-        raise InvalidRequest(" ".join(notices), details={"query": dict(args)})
+        errors.append(f"Tier '{recommended}' in `recommended` is not listed.")
+        notices.append(f"{errors[-1][:-1]}; ignored.")
+    if strict and errors:
+        raise InvalidRequest(" ".join(errors), details={"query": dict(args)})
     table = build_pricing_table(
         catalog,
         interval=options.interval,

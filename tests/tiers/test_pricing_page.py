@@ -352,8 +352,14 @@ def test_bad_query_is_a_422_in_the_error_shape(client, demo_catalog):
     assert "Unknown billing interval 'weekly'" in error["message"]
     assert "not available in 'gbp'" in error["message"]
     assert error["details"] == {"query": {"currency": "gbp", "interval": "weekly"}}
+    assert error["message"] == (
+        "Unknown billing interval 'weekly': use month or year. "
+        "Prices are not available in 'gbp' (offered: USD, EUR)."
+    )  # refused, so no "showing monthly prices" as the pricing page says when it falls back
     unknown = client.get("/v1/catalog?current=platinum").get_json()["error"]
-    assert "Unknown tier 'platinum' in `current`" in unknown["message"]
+    assert unknown["message"] == (
+        "Unknown tier 'platinum' in `current` (tiers: free, starter, pro, business, enterprise)."
+    )
 
 
 def test_no_catalog_json_is_a_503_in_the_error_shape(client):
