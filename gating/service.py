@@ -381,16 +381,35 @@ def consume(
         raise InvalidRequest(
             f"{feature_id!r} is a boolean feature: use /v1/check, there is nothing to count"
         )
+    start = _period_start(access, ent, clock)
+    countable = ent.tier is not None and access.enabled
     claim: int | None = None
+    total: int | None = None
+    counted = False  # the units were offered to the counter (total None: the cap said no)
     if idempotency_key is not None:
         request_hash = hashlib.sha256(f"{feature_id}\x00{quantity}".encode()).hexdigest()
-        first = _claim_key(session, clock, account_id, idempotency_key, request_hash)
-        if isinstance(first, Decision):
-            return first
-        claim = first
-    start = _period_start(access, ent, clock)
-    total = None
-    if ent.tier is not None and access.enabled:
+        both = None
+        if countable:  # PostgreSQL: claim the key and count in one statement
+            both = usage.claim_and_add(
+                session,
+                account_id=account_id,
+                key=idempotency_key,
+                request_hash=request_hash,
+                feature_id=feature_id,
+                period_start=start,
+                quantity=quantity,
+                cap=access.cap,
+                now=clock.now(),
+            )
+        if both is not None and both[0] is not None:
+            claim, total = both
+            counted = True
+        else:  # another dialect, or the key was taken: the first answer, or claim it now
+            first = _claim_key(session, clock, account_id, idempotency_key, request_hash)
+            if isinstance(first, Decision):
+                return first
+            claim = first
+    if countable and not counted:
         total = usage.add(session, account_id, feature_id, start, quantity, access.cap, clock.now())
     if total is None:
         used = usage.used(session, account_id, feature_id, start)

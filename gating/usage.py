@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, select, tuple_, update
+from sqlalchemy import bindparam, case, cast, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -170,3 +170,96 @@ def _where(account_id: str, feature_id: str, period_start: datetime) -> tuple[An
         UsageCounter.feature_id == feature_id,
         UsageCounter.period_start == period_start,
     )
+
+
+_CLAIM_AND_ADD: dict[bool, Any] = {}
+
+
+def _claim_and_add_statement(capped: bool) -> Any:
+    """PostgreSQL: claim an idempotency key and, only if it was ours, count the units, in one
+    statement (one round trip less on the consume path, which holds the counter's row lock).
+
+    WITH claim AS (INSERT INTO usage_requests ... ON CONFLICT DO NOTHING RETURNING id),
+         added AS (INSERT INTO usage_counters ... SELECT ... FROM claim
+                   ON CONFLICT (...) DO UPDATE SET used = used + n WHERE used + n <= cap
+                   RETURNING used)
+    SELECT (SELECT id FROM claim), (SELECT used FROM added)
+    """
+    stmt = _CLAIM_AND_ADD.get(capped)
+    if stmt is not None:
+        return stmt
+    from gating.models import UsageRequest  # the requests table lives beside the counters
+
+    requests, counters = UsageRequest.__table__, UsageCounter.__table__
+    claim = (
+        postgresql.insert(requests)
+        .values(
+            account_id=bindparam("account_id"),
+            idempotency_key=bindparam("key"),
+            request_hash=bindparam("request_hash"),
+            status_code=0,  # 0: answer not stored yet (it is, before the transaction ends)
+            response={},
+            created_at=bindparam("now"),
+        )
+        .on_conflict_do_nothing(index_elements=["account_id", "idempotency_key"])
+        .returning(requests.c.id)
+        .cte("claim")
+    )
+    columns = counters.c
+    row = select(
+        cast(bindparam("account_id"), columns.account_id.type),
+        cast(bindparam("feature_id"), columns.feature_id.type),
+        cast(bindparam("period_start", type_=columns.period_start.type), columns.period_start.type),
+        cast(bindparam("quantity"), columns.used.type),
+        cast(bindparam("now", type_=columns.updated_at.type), columns.updated_at.type),
+    ).select_from(claim)
+    insert = postgresql.insert(counters).from_select(
+        ["account_id", "feature_id", "period_start", "used", "updated_at"], row
+    )
+    total = columns.used + insert.excluded.used
+    added = (
+        insert.on_conflict_do_update(
+            index_elements=list(_KEY),
+            set_={"used": total, "updated_at": insert.excluded.updated_at},
+            where=(total <= bindparam("cap")) if capped else None,
+        )
+        .returning(columns.used)
+        .cte("added")
+    )
+    stmt = _CLAIM_AND_ADD[capped] = select(
+        select(claim.c.id).scalar_subquery(), select(added.c.used).scalar_subquery()
+    )
+    return stmt
+
+
+def claim_and_add(
+    session: Session,
+    *,
+    account_id: str,
+    key: str,
+    request_hash: str,
+    feature_id: str,
+    period_start: datetime,
+    quantity: int,
+    cap: int | None,
+    now: datetime,
+) -> tuple[int | None, int | None] | None:
+    """(claim id, new total) in one statement on PostgreSQL; None elsewhere (the caller claims
+    and counts separately). A claim id of None: the key was taken, nothing counted; a total of
+    None with a claim id: the cap would be exceeded, nothing counted."""
+    if session.get_bind().dialect.name != "postgresql" or (cap is not None and quantity > cap):
+        return None
+    params = {
+        "account_id": account_id,
+        "key": key,
+        "request_hash": request_hash,
+        "feature_id": feature_id,
+        "period_start": period_start,
+        "quantity": quantity,
+        "cap": cap,
+        "now": now,
+    }
+    claim_id, total = session.connection().execute(
+        _claim_and_add_statement(cap is not None), params
+    ).one()
+    return claim_id, total
