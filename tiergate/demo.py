@@ -51,8 +51,12 @@ def demo_command(host: str, port: int, no_serve: bool) -> None:
     click.echo(f"Pricing table:   {base}/pricing")
     click.echo(f"Catalog JSON:    {base}/v1/catalog")
     click.echo(f"API reference:   {base}/docs")
-    click.echo(f"Billing page:    {base}/billing (needs a signed link from the host app)")
-    click.echo("API key for the host app: tiergate apikey create --name demo --scope gate")
+    click.echo(
+        f"Billing page:    {base}/billing (a signed link: POST /v1/accounts/ID/billing_link)"
+    )
+    click.echo(
+        "API key for the host app: tiergate apikey create --name demo --scope gate --scope accounts"
+    )
     click.echo("Stop with Ctrl+C.")
     # Flask's own CLI ignores app.run(); serve with werkzeug directly (threaded, no reloader).
     run_simple(host, port, current_app._get_current_object(), threaded=True)

@@ -14,6 +14,8 @@ def test_demo_upgrades_the_database_and_publishes_the_catalog_once(tmp_path, mon
     first = runner.invoke(main, ["demo", "--no-serve"])
     assert first.exit_code == 0, first.output
     assert "Demo catalog published as version 1." in first.output
+    # the key it suggests is enough for the example host app (it creates accounts)
+    assert "apikey create --name demo --scope gate --scope accounts" in first.output
     again = runner.invoke(main, ["demo", "--no-serve"])
     assert "Demo catalog already published as version 1." in again.output
 
