@@ -14,11 +14,27 @@ def test_demo_upgrades_the_database_and_publishes_the_catalog_once(tmp_path, mon
     first = runner.invoke(main, ["demo", "--no-serve"])
     assert first.exit_code == 0, first.output
     assert "Demo catalog published as version 1." in first.output
-    # the key it suggests is enough for the example host app (it creates accounts)
-    assert "apikey create --name demo --scope gate --scope accounts" in first.output
     again = runner.invoke(main, ["demo", "--no-serve"])
     assert "Demo catalog already published as version 1." in again.output
 
 
 def test_demo_is_registered_on_the_tiergate_command():
     assert main.get_command(None, "demo") is demo_command
+
+
+def test_demo_prints_the_urls_and_a_key_command_the_example_host_app_can_use(
+    tmp_path, monkeypatch
+):
+    from click.testing import CliRunner
+
+    from tiergate import demo
+
+    served = []
+    monkeypatch.setattr(demo, "run_simple", lambda host, port, app, **kw: served.append(port))
+    monkeypatch.setenv("TIERGATE_DATABASE_URL", f"sqlite:///{tmp_path / 'demo.sqlite3'}")
+    result = CliRunner().invoke(main, ["demo", "--port", "5055"])
+    assert result.exit_code == 0, result.output
+    assert served == [5055]
+    assert "Pricing table:   http://127.0.0.1:5055/pricing" in result.output
+    # Trackly creates its accounts, so the key needs the accounts scope as well as gate
+    assert "apikey create --name demo --scope gate --scope accounts" in result.output
