@@ -6,6 +6,7 @@ CSRF-protected (this blueprint only: the JSON API and webhooks stay exempt).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
@@ -461,6 +462,21 @@ def _done(result: service.FlowResult, account_id: str) -> Page:
     ), code
 
 
+def _submit(
+    account_id: str, flow: Callable[[], service.FlowResult]
+) -> tuple[Page | None, str | None]:
+    """Run a form's flow: (its outcome page, None), or (None, why) when the quoted price no
+    longer holds; nothing is changed then and the caller shows the form at the current price."""
+    session = get_session()
+    try:
+        result = flow()
+    except service.QuoteExpired as exc:
+        session.rollback()
+        return None, exc.message
+    session.commit()
+    return _done(result, account_id), None
+
+
 def _urls(account_id: str) -> service.Urls:
     link = portal.account_link(current_app.config, account_id, _return_url())
     return service.Urls(success_url=link, cancel_url=link)
@@ -549,8 +565,9 @@ def checkout_page() -> Page:
     )
     notice = None
     if request.method == "POST":
-        try:
-            result = service.checkout(
+        done, notice = _submit(
+            account_id,
+            lambda: service.checkout(
                 session,
                 clock,
                 _provider(),
@@ -560,13 +577,10 @@ def checkout_page() -> Page:
                 currency.lower(),
                 expected_amount_due=_amount(),
                 urls=_urls(account_id),
-            )
-        except service.QuoteExpired as exc:
-            session.rollback()
-            notice = exc.message  # the form again, at the current price
-        else:
-            session.commit()
-            return _done(result, account_id)
+            ),
+        )
+        if done is not None:
+            return done
     return render_template(
         "billing_checkout.html",
         plan=plan,
@@ -585,8 +599,9 @@ def yearly_page() -> Page:
     account_id = _account_id()
     notice = None
     if request.method == "POST":
-        try:
-            result = service.switch_to_yearly(
+        done, notice = _submit(
+            account_id,
+            lambda: service.switch_to_yearly(
                 session,
                 clock,
                 _provider(),
@@ -594,13 +609,10 @@ def yearly_page() -> Page:
                 proration_date=_at(),
                 expected_amount_due=_amount(),
                 urls=_urls(account_id),
-            )
-        except service.QuoteExpired as exc:
-            session.rollback()
-            notice = exc.message  # the form again, at the current price
-        else:
-            session.commit()
-            return _done(result, account_id)
+            ),
+        )
+        if done is not None:
+            return done
     at = clock.now()
     quote = service.yearly_quote(session, clock, account_id, at)
     return render_template(
@@ -673,8 +685,9 @@ def addon_page(addon_id: str) -> Page:
     account_id = _account_id()
     notice = None
     if request.method == "POST":
-        try:
-            result = service.buy_addon(
+        done, notice = _submit(
+            account_id,
+            lambda: service.buy_addon(
                 session,
                 clock,
                 _provider(),
@@ -684,13 +697,10 @@ def addon_page(addon_id: str) -> Page:
                 expected_amount_due=_amount(),
                 urls=_urls(account_id),
                 offer_id=request.form.get("offer") or None,
-            )
-        except service.QuoteExpired as exc:
-            session.rollback()
-            notice = exc.message  # the form again, at the current price
-        else:
-            session.commit()
-            return _done(result, account_id)
+            ),
+        )
+        if done is not None:
+            return done
     at = clock.now()
     price, due = service.addon_quote(session, clock, account_id, addon_id, at)
     offer_id = request.values.get("offer") or None

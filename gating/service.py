@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, exists, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gating import periods, usage
@@ -235,8 +234,7 @@ def _denial_message(
     if left is not None and left > 0:  # units remain, just not as many as asked
         unit = access.feature.units(left)
         return (
-            f"{_usage_text(access, used)}: {left:,} {unit} left on {tier}, "
-            f"{requested:,} asked for."
+            f"{_usage_text(access, used)}: {left:,} {unit} left on {tier}, {requested:,} asked for."
         )
     return f"{_usage_text(access, used)}: the {tier} limit is reached."
 
@@ -438,12 +436,12 @@ def _claim_key(
     On PostgreSQL a concurrent request with the same key waits on the unique index until the
     first commits (then sees its answer) or rolls back (then claims the key itself).
     """
-    claim = _claim_statement(session.get_bind().dialect.name)
+    claim = usage.claim_statement(session.get_bind().dialect.name)
     params = {
         "account_id": account_id,
         "key": key,
         "request_hash": request_hash,
-        "created_at": clock.now(),
+        "now": clock.now(),
     }
     for attempt in range(5):
         claimed = session.connection().execute(claim, params).scalar_one_or_none()
@@ -466,30 +464,6 @@ def _claim_key(
     raise Conflict(
         f"a request with idempotency key {key!r} is still being processed: retry in a moment"
     )
-
-
-_CLAIM: dict[str, Any] = {}
-
-
-def _claim_statement(dialect_name: str) -> Any:
-    """INSERT the key unless it exists, built once per dialect."""
-    stmt = _CLAIM.get(dialect_name)
-    if stmt is None:
-        dialect = postgresql if dialect_name == "postgresql" else sqlite
-        stmt = _CLAIM[dialect_name] = (
-            dialect.insert(UsageRequest.__table__)  # Core: cheaper than the ORM's insert
-            .values(
-                account_id=bindparam("account_id"),
-                idempotency_key=bindparam("key"),
-                request_hash=bindparam("request_hash"),
-                status_code=0,  # 0: answer not stored yet (it is, before the transaction ends)
-                response={},
-                created_at=bindparam("created_at"),
-            )
-            .on_conflict_do_nothing(index_elements=["account_id", "idempotency_key"])
-            .returning(UsageRequest.__table__.c.id)
-        )
-    return stmt
 
 
 _REQUESTS = UsageRequest.__table__

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from gating.models import UsageCounter
+from gating.models import UsageCounter, UsageRequest
 
 _KEY = ("account_id", "feature_id", "period_start")
 
@@ -172,6 +172,31 @@ def _where(account_id: str, feature_id: str, period_start: datetime) -> tuple[An
     )
 
 
+_CLAIM: dict[str, Any] = {}
+
+
+def claim_statement(dialect_name: str) -> Any:
+    """INSERT an idempotency key unless it exists, RETURNING its id; built once per dialect."""
+    stmt = _CLAIM.get(dialect_name)
+    if stmt is None:
+        dialect = postgresql if dialect_name == "postgresql" else sqlite
+        requests = UsageRequest.__table__  # Core: cheaper than the ORM's insert
+        stmt = _CLAIM[dialect_name] = (
+            dialect.insert(requests)
+            .values(
+                account_id=bindparam("account_id"),
+                idempotency_key=bindparam("key"),
+                request_hash=bindparam("request_hash"),
+                status_code=0,  # 0: answer not stored yet (it is, before the transaction ends)
+                response={},
+                created_at=bindparam("now"),
+            )
+            .on_conflict_do_nothing(index_elements=["account_id", "idempotency_key"])
+            .returning(requests.c.id)
+        )
+    return stmt
+
+
 _CLAIM_AND_ADD: dict[bool, Any] = {}
 
 
@@ -188,23 +213,8 @@ def _claim_and_add_statement(capped: bool) -> Any:
     stmt = _CLAIM_AND_ADD.get(capped)
     if stmt is not None:
         return stmt
-    from gating.models import UsageRequest  # the requests table lives beside the counters
-
-    requests, counters = UsageRequest.__table__, UsageCounter.__table__
-    claim = (
-        postgresql.insert(requests)
-        .values(
-            account_id=bindparam("account_id"),
-            idempotency_key=bindparam("key"),
-            request_hash=bindparam("request_hash"),
-            status_code=0,  # 0: answer not stored yet (it is, before the transaction ends)
-            response={},
-            created_at=bindparam("now"),
-        )
-        .on_conflict_do_nothing(index_elements=["account_id", "idempotency_key"])
-        .returning(requests.c.id)
-        .cte("claim")
-    )
+    counters = UsageCounter.__table__
+    claim = claim_statement("postgresql").cte("claim")
     columns = counters.c
     row = select(
         cast(bindparam("account_id"), columns.account_id.type),
@@ -259,7 +269,7 @@ def claim_and_add(
         "cap": cap,
         "now": now,
     }
-    claim_id, total = session.connection().execute(
-        _claim_and_add_statement(cap is not None), params
-    ).one()
+    claim_id, total = (
+        session.connection().execute(_claim_and_add_statement(cap is not None), params).one()
+    )
     return claim_id, total

@@ -58,6 +58,11 @@ def validate(config: dict[str, Any]) -> None:
             "TIERGATE_BILLING_LINK_MAX_AGE must be whole seconds from 60 to 86400, "
             f"not {link_age!r}"
         )
+    body = config.get("MAX_CONTENT_LENGTH")
+    if isinstance(body, bool) or not isinstance(body, int) or body < 1024:
+        raise ConfigError(
+            f"TIERGATE_MAX_CONTENT_LENGTH must be whole bytes, at least 1024, not {body!r}"
+        )
     provider = config.get("BILLING_PROVIDER")
     if provider not in (None, "stripe", "manual"):
         raise ConfigError(

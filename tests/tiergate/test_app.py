@@ -29,6 +29,10 @@ def test_test_config_overrides_environment(monkeypatch, tmp_path):
         ({"BASE_URL": "ftp://x"}, "TIERGATE_BASE_URL must start with http"),
         ({"BILLING_PROVIDER": "paypal"}, "TIERGATE_BILLING_PROVIDER must be 'stripe' or 'manual'"),
         ({"BILLING_PROVIDER": "stripe"}, "TIERGATE_STRIPE_SECRET_KEY is not set"),
+        ({"MAX_CONTENT_LENGTH": "big"}, "TIERGATE_MAX_CONTENT_LENGTH must be whole bytes"),
+        ({"MAX_CONTENT_LENGTH": 10}, "TIERGATE_MAX_CONTENT_LENGTH must be whole bytes"),
+        ({"BILLING_LINK_MAX_AGE": 5}, "TIERGATE_BILLING_LINK_MAX_AGE must be whole seconds"),
+        ({"BILLING_LINK_MAX_AGE": "1h"}, "TIERGATE_BILLING_LINK_MAX_AGE must be whole seconds"),
         (
             {"ENV": "production", "SECRET_KEY": "x" * 32, "STRIPE_SECRET_KEY": "sk_live_x"},
             "TIERGATE_STRIPE_WEBHOOK_SECRET must be set",
