@@ -13,12 +13,15 @@ from dataclasses import replace
 from billing.provider import (
     ChangeRequest,
     Charge,
+    Discount,
     Line,
     OneTimeRequest,
     Outcome,
+    Price,
     QuoteMismatch,
     RenewRequest,
     Result,
+    RunningDiscount,
     ScheduleRequest,
     StartRequest,
     SubscriptionState,
@@ -30,6 +33,7 @@ class ManualBilling:
     """The billing provider with no processor: the default when no Stripe key is configured."""
 
     name = "manual"
+    remote = False  # everything happens in our own transaction
 
     def start_subscription(self, request: StartRequest) -> Result:
         """Start at once: a full period (or the trial) from `request.start`, invoiced as paid."""
@@ -49,6 +53,7 @@ class ManualBilling:
             period_start=quote.period_start,
             period_end=quote.period_end,
             trial_end=quote.trial_end,
+            running_discount=running(request.discount, request.plan, charged=not quote.trial_end),
         )
         return Result(Outcome.DONE, subscription=state, charge=_paid(quote))
 
@@ -75,6 +80,7 @@ class ManualBilling:
             next_plan=None,
             next_addons=None,
             cancel_at_period_end=False,
+            running_discount=_after_change(request, charged=not quote.trial_end),
         )
         return Result(Outcome.DONE, subscription=state, charge=_paid(quote))
 
@@ -93,10 +99,15 @@ class ManualBilling:
         if current.cancel_at_period_end:
             ended = replace(current, status="canceled", next_plan=None, next_addons=None)
             return Result(Outcome.DONE, subscription=ended)
-        quote = renewal_quote(current, request.discount)
+        plan = current.next_plan or current.plan
+        kept = current.running_discount
+        if kept is not None and kept.tier_id != plan.item_id:
+            kept = None  # given for another plan: it does not apply to this one
+        discount = request.discount or (kept.discount if kept is not None else None)
+        quote = renewal_quote(current, discount)
         state = replace(
             current,
-            plan=current.next_plan or current.plan,
+            plan=plan,
             addons=current.next_addons if current.next_addons is not None else current.addons,
             status="active",
             period_start=quote.period_start,
@@ -104,6 +115,7 @@ class ManualBilling:
             trial_end=None,
             next_plan=None,
             next_addons=None,
+            running_discount=_one_used(kept) if request.discount is None else None,
         )
         return Result(Outcome.DONE, subscription=state, charge=_paid(quote))
 
@@ -119,6 +131,44 @@ class ManualBilling:
     def find_change(self, idempotency_key: str) -> Result | None:
         """Nothing to recover: manual changes commit or roll back with their BillingChange row."""
         return None
+
+
+def running(discount: Discount | None, plan: Price, *, charged: bool) -> RunningDiscount | None:
+    """What is left of a promotion after the charge it was given with (`charged`: that charge
+    was discounted; False during a trial, whose first charge comes at its end).
+
+    Counted in charges, as the offer policy quotes them: `once` is one charge, `repeating` covers
+    its months rounded up to whole periods, `forever` every renewal of this plan."""
+    if discount is None:
+        return None
+    months_per_period = 12 if plan.interval == "year" else 1
+    total: int | None
+    if discount.duration == "forever":
+        total = None
+    elif discount.duration == "repeating":
+        months = discount.duration_in_months or months_per_period
+        total = -(-months // months_per_period)
+    else:
+        total = 1
+    left = None if total is None else total - (1 if charged else 0)
+    if left is not None and left <= 0:
+        return None
+    return RunningDiscount(discount, plan.item_id, left)
+
+
+def _after_change(request: ChangeRequest, *, charged: bool) -> RunningDiscount | None:
+    """A new promotion replaces the running one; a change to another plan ends it."""
+    if request.discount is not None:
+        return running(request.discount, request.plan, charged=charged)
+    kept = request.current.running_discount
+    return kept if kept is not None and kept.tier_id == request.plan.item_id else None
+
+
+def _one_used(kept: RunningDiscount | None) -> RunningDiscount | None:
+    if kept is None or kept.charges_left is None:
+        return kept
+    left = kept.charges_left - 1
+    return replace(kept, charges_left=left) if left > 0 else None
 
 
 def _check(quote: Quote, expected: int) -> None:

@@ -108,6 +108,17 @@ class Discount:
 
 
 @dataclass(frozen=True)
+class RunningDiscount:
+    """A promotion that keeps discounting the plan's renewals (forever, repeating, or a first
+    charge still to come after a trial). ManualBilling's own record; Stripe keeps the coupon on
+    the subscription and applies it itself, so Stripe states carry None."""
+
+    discount: Discount
+    tier_id: str  # the plan it was given for (Stripe: the coupon's applies_to product)
+    charges_left: int | None  # renewals it still discounts; None: forever
+
+
+@dataclass(frozen=True)
 class SubscriptionState:
     """A subscription as the provider holds it: the items, the period and any scheduled change."""
 
@@ -122,6 +133,7 @@ class SubscriptionState:
     next_addons: tuple[Price, ...] | None = None  # the add-ons of the next period, when scheduled
     external_id: str | None = None  # Stripe: sub_...
     item_ids: Mapping[str, str] = field(default_factory=dict)  # item_id -> Stripe si_...
+    running_discount: RunningDiscount | None = None  # manual billing: renewals it discounts
 
 
 @dataclass(frozen=True)
@@ -226,6 +238,7 @@ class BillingProvider(Protocol):
     """The payment processor behind the flows (ManualBilling, StripeBilling, test doubles)."""
 
     name: str  # "manual" | "stripe": stored in Subscription.provider and Invoice.provider
+    remote: bool  # True: it changes state outside our database (intents are committed first)
 
     def start_subscription(self, request: StartRequest) -> Result:
         """Start a paid subscription: DONE (manual, saved card) or REDIRECT (Stripe Checkout)."""

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from billing.models import BillingChange
 from billing.provider import Outcome
+from billing.records import LIVE, in_flight
 from billing.sync_state import (
     PROVIDER,
     StripeSource,
@@ -49,7 +50,37 @@ def reconcile(
         query = query.where(Subscription.account_id == account_id)
     for sub in session.scalars(query.order_by(Subscription.account_id)).all():
         fixes.append(_compare(session, clock, provider, sub))
+    fixes.extend(_adopt(session, clock, provider, account_id))
     return [fix for fix in fixes if fix]
+
+
+def _adopt(
+    session: Session, clock: Clock, provider: StripeSource, account_id: str | None
+) -> list[str]:
+    """Find live Stripe subscriptions of known customers that have no local row at all.
+
+    That happens when every webhook about a first subscription was lost and its change is
+    gone too (a database restored from an older backup, an event retention window missed).
+    Only subscriptions tiergate created for that very account are adopted."""
+    query = select(Account).where(Account.stripe_customer_id.is_not(None))
+    if account_id is not None:
+        query = query.where(Account.id == account_id)
+    fixes = []
+    for account in session.scalars(query.order_by(Account.id)).all():
+        sub = account.subscription
+        if sub is not None and sub.status in LIVE:
+            continue  # a live local subscription: compared (Stripe) or deliberately manual
+        assert account.stripe_customer_id is not None
+        found = provider.subscriptions_of(account.stripe_customer_id, account.id)
+        if not found:
+            continue
+        changes = apply_subscription(session, clock, account, found[0])
+        if changes:
+            fixes.append(
+                f"{account.id}: adopted Stripe subscription {found[0].external_id} "
+                f"({'; '.join(changes)})"
+            )
+    return fixes
 
 
 def _settle(session: Session, clock: Clock, provider: StripeSource, change: BillingChange) -> str:
@@ -58,6 +89,8 @@ def _settle(session: Session, clock: Clock, provider: StripeSource, change: Bill
     still_open = redirect and clock.now() < change.created_at + CHECKOUT_LIFETIME
     if still_open and (result is None or result.outcome is not Outcome.DONE):
         return ""  # the customer may still be paying on the Checkout page
+    if in_flight(clock, change) and (result is None or result.outcome is not Outcome.DONE):
+        return ""  # its provider call may still be running: the request settles it
     return f"{change.account_id}: {settle_change(session, clock, change, result)}"
 
 

@@ -8,12 +8,14 @@ billing/downgrade.py) and, later, by webhooks and reconcile.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, ParamSpec
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,6 +31,7 @@ from billing.provider import (
     Price,
     QuoteMismatch,
     Result,
+    RunningDiscount,
     ScheduleRequest,
     SubscriptionState,
 )
@@ -51,6 +54,7 @@ from tiers import store
 from tiers.model import AddOn, AddOnBilling, Catalog, FeatureKind
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
 
 LIVE = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStatus.PAST_DUE)
 GAUGE_PERIOD_YEAR = 1970  # gauges are stored under the fixed period start 1970-01-01
@@ -217,7 +221,41 @@ def state_of(session: Session, sub: Subscription) -> SubscriptionState:
         next_addons=tuple(kept) if len(kept) != len(addons) else None,
         external_id=sub.stripe_subscription_id,
         item_ids={k: v for k, v in item_ids.items() if v},
+        running_discount=running_from_json(sub.running_discount),
     )
+
+
+def running_to_json(running: RunningDiscount | None) -> dict[str, Any] | None:
+    """The Subscription.running_discount column value (None: no promotion running)."""
+    if running is None:
+        return None
+    d = running.discount
+    return {
+        "promotion_id": d.promotion_id,
+        "percent_off": d.percent_off,
+        "amount_off": d.amount_off,
+        "duration": d.duration,
+        "duration_in_months": d.duration_in_months,
+        "code": d.code,
+        "tier_id": running.tier_id,
+        "charges_left": running.charges_left,
+    }
+
+
+def running_from_json(value: dict[str, Any] | None) -> RunningDiscount | None:
+    """The column value back in provider terms (its promotion's terms as they were granted)."""
+    if not value:
+        return None
+    discount = Discount(
+        promotion_id=str(value["promotion_id"]),
+        percent_off=value.get("percent_off"),
+        amount_off=value.get("amount_off"),
+        duration=str(value.get("duration") or "once"),
+        duration_in_months=value.get("duration_in_months"),
+        code=value.get("code"),
+    )
+    left = value.get("charges_left")
+    return RunningDiscount(discount, str(value["tier_id"]), int(left) if left is not None else None)
 
 
 def _subscribed_price(
@@ -390,6 +428,7 @@ def _save_state(
     sub.scheduled_interval = _scheduled(state.next_plan, state.plan, "interval")
     sub.provider = provider_name
     sub.stripe_subscription_id = state.external_id
+    sub.running_discount = running_to_json(state.running_discount)
     sub.updated_at = now
     _sync_addons(session, clock, account.id, state)
 
@@ -437,6 +476,69 @@ def _recurring_row(session: Session, row: AccountAddOn) -> bool:
     return addon is None or addon.billing is AddOnBilling.RECURRING
 
 
+IN_FLIGHT = timedelta(minutes=2)  # longer than a provider call with all its retries
+
+
+class ChangeSettled(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """While our provider call ran, a webhook or reconcile settled the change: its result."""
+
+    def __init__(self, result: FlowResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+def in_flight(clock: Clock, change: BillingChange) -> bool:
+    """A pending change whose provider call may still be running (no answer recorded yet)."""
+    return (
+        change.status is ChangeStatus.PENDING
+        and change.error is None
+        and not change.result
+        and clock.now() < change.updated_at + IN_FLIGHT
+    )
+
+
+def _commit_intent(session: Session, provider: BillingProvider) -> None:
+    """Make the pending change durable before a remote provider sees its idempotency key.
+
+    A crash after the processor charged but before our commit then leaves the pending row,
+    and reconcile (or the webhook naming it) settles it from the processor's own record:
+    the invoice and the offer's "paid" are recovered, not only the subscription. ManualBilling
+    applies everything in our own transaction, so it needs no separate intent.
+    """
+    if getattr(provider, "remote", False):
+        session.commit()
+
+
+def _still_pending(session: Session, change: BillingChange) -> None:
+    """Lock the change again after the provider call; ChangeSettled when it was settled."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.refresh(change, with_for_update=True)
+    else:
+        session.refresh(change)
+    if change.status is ChangeStatus.PENDING:
+        return
+    if change.status is ChangeStatus.APPLIED:
+        invoice = session.scalar(select(Invoice).where(Invoice.change_id == change.id))
+        follow = change.result.get("follow_up_offer_id") if change.result else None
+        raise ChangeSettled(
+            FlowResult(FlowStatus.DONE, change, "Done.", invoice, follow_up_offer_id=follow)
+        )
+    raise ChangeSettled(FlowResult(FlowStatus.DECLINED, change, change.error or "Not applied."))
+
+
+def settles(flow: Callable[P, FlowResult]) -> Callable[P, FlowResult]:
+    """A flow that answers with the settled change's result when ChangeSettled interrupts it."""
+
+    @functools.wraps(flow)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> FlowResult:
+        try:
+            return flow(*args, **kwargs)
+        except ChangeSettled as exc:
+            return exc.result
+
+    return wrapper
+
+
 def call_provider(
     session: Session,
     clock: Clock,
@@ -447,16 +549,25 @@ def call_provider(
     expected: int | None,
     catalog_version: int,
 ) -> tuple[FlowStatus, Invoice | None, Result | None, str]:
-    """Call the provider; record the outcome on the change. Raises QuoteMismatch loudly."""
+    """Call the provider; record the outcome on the change. Raises QuoteMismatch loudly.
+
+    With a remote provider the session is committed first (the change's intent is durable),
+    and the change is locked again once the provider answered: ChangeSettled when a webhook
+    or reconcile settled it meanwhile, so nothing is applied twice.
+    """
+    _commit_intent(session, provider)
     try:
         result: Result = call(request)
     except PaymentDeclined as exc:
+        _still_pending(session, change)
         fail_change(clock, change, exc.message)
         return FlowStatus.DECLINED, None, None, exc.message
     except PaymentFailed as exc:
+        _still_pending(session, change)
         fail_change(clock, change, exc.message)
         return FlowStatus.DECLINED, None, None, exc.message
     except ProviderUnavailable as exc:
+        _still_pending(session, change)
         change.error = exc.message  # stays pending: reconcile (or a retry with this key) settles it
         change.updated_at = clock.now()
         message = (
@@ -465,9 +576,11 @@ def call_provider(
         )
         return FlowStatus.PENDING, None, None, message
     except QuoteMismatch as exc:
+        _still_pending(session, change)
         fail_change(clock, change, exc.message)
         log.error("billing change %s refused by the provider: %s", change.id, exc.message)
         raise
+    _still_pending(session, change)
     if result.outcome is Outcome.REDIRECT:
         change.result = {
             "outcome": "redirect",

@@ -45,12 +45,14 @@ from billing.records import (
     call_provider,
     customer_of,
     discount_for,
+    in_flight,
     live_or_conflict,
     live_subscription,
     new_change,
     reprice,
     result_of,
     schedule_change,
+    settles,
     state_of,
     tier_price,
     within_period,
@@ -230,6 +232,7 @@ def _yearly_alternative(offer: Offer) -> dict[str, Any]:
     return stored
 
 
+@settles
 def accept_offer(
     session: Session,
     clock: Clock,
@@ -287,6 +290,13 @@ def accept_offer(
         raise Conflict(
             "A payment for this offer at the other interval is still being confirmed: "
             "wait a minute before choosing again."
+        )
+    if pending is not None and in_flight(clock, pending):
+        # Another request (a double click, a second tab) is paying this offer right now.
+        return FlowResult(
+            FlowStatus.PENDING,
+            pending,
+            "This payment is already being confirmed: wait a moment and reload the page.",
         )
     change = pending or new_change(
         session,
@@ -456,6 +466,7 @@ def _auto_discount(
     return discount_for(catalog, promo.id, currency) if promo else None
 
 
+@settles
 def checkout(
     session: Session,
     clock: Clock,
@@ -587,6 +598,7 @@ def yearly_quote(session: Session, clock: Clock, account_id: str, at: datetime) 
     return change_quote(state, plan, addons, (), at, discount)
 
 
+@settles
 def switch_to_yearly(
     session: Session,
     clock: Clock,
@@ -690,6 +702,7 @@ def _live_for_addon(session: Session, account_id: str) -> tuple[Account, Subscri
     return account, sub
 
 
+@settles
 def buy_addon(
     session: Session,
     clock: Clock,
@@ -821,6 +834,7 @@ def apply_period_end(
     return results
 
 
+@settles
 def _renew_one(
     session: Session, clock: Clock, provider: BillingProvider, sub: Subscription
 ) -> FlowResult:

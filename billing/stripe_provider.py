@@ -64,12 +64,14 @@ from tiergate.exceptions import Conflict, InvalidRequest, PaymentFailed, Provide
 API_VERSION = "2026-10-28.endive"  # the Stripe API version every request is made with
 RECENT = 100  # reconcile looks for a change among this many of the newest invoices/subscriptions
 UNSET = ""  # Stripe deletes a metadata key set to ""
+LIVE_STATUSES = ("active", "trialing", "past_due")  # a subscription that still grants its tier
 
 
 class StripeBilling:
     """The billing provider backed by Stripe (Checkout, subscriptions, invoices, coupons)."""
 
     name = "stripe"
+    remote = True  # the processor keeps state outside our database
 
     def __init__(
         self,
@@ -189,12 +191,13 @@ class StripeBilling:
         """Preview at the quote's proration_date, refuse another amount, then change and charge."""
         key = request.idempotency_key
         sub_id = _subscription_id(request.current)
-        if request.discount is not None:
-            # A coupon can only be previewed by setting it on the subscription first, which
-            # would change it before the quote is checked; refuse rather than charge another sum.
+        coupon = None
+        if request.discount is not None and request.plan.item_id == request.current.plan.item_id:
+            # The coupon is limited to the plan's product, which the current price shares:
+            # Stripe would discount the credit for the unused time too, unlike the quote.
             raise Conflict(
-                f"Promotion {request.discount.promotion_id} cannot be applied to a plan change "
-                "billed through Stripe yet: nothing was changed. Accept the offer without it."
+                f"Promotion {request.discount.promotion_id} cannot be applied to a change "
+                "within the same plan billed through Stripe: nothing was changed."
             )
         sub = self._subscription(sub_id)
         retry = _meta(sub).get("tiergate_change") == key
@@ -216,6 +219,8 @@ class StripeBilling:
             if retry:  # applied before, with nothing to invoice
                 return self._finish_change(request, sub_id)
             raise InvalidRequest("The change has nothing to change: same plan and add-ons.")
+        if request.discount is not None:  # after the items: their prices made the product
+            coupon = self._coupon_id(request.discount, request.plan)
         when = int(request.proration_date.timestamp())
         preview: InvoiceCreatePreviewParams = {
             "subscription": sub_id,
@@ -225,6 +230,9 @@ class StripeBilling:
                 "proration_behavior": "always_invoice",
             },
         }
+        if coupon is not None:
+            # The coupon as the subscription will carry it: it discounts the new plan's lines.
+            preview["discounts"] = [{"coupon": coupon}]
         with stripe_errors(f"previewing the change of {sub_id}"):
             invoice = self.client.v1.invoices.create_preview(preview)
         end = sub["items"].data[0].current_period_end
@@ -234,6 +242,11 @@ class StripeBilling:
                 self._restore_schedule(request)
             _check_quote(due, request.expected_amount_due, request.plan.currency)
         self._update(sub_id, {"metadata": {"tiergate_change": key}}, key, "tag")
+        kept_discounts = [_id_of(d) for d in (sub.discounts or [])]
+        if coupon is not None:
+            # A pending update cannot carry discounts, so the coupon goes on first. It is limited
+            # to the new plan's product: until the items change it discounts nothing.
+            self._update(sub_id, {"discounts": [{"coupon": coupon}]}, key, "discount")
         update: SubscriptionUpdateParams = {
             "items": items,
             "proration_date": when,
@@ -251,6 +264,11 @@ class StripeBilling:
                 # So no later retry of the card applies the change we told the customer failed.
                 with stripe_errors(f"voiding the declined invoice {latest.id}"):
                     self.client.v1.invoices.void_invoice(latest.id, None, _key(key, "void"))
+            if coupon is not None:  # the change did not happen: neither does its promotion
+                restore: SubscriptionUpdateParams = {
+                    "discounts": [{"discount": d} for d in kept_discounts if d] or ""
+                }
+                self._update(sub_id, restore, key, "undiscount")
             raise PaymentDeclined(DECLINED, details={"subscription": sub_id})
         return self._finish_change(request, sub_id)
 
@@ -404,6 +422,22 @@ class StripeBilling:
                     return None
                 raise
         return self._state(sub) if _meta(sub).get("tiergate") == "1" else None
+
+    def subscriptions_of(
+        self, customer_external_id: str, account_id: str
+    ) -> list[SubscriptionState]:
+        """The live subscriptions tiergate created for this account's customer, newest first."""
+        with stripe_errors(f"listing the subscriptions of customer {customer_external_id}"):
+            subs = self.client.v1.subscriptions.list(
+                {"customer": customer_external_id, "status": "all", "limit": RECENT}
+            )
+        return [
+            self._state(sub)
+            for sub in sorted(subs.data, key=lambda sub: sub.created, reverse=True)
+            if _meta(sub).get("tiergate") == "1"
+            and _meta(sub).get("tiergate_account") == account_id
+            and sub.status in LIVE_STATUSES
+        ]
 
     # ---- changes ------------------------------------------------------------------------------
 

@@ -49,6 +49,12 @@ class StripeSource(Protocol):
         """The result of an earlier call with this key, if Stripe applied it."""
         ...
 
+    def subscriptions_of(
+        self, customer_external_id: str, account_id: str
+    ) -> list[SubscriptionState]:
+        """The live subscriptions tiergate created for this account's customer, newest first."""
+        ...
+
 
 def as_datetime(timestamp: int) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)

@@ -120,7 +120,7 @@ def offer_view(offer: Offer) -> dict[str, Any]:
         next_renewal=offer.next_renewal_amount,
         renews_at=renews_at,
         note=details.get("note"),
-        yearly=_yearly(details, to_tier, interval, currency, stripe_change=_on_stripe(sub)),
+        yearly=_yearly(details, to_tier, interval, currency),
         price_jump=_price_jump(details, catalog, sub, to_tier, interval, currency),
         promotion=_promotion(details, catalog, offer),
         addon=_addon(session, clock, catalog, offer, interval),
@@ -134,23 +134,15 @@ def _instant(value: Any) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _on_stripe(sub: Any) -> bool:
-    return sub is not None and sub.provider == "stripe"
-
-
-def _yearly(
-    details: dict[str, Any], tier: Tier, interval: str, currency: str, *, stripe_change: bool
-) -> Any:
+def _yearly(details: dict[str, Any], tier: Tier, interval: str, currency: str) -> Any:
     """The one alternative (UPSELL 7): the same tier paid yearly, with its saving, and what
     paying it today costs when it can be bought from the offer page (due_today None: not)."""
     stored = details.get("yearly_alternative")
     if isinstance(stored, dict):
-        # A promotion cannot ride on a plan change billed through Stripe (docs/billing.md).
-        sellable = not (stripe_change and stored.get("promotion"))
         return {
             "amount": stored["recurring_amount"],
             "saving": stored.get("saving_amount", 0),
-            "due_today": stored.get("amount_due_today") if sellable else None,
+            "due_today": stored.get("amount_due_today"),
         }
     month, year = tier.price("month", currency), tier.price("year", currency)
     if interval == "month" and month and year and month * 12 > year:

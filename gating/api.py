@@ -106,7 +106,7 @@ def put_account(args: dict[str, Any], account_id: str) -> Any:
 @accounts_bp.route("/<account_id>", methods=["GET"])
 @require_scope("gate", "accounts")
 @accounts_bp.response(200, s.AccountSchema)
-@_errors(accounts_bp, 404)
+@_errors(accounts_bp, 404, 422)
 def get_account(account_id: str) -> Any:
     """Read an account"""
     account = accounts.get_account(get_session(), _path_id(account_id, "account_id"))
@@ -116,7 +116,7 @@ def get_account(account_id: str) -> Any:
 @accounts_bp.route("/<account_id>/entitlements", methods=["GET"])
 @require_scope("gate", "accounts")
 @accounts_bp.response(200, s.EntitlementsSchema)
-@_errors(accounts_bp, 404)
+@_errors(accounts_bp, 404, 422)
 def get_entitlements(account_id: str) -> Any:
     """What the account may use now: tier, features, limits and usage"""
     return service.entitlements(
@@ -173,7 +173,7 @@ def post_override(args: dict[str, Any], account_id: str) -> Any:
 @accounts_bp.route("/<account_id>/overrides", methods=["GET"])
 @require_scope("accounts")
 @accounts_bp.response(200, s.OverrideSchema(many=True))
-@_errors(accounts_bp, 404)
+@_errors(accounts_bp, 404, 422)
 def list_overrides(account_id: str) -> Any:
     """The account's overrides, active and expired"""
     session = get_session()
@@ -184,7 +184,7 @@ def list_overrides(account_id: str) -> Any:
 @accounts_bp.route("/<account_id>/overrides/<override_id>", methods=["DELETE"])
 @require_scope("accounts")
 @accounts_bp.response(204, description="Removed")
-@_errors(accounts_bp, 404)
+@_errors(accounts_bp, 404, 422)
 def delete_override(account_id: str, override_id: str) -> Any:
     """Remove an override"""
     if not override_id.isdigit() or len(override_id) > 18:

@@ -82,6 +82,8 @@ class Subscription(Base):
     stripe_subscription_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     # `created` of the newest Stripe event applied, so an older event never regresses state.
     stripe_state_at: Mapped[int | None] = mapped_column(BigInteger)
+    # Manual billing: a promotion still discounting renewals (billing.provider.RunningDiscount).
+    running_discount: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

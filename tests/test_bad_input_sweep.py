@@ -992,6 +992,9 @@ class _StripeDouble:
     def find_change(self, idempotency_key: str) -> None:
         return None
 
+    def subscriptions_of(self, customer_external_id: str, account_id: str) -> list[Any]:
+        return []
+
 
 @pytest.fixture
 def webhooks_on(app) -> None:

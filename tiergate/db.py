@@ -113,9 +113,17 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session that commits on success and rolls back on error."""
-        with self.sessionmaker() as session, session.begin():
-            yield session
+        """A session that commits on success and rolls back on error.
+
+        Not a `session.begin()` block: a billing flow commits its intent before it calls a
+        remote payment processor, and the session must stay usable after that commit."""
+        with self.sessionmaker() as session:
+            try:
+                yield session
+            except BaseException:
+                session.rollback()
+                raise
+            session.commit()
 
     def create_all(self) -> None:
         import_models()

@@ -53,6 +53,7 @@ class DecliningBilling:
     """A test double: every charge is declined; scheduling works like manual billing."""
 
     name = "manual"
+    remote = False
 
     def __init__(self) -> None:
         self._manual = ManualBilling()

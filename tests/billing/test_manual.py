@@ -81,3 +81,79 @@ def test_a_change_outside_the_current_period_is_a_programming_error() -> None:
     else:  # pragma: no cover
         raise AssertionError("expected a ValueError")
     assert current.period_end == PERIOD_END
+
+
+# ---- promotions that outlive their first charge (renewals keep them, as Stripe's coupons do) --
+
+
+def _start(plan, discount, trial: int = 0):  # type: ignore[no-untyped-def]
+    amount = 0 if trial else plan.amount - discount.off(plan.amount)
+    request = StartRequest("chg_1", ACME, plan, (), (), PERIOD_START, trial, discount, amount,
+                           URL, URL)
+    result = MANUAL.start_subscription(request)
+    assert result.subscription is not None and result.charge is not None
+    assert result.charge.amount_paid == amount
+    return result.subscription
+
+
+def _renewals(state, count: int) -> list[int]:  # type: ignore[no-untyped-def]
+    """What each of the next `count` period ends charges, the renewals chained."""
+    charged = []
+    for n in range(count):
+        renewed = MANUAL.renew(RenewRequest(f"chg_r{n}", ACME, state, None))
+        assert renewed.subscription is not None and renewed.charge is not None
+        charged.append(renewed.charge.amount_paid)
+        state = renewed.subscription
+    return charged
+
+
+def test_a_repeating_promotion_discounts_its_months_then_stops() -> None:
+    three_months = Discount("spring", percent_off=20, duration="repeating", duration_in_months=3)
+    state = _start(PRO, three_months)  # 2900 - 20 % = 2320 today
+    assert _renewals(state, 4) == [2320, 2320, 2900, 2900]
+
+
+def test_a_repeating_promotion_on_a_yearly_plan_counts_whole_years() -> None:
+    yearly = replace(PRO, interval="year", unit_amount=29000)
+    eighteen_months = Discount("y", percent_off=10, duration="repeating", duration_in_months=18)
+    state = _start(yearly, eighteen_months)
+    assert _renewals(state, 2) == [26100, 29000]  # the second year is discounted, not the third
+
+
+def test_a_forever_promotion_discounts_every_renewal() -> None:
+    state = _start(PRO, Discount("loyal", amount_off=500, duration="forever"))
+    assert _renewals(state, 3) == [2400, 2400, 2400]
+
+
+def test_a_once_promotion_on_a_trial_discounts_the_first_paid_period_only() -> None:
+    state = _start(PRO, Discount("first", percent_off=50, duration="once"), trial=14)
+    assert state.running_discount is not None and state.running_discount.charges_left == 1
+    assert _renewals(state, 2) == [1450, 2900]
+
+
+def test_a_change_to_another_plan_ends_the_running_promotion() -> None:
+    state = _start(STARTER, Discount("loyal", percent_off=10, duration="forever"))
+    upgraded = MANUAL.change_subscription(
+        ChangeRequest("chg_2", ACME, state, PRO, (), (), HALFWAY, None,
+                      _due(state, PRO), URL)
+    )
+    assert upgraded.subscription is not None
+    assert upgraded.subscription.running_discount is None
+    assert _renewals(upgraded.subscription, 1) == [2900]
+
+
+def test_a_new_promotion_on_a_change_replaces_the_running_one() -> None:
+    state = _start(STARTER, Discount("loyal", percent_off=10, duration="forever"))
+    two_months = Discount("pro2", percent_off=50, duration="repeating", duration_in_months=2)
+    upgraded = MANUAL.change_subscription(
+        ChangeRequest("chg_2", ACME, state, PRO, (), (), HALFWAY, two_months,
+                      _due(state, PRO, two_months), URL)
+    )
+    assert upgraded.subscription is not None
+    assert _renewals(upgraded.subscription, 3) == [1450, 2900, 2900]
+
+
+def _due(state, plan, discount=None) -> int:  # type: ignore[no-untyped-def]
+    from billing.quotes import change_quote
+
+    return change_quote(state, plan, (), (), HALFWAY, discount).amount_due

@@ -14,8 +14,8 @@ from billing.cli import billing_group
 from billing.models import BillingChange, ChangeStatus, Invoice
 from billing.quotes import change_quote
 from billing.records import Urls
-from gating.models import Offer, OfferStatus
-from tests.billing.conftest import quote_offer
+from gating.models import Account, Offer, OfferStatus
+from tests.billing.conftest import add_account, quote_offer
 from tests.billing.test_webhook_chaos import (
     PRO,
     Story,
@@ -87,8 +87,17 @@ def test_a_lost_checkout_webhook_is_recovered_by_reconcile(
     app: Any, story: Story, clock: FixedClock, demo_catalog: Any
 ) -> None:
     with get_db(app).session() as s:
-        flow = service.checkout(s, clock, story.billing, "acme", "business", "month", "usd",
-                                expected_amount_due=7900, urls=URLS)  # no trial on Business
+        flow = service.checkout(
+            s,
+            clock,
+            story.billing,
+            "acme",
+            "business",
+            "month",
+            "usd",
+            expected_amount_due=7900,
+            urls=URLS,
+        )  # no trial on Business
         change_id = flow.change.id
     assert flow.status is service.FlowStatus.REDIRECT
     assert "0 fix(es)" in reconcile(app).output  # the customer is still on the Checkout page
@@ -112,12 +121,22 @@ def test_a_crash_after_stripe_charged_is_repaired_without_a_second_charge(
     with pytest.raises(RuntimeError), get_db(app).session() as s:
         service.accept_offer(s, clock, on_starter.billing, offer_id, "acme", urls=URLS)
     monkeypatch.undo()
-    assert subscription(app).tier_id == "starter"  # our side lost everything...
+    assert subscription(app).tier_id == "starter"  # our side lost the answer...
     paid = [i for i in stripe_invoices(on_starter) if i.status == "paid"]
     assert len(paid) == 2  # ...but Stripe charged the upgrade
+    with get_db(app).sessionmaker() as s:  # the intent was committed before the Stripe call
+        [change] = s.scalars(select(BillingChange).where(BillingChange.offer_id == offer_id))
+        assert change.status is ChangeStatus.PENDING
 
-    assert "acme: tier starter -> pro" in reconcile(app).output
+    # Before any webhook arrives, reconcile settles it from Stripe's record of that key: the
+    # tier, the invoice and the offer's "paid" are all recovered.
+    assert f"acme: {change.id} (upgrade) applied from Stripe" in reconcile(app).output
     assert subscription(app).tier_id == "pro"
+    with get_db(app).sessionmaker() as s:
+        invoice = s.scalar(select(Invoice).where(Invoice.change_id == change.id))
+        offer = s.get(Offer, offer_id)
+        assert offer is not None and offer.status is OfferStatus.PAID
+        assert invoice is not None and invoice.amount_paid == offer.amount_due_today
     # The customer presses "Upgrade now" again: same idempotency key, nothing charged again.
     with get_db(app).session() as s:
         again = service.accept_offer(s, clock, on_starter.billing, offer_id, "acme", urls=URLS)
@@ -156,9 +175,16 @@ def test_a_pending_change_applied_on_stripe_is_applied_once_and_its_offer_marked
     with get_db(app).session() as s:
         offer = s.get(Offer, offer_id)
         assert offer is not None and offer.amount_due_today is not None
-        change = records.new_change(s, clock, "acme", "upgrade", {"tier": "pro"},
-                                    offer_id=offer_id, amount_due=offer.amount_due_today,
-                                    currency="usd")
+        change = records.new_change(
+            s,
+            clock,
+            "acme",
+            "upgrade",
+            {"tier": "pro"},
+            offer_id=offer_id,
+            amount_due=offer.amount_due_today,
+            currency="usd",
+        )
         change_id = change.id
     # Stripe applies the change, but its answer never reaches us (a timeout, a crash).
     on_starter.upgrade(key=change_id, days=0)
@@ -198,8 +224,17 @@ def test_an_abandoned_checkout_is_marked_failed_after_the_session_lifetime(
     app: Any, story: Story, clock: FixedClock, demo_catalog: Any
 ) -> None:
     with get_db(app).session() as s:
-        flow = service.checkout(s, clock, story.billing, "acme", "business", "month", "usd",
-                                expected_amount_due=7900, urls=URLS)  # no trial on Business
+        flow = service.checkout(
+            s,
+            clock,
+            story.billing,
+            "acme",
+            "business",
+            "month",
+            "usd",
+            expected_amount_due=7900,
+            urls=URLS,
+        )  # no trial on Business
         change_id = flow.change.id
     clock.advance(hours=25)
     story.fake.advance(25 * 3600)  # Stripe expires the Checkout Session
@@ -234,3 +269,137 @@ def test_reconcile_needs_stripe_billing(app: Any, demo_catalog: Any) -> None:
     result = reconcile(app)
     assert result.exit_code == 1
     assert "this command needs Stripe billing" in result.output
+
+
+def test_a_webhook_that_settles_the_change_during_our_stripe_call_is_not_applied_twice(
+    app: Any, on_starter: Story, clock: FixedClock, demo_catalog: Any, monkeypatch: Any
+) -> None:
+    offer_id = pro_offer(app, on_starter, clock, demo_catalog.version)
+    real_change = on_starter.billing.change_subscription
+
+    def change_then_webhooks_first(request: Any) -> Any:
+        result = real_change(request)
+        on_starter.deliver()  # Stripe's webhooks win the race against our own answer
+        return result
+
+    monkeypatch.setattr(on_starter.billing, "change_subscription", change_then_webhooks_first)
+    with get_db(app).session() as s:
+        result = service.accept_offer(s, clock, on_starter.billing, offer_id, "acme", urls=URLS)
+        assert result.status is service.FlowStatus.DONE
+        assert result.invoice is not None and result.charged > 0
+    with get_db(app).sessionmaker() as s:
+        [change] = s.scalars(select(BillingChange).where(BillingChange.offer_id == offer_id))
+        assert change.status is ChangeStatus.APPLIED
+        assert len(s.scalars(select(Invoice).where(Invoice.change_id == change.id)).all()) == 1
+        offer = s.get(Offer, offer_id)
+        assert offer is not None and offer.status is OfferStatus.PAID
+        assert [e.type for e in offer.events].count(OfferStatus.PAID) == 1
+    assert subscription(app).tier_id == "pro"
+
+
+def test_a_second_press_while_the_first_payment_is_in_flight_charges_nothing(
+    app: Any, on_starter: Story, clock: FixedClock, demo_catalog: Any, monkeypatch: Any
+) -> None:
+    offer_id = pro_offer(app, on_starter, clock, demo_catalog.version)
+    real_change = on_starter.billing.change_subscription
+    second: list[service.FlowResult] = []
+
+    def press_again_meanwhile(request: Any) -> Any:
+        with get_db(app).session() as other:  # the second tab, while Stripe is still working
+            second.append(
+                service.accept_offer(other, clock, on_starter.billing, offer_id, "acme", urls=URLS)
+            )
+        return real_change(request)
+
+    monkeypatch.setattr(on_starter.billing, "change_subscription", press_again_meanwhile)
+    with get_db(app).session() as s:
+        first = service.accept_offer(s, clock, on_starter.billing, offer_id, "acme", urls=URLS)
+    assert first.status is service.FlowStatus.DONE
+    [pending] = second
+    assert pending.status is service.FlowStatus.PENDING
+    assert "already being confirmed" in pending.message
+    assert len([i for i in stripe_invoices(on_starter) if i.status == "paid"]) == 2
+
+
+def test_reconcile_leaves_a_change_whose_stripe_call_may_still_be_running(
+    app: Any, on_starter: Story, clock: FixedClock
+) -> None:
+    with get_db(app).session() as s:
+        change_id = records.new_change(s, clock, "acme", "upgrade", {"tier": "pro"}).id
+    assert change_id not in reconcile(app).output  # a request may be waiting for Stripe
+    clock.advance(minutes=3)
+    assert f"{change_id} (upgrade) marked failed" in reconcile(app).output
+
+
+def test_two_concurrent_presses_through_stripe_charge_once(
+    app: Any, postgres_url: str, on_starter: Story, clock: FixedClock, demo_catalog: Any
+) -> None:
+    import threading
+
+    from sqlalchemy.exc import IntegrityError
+
+    offer_id = pro_offer(app, on_starter, clock, demo_catalog.version)
+    database = get_db(app)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def press() -> None:
+        with database.sessionmaker() as s:
+            barrier.wait()
+            try:
+                result = service.accept_offer(
+                    s, clock, on_starter.billing, offer_id, "acme", urls=URLS
+                )
+                s.commit()
+                outcomes.append(result.status.value)
+            except IntegrityError:  # the page shows the other press's result
+                s.rollback()
+                outcomes.append("lost the race")
+
+    threads = [threading.Thread(target=press) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert "done" in outcomes and len(outcomes) == 2, outcomes
+    assert len([i for i in stripe_invoices(on_starter) if i.status == "paid"]) == 2
+    with database.sessionmaker() as s:
+        assert len(s.scalars(select(Invoice)).all()) == 2
+        offer = s.get(Offer, offer_id)
+        assert offer is not None and offer.status is OfferStatus.PAID
+
+
+def test_reconcile_adopts_a_stripe_subscription_that_has_no_local_row(
+    app: Any, story: Story, clock: FixedClock
+) -> None:
+    # acme paid at Checkout, but every webhook was lost and our database knows nothing of it
+    # (restored from a backup taken before): only the customer id survived.
+    story.checkout()
+    story.foreign_subscription()  # someone else's, made by hand: never adopted
+    with get_db(app).session() as s:
+        account = s.get(Account, "acme")
+        assert account is not None and account.subscription is None
+        account.stripe_customer_id = story.customer_id
+    output = reconcile(app).output
+    assert f"acme: adopted Stripe subscription {story.sub_id}" in output
+    assert "tier none -> starter" in output
+    sub = subscription(app)
+    assert (sub.tier_id, sub.stripe_subscription_id, sub.provider) == (
+        "starter", story.sub_id, "stripe"
+    )
+    assert "0 fix(es)" in reconcile(app).output  # adopted once; then compared like the others
+
+
+def test_reconcile_adopts_nothing_of_another_account(
+    app: Any, story: Story, clock: FixedClock
+) -> None:
+    story.checkout()
+    with get_db(app).session() as s:
+        add_account(s, "globex", clock)
+        other = s.get(Account, "globex")
+        assert other is not None
+        other.stripe_customer_id = story.customer_id  # a mix-up: acme's customer on globex
+    assert "adopted" not in reconcile(app, "--account", "globex").output
+    with get_db(app).sessionmaker() as s:
+        other = s.get(Account, "globex")
+        assert other is not None and other.subscription is None

@@ -588,3 +588,55 @@ def test_two_concurrent_accepts_of_one_offer_charge_once(
     assert "done" in outcomes and len(outcomes) == 2
     with database.session() as s:
         assert len(invoices(s, "acme")) == 1
+
+
+# ---- a promotion that outlives the upgrade: the quoted renewal is the renewal charged ----------
+
+
+SPRING = """promotions:
+  - id: spring_pro
+    name: 20 % off Pro for 3 months
+    percent_off: 20
+    tiers: [pro]
+    intervals: [month]
+    starts_at: 2026-01-01
+    duration: repeating
+    duration_in_months: 3
+"""
+
+
+def test_a_repeating_promotion_is_charged_on_the_renewals_the_offer_quoted(
+    app, session: Session, clock: FixedClock, demo_catalog, tmp_path  # type: ignore[no-untyped-def]
+) -> None:
+    from gating import service as gate
+    from tests.conftest import DEMO_CATALOG
+    from tiers import store
+    from tiers.loader import load_catalog_file
+
+    path = tmp_path / "catalog.yaml"
+    path.write_text(DEMO_CATALOG.read_text().replace("promotions:\n", SPRING, 1))
+    catalog, source = load_catalog_file(path)
+    version = store.publish(session, catalog, source=source, author="t", note="spring",
+                            now=clock.now()).version.version
+    subscribe(session, "acme", clock, version)
+    session.commit()
+    settings = gate.GateSettings(past_due_grace_days=7, base_url="http://localhost")
+    denied = gate.check(session, clock, "acme", "audit_log", settings=settings)
+    assert not denied.allowed and denied.offer is not None
+    offer = session.get(Offer, denied.offer["id"])
+    assert offer is not None and offer.promotion_id == "spring_pro"
+    assert offer.next_renewal_amount == 2320  # the policy quotes the discounted renewal
+    result = service.accept_offer(session, clock, MANUAL, offer.id, "acme", urls=URLS)
+    assert result.status is service.FlowStatus.DONE
+    session.commit()
+
+    charged = []
+    for _ in range(3):
+        sub = session.get(Account, "acme").subscription  # type: ignore[union-attr]
+        clock.set(sub.current_period_end + timedelta(minutes=1))
+        [renewal] = service.apply_period_end(session, clock, MANUAL)
+        session.commit()
+        assert renewal.invoice is not None
+        charged.append(renewal.invoice.amount_paid)
+    # The upgrade was the first discounted charge; two renewals follow; then the full price.
+    assert charged == [offer.next_renewal_amount, 2320, 2900]

@@ -265,24 +265,47 @@ def test_the_offer_page_amount_is_stripes_preview_and_exactly_what_stripe_charge
     assert change.status is ChangeStatus.APPLIED
 
 
-def test_a_yearly_alternative_with_a_promotion_is_shown_but_not_sold_on_a_stripe_plan_change(
+def test_the_yearly_alternative_with_its_promotion_charges_the_amount_shown_through_stripe(
     shop: Shop, client: Any, db: Any
 ) -> None:
     sub_id = shop.subscribed(STARTER)
     offer_id, link = gate_offer_link(shop)
     page = client.get(link).get_data(as_text=True)
     with db() as s:
-        assert s.get(Offer, offer_id).details["yearly_alternative"]["promotion"] is not None
-    # Stripe cannot take the catalog's promotion on a plan change: the price is shown, no button.
+        quoted = s.get(Offer, offer_id).details["yearly_alternative"]
+    assert quoted["promotion"]["id"] == "yearly_launch"  # 20 % off the first year of Pro
     assert "Or pay yearly: $290.00 per year, saving $58.00." in page
-    assert "Pay yearly" not in page
-    forged = post_form(client, page, f"/offers/{offer_id}/accept", {"interval": "year"})
-    assert forged.status_code == 409
-    assert "cannot be applied to a plan change billed through Stripe" in forged.get_data(
-        as_text=True
-    )
-    assert [i.amount_paid for i in shop.stripe_invoices()] == [900]
-    assert price_ids(shop.stripe_subscription(sub_id)) == [STARTER.lookup_key]
+    shown = amount_on(page, r"Pay yearly — (\S+) today")
+    assert shown == quoted["amount_due_today"] == 22750  # 290 - 20 % - Starter's unused 4.50
+
+    response = post_form(client, page, f"/offers/{offer_id}/accept", {"interval": "year"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    *_, upgrade = shop.stripe_invoices()
+    assert (upgrade.status, upgrade.amount_paid) == ("paid", shown)
+    assert upgrade.total_discount_amounts[0].amount == 5800  # the coupon, on the Pro line only
+    stripe_sub = shop.stripe_subscription(sub_id)
+    assert price_ids(stripe_sub) == [PRO_YEARLY.lookup_key]
+    sub = subscription(shop.app)
+    assert (sub.tier_id, sub.interval, sub.status) == ("pro", "year", "active")
+    assert [i.amount_paid for i in local_invoices(shop.app)] == [900, shown]
+    assert event_types(db, offer_id) == ["shown", "clicked", "accepted", "paid"]
+    shop.deliver()
+    assert [i.amount_paid for i in local_invoices(shop.app)] == [900, shown]
+
+
+def test_a_declined_card_on_a_promoted_change_leaves_neither_the_plan_nor_the_coupon(
+    shop: Shop, client: Any, db: Any
+) -> None:
+    sub_id = shop.subscribed(STARTER)
+    offer_id, link = gate_offer_link(shop)
+    page = client.get(link).get_data(as_text=True)
+    shop.fake.decline_next_payment(customer_id(shop.app))
+    response = post_form(client, page, f"/offers/{offer_id}/accept", {"interval": "year"})
+    assert "declined" in response.get_data(as_text=True).lower()
+    stripe_sub = shop.stripe_subscription(sub_id)
+    assert price_ids(stripe_sub) == [STARTER.lookup_key]
+    assert not stripe_sub.discounts  # the promotion went with the change that did not happen
+    assert [i.amount_paid for i in shop.stripe_invoices() if i.status == "paid"] == [900]
     assert subscription(shop.app).tier_id == "starter"
 
 

@@ -56,6 +56,11 @@ class StripeDouble:
             raise ProviderUnavailable("Stripe could not be reached (test).")
         return self.changes.get(idempotency_key)
 
+    def subscriptions_of(self, customer_external_id: str, account_id: str) -> list[Any]:
+        if self.down:
+            raise ProviderUnavailable("Stripe could not be reached (test).")
+        return []
+
 
 def state(plan: Price = PRO, status: str = "active", **kw: Any) -> SubscriptionState:
     values: dict[str, Any] = {

@@ -86,6 +86,14 @@ def test_error_schema_is_documented_on_every_v1_operation(spec):
     assert default["content"]["application/json"]["schema"] == error
 
 
+def test_every_operation_with_an_id_in_its_path_documents_the_422_for_a_bad_id(spec):
+    # A NUL character (or another unusable id) in the path is refused with a 422 naming it.
+    for key in V1_OPERATIONS:
+        method, path = key
+        if "{" in path:
+            assert "422" in _operations(spec)[key]["responses"], key
+
+
 def test_request_schemas_reject_unknown_fields_and_bound_quantities(spec):
     schemas = spec["components"]["schemas"]
     for name in ("Check", "Usage", "UsageSet", "UsageRelease", "AccountUpsert", "OfferEvent"):

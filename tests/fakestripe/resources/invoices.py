@@ -170,7 +170,7 @@ PREVIEW_ITEM = Hash(id=Str(), price=Str(), quantity=Int(), deleted=Bool(), metad
 
 
 @route("POST", "/v1/invoices/create_preview", Hash(
-    customer=Str(), subscription=Str(),
+    customer=Str(), subscription=Str(), discounts=DISCOUNTS,
     subscription_details=Hash(items=Arr(PREVIEW_ITEM), proration_date=Int(),
                               proration_behavior=PRORATION, cancel_at_period_end=Bool(),
                               trial_end=TRIAL_END, metadata=Meta()),
@@ -198,6 +198,11 @@ def _preview(store: Store, p: dict[str, Any]) -> dict[str, Any]:
         if sub["status"] in ("canceled", "incomplete_expired"):
             raise StripeError(404, f"No upcoming invoices for customer: {sub['customer']}",
                               code="invoice_upcoming_none")
+        if "discounts" in p:  # "if not specified, inherits the discount from the subscription"
+            from .coupons import make_discounts
+
+            sub["discounts"] = make_discounts(store, p["discounts"], customer=sub["customer"],
+                                              subscription=sub["id"]) if p["discounts"] else []
         inv = update_subscription(store, sub, details, preview=True,
                                   param_prefix="subscription_details")
         assert inv is not None
