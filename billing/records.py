@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, ParamSpec
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from billing.models import BillingChange, ChangeStatus, Invoice
@@ -509,12 +509,27 @@ def _commit_intent(session: Session, provider: BillingProvider) -> None:
         session.commit()
 
 
-def _still_pending(session: Session, change: BillingChange) -> None:
-    """Lock the change again after the provider call; ChangeSettled when it was settled."""
+def lock_change(session: Session, change: BillingChange) -> None:
+    """Lock the change's row until the transaction ends, and read its current state.
+
+    PostgreSQL: SELECT ... FOR UPDATE. SQLite has no row locks: a write that changes nothing
+    takes the database's write lock first (a webhook's transaction holds it from its first
+    insert), so the state read next cannot be settled by anyone else before we commit."""
     if session.get_bind().dialect.name == "postgresql":
         session.refresh(change, with_for_update=True)
-    else:
-        session.refresh(change)
+        return
+    session.execute(
+        update(BillingChange)
+        .where(BillingChange.id == change.id)
+        .values(updated_at=BillingChange.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(change)
+
+
+def _still_pending(session: Session, change: BillingChange) -> None:
+    """Lock the change again after the provider call; ChangeSettled when it was settled."""
+    lock_change(session, change)
     if change.status is ChangeStatus.PENDING:
         return
     if change.status is ChangeStatus.APPLIED:

@@ -48,6 +48,7 @@ from billing.records import (
     in_flight,
     live_or_conflict,
     live_subscription,
+    lock_change,
     new_change,
     reprice,
     result_of,
@@ -427,9 +428,18 @@ def _post_purchase_offer(session: Session, clock: Clock, offer: Offer) -> str | 
 
 
 def checkout_quote(
-    session: Session, clock: Clock, account_id: str, tier_id: str, interval: str, currency: str
+    session: Session,
+    clock: Clock,
+    account_id: str,
+    tier_id: str,
+    interval: str,
+    currency: str,
+    code: str | None = None,
 ) -> tuple[Price, Quote, int]:
-    """The first subscription's price, charge today and trial days (Conflict when subscribed)."""
+    """The first subscription's price, charge today and trial days (Conflict when subscribed).
+
+    `code`: a promotion code the customer typed (InvalidRequest, saying why, when it does not
+    apply); without one, the catalog's automatic promotion for the plan, if any."""
     account = account_of(session, account_id)
     if live_subscription(account) is not None:
         raise Conflict(
@@ -447,9 +457,47 @@ def checkout_quote(
     plan = tier_price(catalog, tier_id, interval, currency)
     # One trial per account: an account that ever had a subscription pays from the start.
     trial_days = tier.trial_days if account.subscription is None else 0
-    discount = _auto_discount(catalog, tier_id, interval, currency, clock.now())
+    discount = _checkout_discount(catalog, tier_id, interval, currency, clock.now(), code)
     quote = start_quote(plan, (), (), clock.now(), trial_days, discount)
     return plan, quote, trial_days
+
+
+def _checkout_discount(
+    catalog: Catalog, tier_id: str, interval: str, currency: str, now: datetime, code: str | None
+) -> Discount | None:
+    if not code:
+        return _auto_discount(catalog, tier_id, interval, currency, now)
+    typed = code.strip()
+    promo = next(
+        (p for p in catalog.promotions if p.code and p.code.casefold() == typed.casefold()),
+        None,
+    )
+    tier = catalog.tier(tier_id)
+    plan_name = f"{tier.name if tier else tier_id}, billed {interval}ly"
+    if promo is None:
+        raise InvalidRequest(
+            f"The promotion code {typed!r} does not exist.", details={"code": typed}
+        )
+    if promo.starts_at is not None and now < promo.starts_at:
+        raise InvalidRequest(
+            f"The promotion code {promo.code!r} is valid from {promo.starts_at:%B %-d, %Y}.",
+            details={"code": typed},
+        )
+    if not promo.active(now):
+        raise InvalidRequest(
+            f"The promotion code {promo.code!r} has expired.", details={"code": typed}
+        )
+    if not promo.applies_to(tier_id, interval):
+        raise InvalidRequest(
+            f"The promotion code {promo.code!r} does not apply to {plan_name}.",
+            details={"code": typed},
+        )
+    if promo.percent_off is None and currency not in promo.amount_off:
+        raise InvalidRequest(
+            f"The promotion code {promo.code!r} does not apply to prices in {currency.upper()}.",
+            details={"code": typed},
+        )
+    return discount_for(catalog, promo.id, currency)
 
 
 def _auto_discount(
@@ -478,13 +526,14 @@ def checkout(
     *,
     expected_amount_due: int,
     urls: Urls,
+    code: str | None = None,
 ) -> FlowResult:
     """Start a first paid subscription (manual: at once; Stripe: a Checkout redirect)."""
     plan, quote, trial_days = checkout_quote(
-        session, clock, account_id, tier_id, interval, currency
+        session, clock, account_id, tier_id, interval, currency, code
     )
     published = store.load(session)
-    discount = _auto_discount(published.catalog, tier_id, interval, currency, clock.now())
+    discount = _checkout_discount(published.catalog, tier_id, interval, currency, clock.now(), code)
     if quote.amount_due != expected_amount_due:
         raise QuoteExpired(
             "The price changed since the page was shown: here is the current price.",
@@ -495,7 +544,7 @@ def checkout(
         clock,
         account_id,
         "checkout",
-        {"tier": tier_id, "interval": interval, "trial_days": trial_days},
+        {"tier": tier_id, "interval": interval, "trial_days": trial_days, "code": code or None},
         amount_due=quote.amount_due,
         currency=currency,
     )
@@ -554,7 +603,7 @@ def confirm_checkout(
     if change is None:
         return None
     # Lock it: the checkout.session.completed webhook may be settling it at this very moment.
-    session.refresh(change, with_for_update=True)
+    lock_change(session, change)
     if change.status is not ChangeStatus.PENDING:
         return _confirmed(session, change)
     try:

@@ -552,11 +552,29 @@ def checkout_page() -> Page:
     interval = request.values.get("interval", "month")
     catalog = store.load(session).catalog
     currency = request.values.get("currency") or catalog.default_currency
+    code = request.values.get("code", "").strip()[:64] or None
+    code_error = None
+    if code is not None:
+        try:  # a code that does not apply: say why, and show the price without it
+            service.checkout_quote(
+                session, clock, account_id, tier_id, interval, currency.lower(), code
+            )
+        except InvalidRequest as exc:
+            code_error, code = exc.message, None
+        else:  # shown as the catalog spells it
+            code = next(
+                (
+                    p.code
+                    for p in catalog.promotions
+                    if p.code and p.code.casefold() == code.casefold()
+                ),
+                code,
+            )
     plan, quote, trial_days = service.checkout_quote(
-        session, clock, account_id, tier_id, interval, currency.lower()
+        session, clock, account_id, tier_id, interval, currency.lower(), code
     )
     notice = None
-    if request.method == "POST":
+    if request.method == "POST" and code_error is None:
         done, notice = _submit(
             account_id,
             lambda: service.checkout(
@@ -569,6 +587,7 @@ def checkout_page() -> Page:
                 currency.lower(),
                 expected_amount_due=_amount(),
                 urls=_urls(account_id),
+                code=code,
             ),
         )
         if done is not None:
@@ -580,8 +599,10 @@ def checkout_page() -> Page:
         trial_days=trial_days,
         currency=currency.lower(),
         notice=notice,
+        code=code,
+        code_error=code_error,
         **_ctx(account_id),
-    ), (409 if notice else 200)
+    ), (422 if code_error else 409 if notice else 200)
 
 
 @bp.route("/billing/yearly", methods=["GET", "POST"])

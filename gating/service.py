@@ -19,6 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, exists, func, or_, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gating import periods, usage
@@ -383,32 +385,37 @@ def consume(
     countable = ent.tier is not None and access.enabled
     claim: int | None = None
     total: int | None = None
-    counted = False  # the units were offered to the counter (total None: the cap said no)
+    counted = False  # the count is settled (total None: the cap said no, or not countable)
     if idempotency_key is not None:
         request_hash = hashlib.sha256(f"{feature_id}\x00{quantity}".encode()).hexdigest()
         both = None
-        if countable:  # PostgreSQL: claim the key and count in one statement
-            both = usage.claim_and_add(
-                session,
-                account_id=account_id,
-                key=idempotency_key,
-                request_hash=request_hash,
-                feature_id=feature_id,
-                period_start=start,
-                quantity=quantity,
-                cap=access.cap,
-                now=clock.now(),
-            )
-        if both is not None and both[0] is not None:
+        if countable:  # PostgreSQL: count and claim the key in one committed statement
+            item = (idempotency_key, request_hash, quantity)
+            both = _count_keyed(session, clock, account_id, feature_id, start, access.cap, item)
+        if both is not None:
             claim, total = both
             counted = True
-        else:  # another dialect, or the key was taken: the first answer, or claim it now
+        else:  # another dialect, or the key is known: the first answer, or claim it now
             first = _claim_key(session, clock, account_id, idempotency_key, request_hash)
             if isinstance(first, Decision):
                 return first
-            claim = first
-    if countable and not counted:
+            if isinstance(first, _Counted):  # counted, its answer never stored: rebuild it
+                claim, total, counted = first.claim, first.total, True
+            else:
+                claim = first
+    if countable and not counted and claim is None and _postgres(session):
+        with _autocommit(session) as conn:  # one round trip, committed: nothing else to write
+            total = usage.add(
+                conn, account_id, feature_id, start, quantity, access.cap, clock.now()
+            )
+    elif countable and not counted:
         total = usage.add(session, account_id, feature_id, start, quantity, access.cap, clock.now())
+    if claim is not None and not counted:
+        session.connection().execute(_COUNTED, {"claim": claim, "response": {"counted": total}})
+    # The count is final: commit it now, so the counter's row lock is not held while the answer
+    # (and any offer) is built. A crash from here on leaves {"counted": ...} on the claim, from
+    # which a retry rebuilds the answer.
+    session.commit()
     if total is None:
         used = usage.used(session, account_id, feature_id, start)
         decision = _deny(session, clock, account_id, ent, access, quantity, used, settings)
@@ -417,8 +424,68 @@ def consume(
     if claim is not None:
         status = 200 if decision.allowed else 402
         params = {"claim": claim, "status_code": status, "response": decision.to_json()}
-        session.connection().execute(_ANSWER, params)
+        if decision.offer is None and _postgres(session):
+            with _autocommit(session) as conn:  # nothing else to commit with it
+                conn.execute(_ANSWER, params)
+        else:  # committed with the offer it names
+            session.connection().execute(_ANSWER, params)
     return decision
+
+
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _autocommit(session: Session) -> Any:
+    """A pooled connection of the session's engine in autocommit mode (one round trip per
+    statement, no BEGIN/COMMIT), for a statement that must not wait for the request's end."""
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _count_keyed(
+    session: Session,
+    clock: Clock,
+    account_id: str,
+    feature_id: str,
+    start: datetime,
+    cap: int | None,
+    item: tuple[str, str, int],
+) -> tuple[int, int | None] | None:
+    """PostgreSQL: count a keyed consume and claim its key in one autocommitted statement (one
+    round trip; the counter's row lock is held for that statement only). (claim id, total or
+    None when the cap said no), or None: another dialect, or the key is known (or was claimed
+    concurrently; then nothing was written), so the caller claims it on its own."""
+    engine = session.get_bind()
+    if not isinstance(engine, Engine) or engine.dialect.name != "postgresql":
+        return None
+    key, request_hash, quantity = item
+    if cap is not None and quantity > cap:
+        return None  # can never fit: the caller records the denial
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        try:
+            return usage.count_and_claim(
+                conn,
+                account_id=account_id,
+                key=key,
+                request_hash=request_hash,
+                feature_id=feature_id,
+                period_start=start,
+                quantity=quantity,
+                cap=cap,
+                now=clock.now(),
+            )
+        except IntegrityError:  # the key is known, or was claimed meanwhile: nothing written
+            return None
+
+
+@dataclass(frozen=True)
+class _Counted:
+    """A claimed key whose units were counted (total None: denied) but whose answer is lost."""
+
+    claim: int
+    total: int | None
 
 
 def _check_key(key: Any) -> None:
@@ -430,7 +497,7 @@ def _check_key(key: Any) -> None:
 
 def _claim_key(
     session: Session, clock: Clock, account_id: str, key: str, request_hash: str
-) -> int | Decision:
+) -> int | Decision | _Counted:
     """Claim an idempotency key (its row id: ours, go on) or the first answer given for it.
 
     On PostgreSQL a concurrent request with the same key waits on the unique index until the
@@ -461,12 +528,26 @@ def _claim_key(
             return Decision.from_json(first.response)
         # Gone (its transaction rolled back) or not answered yet: try again shortly.
         time.sleep(0.01 * (attempt + 1))
+    if first is not None and "counted" in (first.response or {}):
+        # Counted and committed long ago, but the answer never followed (the process died).
+        claim_id = session.scalar(
+            select(UsageRequest.id).where(
+                UsageRequest.account_id == account_id, UsageRequest.idempotency_key == key
+            )
+        )
+        if claim_id is not None:
+            return _Counted(claim_id, first.response["counted"])
     raise Conflict(
         f"a request with idempotency key {key!r} is still being processed: retry in a moment"
     )
 
 
 _REQUESTS = UsageRequest.__table__
+_COUNTED = (
+    update(_REQUESTS)
+    .where(_REQUESTS.c.id == bindparam("claim"))
+    .values(response=bindparam("response"))
+)
 _ANSWER = (
     update(_REQUESTS)
     .where(_REQUESTS.c.id == bindparam("claim"))

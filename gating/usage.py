@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, cast, select, tuple_, update
+from sqlalchemy import bindparam, case, cast, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from gating.models import UsageCounter, UsageRequest
@@ -25,9 +25,13 @@ def _insert(session: Session) -> Any:
 _ADD: dict[tuple[str, bool], Any] = {}
 
 
-def _add_statement(session: Session, capped: bool) -> Any:
+def _connection(target: Session | Connection) -> Connection:
+    return target if isinstance(target, Connection) else target.connection()
+
+
+def _add_statement(conn: Connection, capped: bool) -> Any:
     """The counting upsert, built once per dialect (building it costs more than running it)."""
-    key = (session.get_bind().dialect.name, capped)
+    key = (conn.dialect.name, capped)
     stmt = _ADD.get(key)
     if stmt is None:
         table = UsageCounter.__table__  # Core, not the ORM's bulk-insert path: much cheaper
@@ -49,7 +53,7 @@ def _add_statement(session: Session, capped: bool) -> Any:
 
 
 def add(
-    session: Session,
+    session: Session | Connection,
     account_id: str,
     feature_id: str,
     period_start: datetime,
@@ -69,8 +73,9 @@ def add(
         "now": now,
         "cap": cap,
     }
-    stmt = _add_statement(session, cap is not None)
-    return session.connection().execute(stmt, params).scalar_one_or_none()
+    conn = _connection(session)
+    result = conn.execute(_add_statement(conn, cap is not None), params)
+    return result.scalar_one_or_none()
 
 
 def set_value(
@@ -187,7 +192,7 @@ def claim_statement(dialect_name: str) -> Any:
                 account_id=bindparam("account_id"),
                 idempotency_key=bindparam("key"),
                 request_hash=bindparam("request_hash"),
-                status_code=0,  # 0: answer not stored yet (it is, before the transaction ends)
+                status_code=0,  # 0: answer not stored yet ({"counted": total} once counted)
                 response={},
                 created_at=bindparam("now"),
             )
@@ -197,32 +202,44 @@ def claim_statement(dialect_name: str) -> Any:
     return stmt
 
 
-_CLAIM_AND_ADD: dict[bool, Any] = {}
+_COUNT_AND_CLAIM: dict[bool, Any] = {}
 
 
-def _claim_and_add_statement(capped: bool) -> Any:
-    """PostgreSQL: claim an idempotency key and, only if it was ours, count the units, in one
-    statement (one round trip less on the consume path, which holds the counter's row lock).
+def _count_and_claim_statement(capped: bool) -> Any:
+    """PostgreSQL: count the units unless the idempotency key is known, and claim the key with
+    the count's outcome, in one statement (so one commit releases the counter's row lock).
 
-    WITH claim AS (INSERT INTO usage_requests ... ON CONFLICT DO NOTHING RETURNING id),
-         added AS (INSERT INTO usage_counters ... SELECT ... FROM claim
+    WITH added AS (INSERT INTO usage_counters ... SELECT ... WHERE NOT EXISTS (the key)
                    ON CONFLICT (...) DO UPDATE SET used = used + n WHERE used + n <= cap
-                   RETURNING used)
+                   RETURNING used),
+         claim AS (INSERT INTO usage_requests (..., response = {"counted": added.used})
+                   ON CONFLICT DO NOTHING RETURNING id)
     SELECT (SELECT id FROM claim), (SELECT used FROM added)
+
+    A known key counts nothing (NOT EXISTS) and its claim fails on the unique index, which
+    aborts the whole statement; so does a concurrent request with the same key, which cannot
+    see the other's uncommitted claim and may count first: then nothing of it stands either.
     """
-    stmt = _CLAIM_AND_ADD.get(capped)
+    stmt = _COUNT_AND_CLAIM.get(capped)
     if stmt is not None:
         return stmt
-    counters = UsageCounter.__table__
-    claim = claim_statement("postgresql").cte("claim")
+    counters, requests = UsageCounter.__table__, UsageRequest.__table__
     columns = counters.c
+    known = (
+        select(requests.c.id)
+        .where(
+            requests.c.account_id == bindparam("account_id"),
+            requests.c.idempotency_key == bindparam("key"),
+        )
+        .exists()
+    )
     row = select(
         cast(bindparam("account_id"), columns.account_id.type),
         cast(bindparam("feature_id"), columns.feature_id.type),
         cast(bindparam("period_start", type_=columns.period_start.type), columns.period_start.type),
         cast(bindparam("quantity"), columns.used.type),
         cast(bindparam("now", type_=columns.updated_at.type), columns.updated_at.type),
-    ).select_from(claim)
+    ).where(~known)
     insert = postgresql.insert(counters).from_select(
         ["account_id", "feature_id", "period_start", "used", "updated_at"], row
     )
@@ -236,14 +253,28 @@ def _claim_and_add_statement(capped: bool) -> Any:
         .returning(columns.used)
         .cte("added")
     )
-    stmt = _CLAIM_AND_ADD[capped] = select(
+    counted = select(added.c.used).scalar_subquery()
+    claim = (
+        postgresql.insert(requests)
+        .values(
+            account_id=bindparam("account_id"),
+            idempotency_key=bindparam("key"),
+            request_hash=bindparam("request_hash"),
+            status_code=0,  # the answer follows in its own transaction
+            response=cast(func.json_build_object("counted", counted), requests.c.response.type),
+            created_at=bindparam("now"),
+        )
+        .returning(requests.c.id)
+        .cte("claim")
+    )
+    stmt = _COUNT_AND_CLAIM[capped] = select(
         select(claim.c.id).scalar_subquery(), select(added.c.used).scalar_subquery()
     )
     return stmt
 
 
-def claim_and_add(
-    session: Session,
+def count_and_claim(
+    conn: Connection,
     *,
     account_id: str,
     key: str,
@@ -253,12 +284,10 @@ def claim_and_add(
     quantity: int,
     cap: int | None,
     now: datetime,
-) -> tuple[int | None, int | None] | None:
-    """(claim id, new total) in one statement on PostgreSQL; None elsewhere (the caller claims
-    and counts separately). A claim id of None: the key was taken, nothing counted; a total of
-    None with a claim id: the cap would be exceeded, nothing counted."""
-    if session.get_bind().dialect.name != "postgresql" or (cap is not None and quantity > cap):
-        return None
+) -> tuple[int, int | None]:
+    """PostgreSQL, on an autocommit connection: (claim id, new total) in one statement; a
+    total of None: the cap said no, nothing counted (the claim records the denial). Raises
+    IntegrityError, having written nothing, when the key is known or claimed concurrently."""
     params = {
         "account_id": account_id,
         "key": key,
@@ -269,7 +298,6 @@ def claim_and_add(
         "cap": cap,
         "now": now,
     }
-    claim_id, total = (
-        session.connection().execute(_claim_and_add_statement(cap is not None), params).one()
-    )
-    return claim_id, total
+    statement = _count_and_claim_statement(cap is not None)
+    claim_id, total = conn.execute(statement, params).one()
+    return int(claim_id), total

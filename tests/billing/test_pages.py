@@ -691,3 +691,98 @@ def test_a_stale_price_shows_the_form_again_at_the_current_price_and_charges_not
     fresh = dict(form_fields(again, SELF))
     assert fresh.get("amount") == form_fields(page, SELF).get("amount")  # the current price
     assert invoices(db) == []
+
+
+# ---- promotion codes typed at checkout -------------------------------------------------------
+
+WELCOME = """promotions:
+  - id: welcome
+    name: 25 % off your first month
+    percent_off: 25
+    tiers: [business]
+    intervals: [month]
+    starts_at: 2026-01-01
+    ends_at: 2027-01-01
+    code: WELCOME25
+    duration: once
+"""
+
+
+@pytest.fixture
+def coded(app, clock, demo_catalog, tmp_path):  # type: ignore[no-untyped-def]
+    """The demo catalog plus a promotion that only a typed code applies; newco on the free tier."""
+    from tests.conftest import DEMO_CATALOG
+    from tiers import store
+    from tiers.loader import load_catalog_file
+
+    path_ = tmp_path / "catalog.yaml"
+    path_.write_text(DEMO_CATALOG.read_text().replace("promotions:\n", WELCOME, 1))
+    catalog, source = load_catalog_file(path_)
+    with get_db(app).session() as s:
+        store.publish(s, catalog, source=source, author="t", note="code", now=clock.now())
+        add_account(s, "newco", clock)
+    return portal.account_token(app.config, "newco")
+
+
+def test_a_promotion_code_typed_at_checkout_is_shown_and_charged(app, client, db, coded) -> None:  # type: ignore[no-untyped-def]
+    base = f"/billing/checkout?t={coded}&tier=business&interval=month"
+    plain = client.get(base).get_data(as_text=True)
+    assert 'data-amount="due_today">$79.00' in plain and 'name="code"' in plain
+    page = client.get(base + "&code=welcome25").get_data(as_text=True)  # any letter case
+    assert "Promotion (code WELCOME25)" in html.unescape(page)
+    assert 'data-amount="discount">-$19.75' in page
+    assert 'data-amount="due_today">$59.25' in page
+    response = post_form(client, page, SELF, url="/billing/checkout")
+    assert response.status_code == 302
+    [invoice] = invoices(db, "newco")
+    assert invoice.amount_paid == 5925
+    assert tier_of(db, "newco") == "business"
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("tier=business&interval=month&code=NOPE", "The promotion code 'NOPE' does not exist."),
+        (
+            "tier=business&interval=year&code=WELCOME25",
+            "The promotion code 'WELCOME25' does not apply to Business, billed yearly.",
+        ),
+        (
+            "tier=pro&interval=month&code=WELCOME25",
+            "The promotion code 'WELCOME25' does not apply to Pro, billed monthly.",
+        ),
+    ],
+)
+def test_a_promotion_code_that_does_not_apply_says_why_and_charges_the_full_price(
+    app,
+    client,
+    db,
+    coded,
+    query,
+    message,  # type: ignore[no-untyped-def]
+) -> None:
+    response = client.get(f"/billing/checkout?t={coded}&{query}")
+    page = html.unescape(response.get_data(as_text=True))
+    assert response.status_code == 422
+    assert message in page
+    assert "Promotion (code" not in page
+    # Posting the form anyway (a stale or forged code) charges nothing and says why again.
+    forged = client.post(
+        "/billing/checkout",
+        data={
+            **form_fields(response.get_data(as_text=True), SELF),
+            "code": query.split("code=")[1],
+        },
+    )
+    assert forged.status_code == 422 and invoices(db, "newco") == []
+
+
+def test_an_expired_promotion_code_says_so(app, client, db, clock, coded) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    clock.set(datetime(2027, 1, 2, tzinfo=UTC))
+    response = client.get(
+        f"/billing/checkout?t={coded}&tier=business&interval=month&code=WELCOME25"
+    )
+    assert response.status_code == 422
+    assert "has expired" in html.unescape(response.get_data(as_text=True))

@@ -339,6 +339,39 @@ def test_a_free_account_pays_the_yearly_alternative_through_checkout(
     assert event_types(db, offer_id)[-2:] == ["accepted", "paid"]
 
 
+def test_a_promotion_code_typed_on_the_checkout_page_is_charged_by_stripe_checkout(
+    shop: Shop, client: Any, clock: FixedClock, db: Any, tmp_path: Any
+) -> None:
+    from tests.billing.test_pages import WELCOME
+    from tests.conftest import DEMO_CATALOG
+    from tiers import store
+    from tiers.loader import load_catalog_file
+
+    source_path = tmp_path / "catalog.yaml"
+    source_path.write_text(DEMO_CATALOG.read_text().replace("promotions:\n", WELCOME, 1))
+    catalog, source = load_catalog_file(source_path)
+    with get_db(shop.app).session() as s:
+        store.publish(s, catalog, source=source, author="t", note="code", now=clock.now())
+        add_account(s, "newco", clock)
+    t = token(shop.app, "newco")
+    page = client.get(
+        f"/billing/checkout?t={t}&tier=business&interval=month&code=WELCOME25"
+    ).get_data(as_text=True)
+    shown = amount_on(page, r'data-amount="due_today">([^<]+)<')
+    assert shown == 5925  # 79.00 less 25 %
+    response = post_form(client, page, SELF, url="/billing/checkout")
+    assert response.status_code == 302
+    pay_url = response.headers["Location"]
+    status, checkout, _ = hosted_page(pay_url)
+    assert status == 200 and f'<span id="total">{shown}</span> usd' in checkout
+    status, _, _ = hosted_page(pay_url, {"payment_method": "pm_card_visa"})
+    assert status == 303
+    shop.deliver()
+    [invoice] = shop.stripe_invoices("newco")
+    assert (invoice.status, invoice.amount_paid) == ("paid", shown)
+    assert subscription(shop.app, "newco").tier_id == "business"
+
+
 # ---- 2. a declined card on that upgrade ------------------------------------------------------
 
 

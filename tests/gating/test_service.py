@@ -363,6 +363,44 @@ def test_idempotent_retry_returns_the_first_answer_and_counts_once(db, clock):
     assert count(db, UsageRequest) == 1
 
 
+def test_a_crash_after_the_count_is_answered_by_the_retry_without_counting_again(
+    db, clock, monkeypatch
+):
+    account(db, clock)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("the worker died while building the answer")
+
+    monkeypatch.setattr(service, "_allow", crash)
+    with pytest.raises(RuntimeError):
+        run(db, clock, service.consume, "acme", "api_calls", 5, "req-1")
+    monkeypatch.undo()
+    # The count was committed before the answer was built: it stands, and is not repeated.
+    assert run(db, clock, service.check, "acme", "api_calls").used == 5
+    again = run(db, clock, service.consume, "acme", "api_calls", 5, "req-1")
+    assert again.allowed and again.used == 5
+    assert run(db, clock, service.consume, "acme", "api_calls", 5, "req-1") == again
+    assert run(db, clock, service.check, "acme", "api_calls").used == 5
+    assert count(db, UsageRequest) == 1
+
+
+def test_a_crash_after_a_denial_is_answered_by_the_retry_as_a_denial(db, clock, monkeypatch):
+    account(db, clock)
+    with db.session() as s:
+        set_usage(s, "acme", "projects", 3, now=clock.now())
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("the worker died while building the answer")
+
+    monkeypatch.setattr(service, "_deny", crash)
+    with pytest.raises(RuntimeError):
+        run(db, clock, service.consume, "acme", "projects", 1, "create-4th")
+    monkeypatch.undo()
+    again = run(db, clock, service.consume, "acme", "projects", 1, "create-4th")
+    assert not again.allowed and again.reason == "limit_reached"
+    assert run(db, clock, service.check, "acme", "projects").used == 3
+
+
 def test_idempotent_retry_of_a_denial_replays_the_denial(db, clock):
     account(db, clock)
     with db.session() as s:

@@ -174,3 +174,39 @@ def test_concurrent_gauge_sets_stay_within_the_cap(db, clock):
             assert used == value if allowed else used < value
     final = run(db, clock, service.check, "acme", "projects").used
     assert 0 <= final <= 10
+
+
+def test_concurrent_keyed_consumers_at_the_limit_never_pass_it_and_retries_count_nothing(
+    db, clock
+):
+    # Keyed consumes count and claim in one autocommitted statement on PostgreSQL: exactly the
+    # limit, each grant with its own new total, and every key counted once.
+    with db.session() as s:
+        make_account(s, "acme", now=clock.now())  # free: 100 automation runs per month
+
+    def work(n: int, i: int) -> tuple[str, bool, int]:
+        key = f"run-{n}-{i}"
+        d = run(db, clock, service.consume, "acme", "automation_runs", 1, key)
+        return key, d.allowed, d.used
+
+    results = hammer(THREADS, 10, work)  # 240 attempts at a limit of 100
+    grants = sorted(used for _, allowed, used in results if allowed)
+    assert grants == list(range(1, 101))
+    assert run(db, clock, service.check, "acme", "automation_runs").used == 100
+    # A retry of every key answers as first answered and counts nothing more.
+    for key, allowed, used in random.sample(results, 40):
+        again = run(db, clock, service.consume, "acme", "automation_runs", 1, key)
+        assert (again.allowed, again.used) == (allowed, used), key
+    assert run(db, clock, service.check, "acme", "automation_runs").used == 100
+
+
+def test_concurrent_keyed_consumers_below_any_limit_count_exactly(db, clock):
+    with db.session() as s:
+        make_account(s, "acme", now=clock.now(), tier="pro")  # 10,000 runs per period
+
+    def work(n: int, i: int) -> int:
+        return run(db, clock, service.consume, "acme", "automation_runs", 3, f"k-{n}-{i}").used
+
+    totals = hammer(16, 15, work)
+    assert sorted(totals) == list(range(3, 3 * 240 + 1, 3))  # each saw its own new total
+    assert run(db, clock, service.check, "acme", "automation_runs").used == 720
