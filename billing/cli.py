@@ -1,10 +1,12 @@
-"""`tiergate billing ...` commands: the period end for manual billing."""
+"""`tiergate billing ...` commands (the period end for manual billing) and
+`tiergate notifications ...` (notifications to the host app)."""
 
 from __future__ import annotations
 
 from typing import cast
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 
 from billing.provider import BillingProvider
@@ -21,12 +23,72 @@ def billing_group() -> None:
 @with_appcontext
 def renew_command() -> None:
     """Apply scheduled changes and renew every subscription whose period has ended."""
-    from billing import service  # lazily: the CLI loads before the app is configured
+    from billing import notifications, service  # lazily: the CLI loads before the app
 
     provider = cast(BillingProvider, get_billing())
     with get_db().session() as session:
         results = service.apply_period_end(session, get_clock(), provider)
         lines = [result.message for result in results]
+    with get_db().session() as session:  # Stripe sends its own trial_will_end
+        told = notifications.trials_ending(session, get_clock(), provider.name)
     for line in lines:
         click.echo(line)
     click.echo(f"{len(lines)} period end(s) processed with {provider.name} billing.")
+    for line in told:
+        click.echo(line)
+
+
+@click.group("notifications")
+def notifications_group() -> None:
+    """Notifications to the host app (TIERGATE_NOTIFY_URL): deliver them, list them."""
+
+
+@notifications_group.command("deliver")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@with_appcontext
+def deliver_command(limit: int) -> None:
+    """POST the due notifications to TIERGATE_NOTIFY_URL (run it every minute)."""
+    from billing import notifications
+
+    url, secret = current_app.config.get("NOTIFY_URL"), current_app.config.get("NOTIFY_SECRET")
+    if not url or not secret:
+        raise click.ClickException(
+            "Set TIERGATE_NOTIFY_URL (the host app's endpoint) and TIERGATE_NOTIFY_SECRET (the "
+            "key it checks signatures with) to deliver notifications."
+        )
+    with get_db().session() as session:
+        lines = notifications.deliver_due(session, get_clock(), url, secret, limit=limit)
+    for line in lines:
+        click.echo(line)
+    click.echo(f"{len(lines)} notification(s) sent.")
+
+
+@notifications_group.command("list")
+@click.option("--failed", is_flag=True, help="Only those not delivered after an attempt.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@with_appcontext
+def list_notifications(failed: bool, limit: int) -> None:
+    """Notifications, newest first: id, type, account, status, attempts, last error."""
+    from billing import notifications
+
+    with get_db().session() as session:
+        rows = notifications.stored(session, failed=failed, limit=limit)
+        lines = []
+        for note in rows:
+            if note.delivered_at is not None:
+                status = f"delivered {note.delivered_at:%Y-%m-%d %H:%M}"
+            elif note.next_attempt_at is None:
+                status = "failed (gave up)"
+            elif note.attempts:
+                status = f"retrying at {note.next_attempt_at:%Y-%m-%d %H:%M}"
+            else:
+                status = "due"
+            error = f"  {note.last_error}" if note.last_error else ""
+            lines.append(
+                f"{note.id}  {note.type}  {note.account_id}  {status}  "
+                f"attempts={note.attempts}{error}"
+            )
+    for line in lines:
+        click.echo(line)
+    if not lines:
+        click.echo("No notifications" + (" failed." if failed else "."))

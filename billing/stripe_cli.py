@@ -6,7 +6,7 @@ import click
 from flask.cli import with_appcontext
 
 from tiergate.db import get_db
-from tiergate.extensions import get_billing
+from tiergate.extensions import get_billing, get_clock
 
 
 @click.group("stripe")
@@ -18,7 +18,7 @@ def stripe_group() -> None:
 @click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
 @with_appcontext
 def sync_command(dry_run: bool) -> None:
-    """Create or update Stripe Products and Prices for the newest published catalog."""
+    """Create or update Stripe Products, Prices and promotion codes for the newest catalog."""
     from billing import stripe_sync  # lazily: the CLI loads before the app is configured
     from billing.stripe_provider import StripeBilling
     from tiers import store
@@ -31,7 +31,10 @@ def sync_command(dry_run: bool) -> None:
         )
     with get_db().session() as session:
         published = store.load(session)
-    actions = stripe_sync.plan(billing.client, published)
+    now = get_clock().now()
+    actions = stripe_sync.plan(billing.client, published, now)
+    for note in stripe_sync.code_notes(published.catalog, now):
+        click.echo(note)
     for action in actions:
         click.echo(("would: " if dry_run else "") + action.description)
     if not actions:

@@ -18,14 +18,21 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import stripe
-from stripe.params import PriceCreateParams, ProductCreateParams, ProductUpdateParams
+from stripe.params import (
+    CouponCreateParams,
+    PriceCreateParams,
+    ProductCreateParams,
+    ProductUpdateParams,
+    PromotionCodeCreateParams,
+)
 
 from billing.provider import ItemKind, Price
 from billing.stripe_errors import stripe_errors
-from tiers.model import AddOnBilling, Catalog
+from tiers.model import AddOnBilling, Catalog, Promotion
 from tiers.store import Published
 
 TAG = {"tiergate": "1"}
@@ -59,7 +66,14 @@ def catalog_prices(catalog: Catalog) -> list[Price]:
 class Action:
     """One change the sync makes in Stripe, printable for the dry run."""
 
-    kind: Literal["create_product", "update_product", "create_price"]
+    kind: Literal[
+        "create_product",
+        "update_product",
+        "create_price",
+        "create_coupon",
+        "create_promotion_code",
+        "deactivate_promotion_code",
+    ]
     description: str
     target: str  # product id or lookup key
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -69,8 +83,11 @@ class Action:
         return f"tiergate-sync:{self.kind}:{self.target}:{digest}"
 
 
-def plan(client: stripe.StripeClient, published: Published) -> list[Action]:
-    """What must change in Stripe so that it sells exactly the published catalog's prices."""
+def plan(
+    client: stripe.StripeClient, published: Published, now: datetime | None = None
+) -> list[Action]:
+    """What must change in Stripe so that it sells exactly the published catalog's prices, and
+    takes exactly its running promotion codes at Checkout."""
     with stripe_errors("reading products and prices"):
         products = {p.id: p for p in client.v1.products.list({"limit": 100}).auto_paging_iter()}
         by_key = {
@@ -88,7 +105,7 @@ def plan(client: stripe.StripeClient, published: Published) -> list[Action]:
         existing = by_key.get(price.lookup_key)
         if existing is None or not matches(existing, price):
             actions.append(_price_action(price, published.version, moved=existing is not None))
-    return actions
+    return actions + _code_actions(client, published.catalog, now or datetime.now(UTC))
 
 
 def apply(client: stripe.StripeClient, actions: Iterable[Action]) -> None:
@@ -100,8 +117,14 @@ def apply(client: stripe.StripeClient, actions: Iterable[Action]) -> None:
                 client.v1.products.create(_as_product_create(action.params), options)
             elif action.kind == "update_product":
                 client.v1.products.update(action.target, _as_product_update(action.params), options)
-            else:
+            elif action.kind == "create_price":
                 client.v1.prices.create(_as_price_create(action.params), options)
+            elif action.kind == "create_coupon":
+                client.v1.coupons.create(_as_coupon_create(action.params), options)
+            elif action.kind == "create_promotion_code":
+                client.v1.promotion_codes.create(_as_code_create(action.params), options)
+            else:
+                client.v1.promotion_codes.update(action.target, {"active": False}, options)
 
 
 def ensure_price(client: stripe.StripeClient, price: Price, version: int | None) -> stripe.Price:
@@ -189,6 +212,151 @@ def _price_action(price: Price, version: int | None, *, moved: bool) -> Action:
     )
 
 
+# ---- promotion codes ------------------------------------------------------------------------
+
+
+def code_notes(catalog: Catalog, now: datetime) -> list[str]:
+    """Why a catalog promotion code is not (yet) in Stripe; it still works on tiergate's page."""
+    notes = []
+    for promo in catalog.promotions:
+        if promo.code is None:
+            continue
+        why = _unsyncable(catalog, promo, now)
+        if why:
+            notes.append(f"Code {promo.code} ({promo.id}) is not put into Stripe: {why}.")
+    return notes
+
+
+def _unsyncable(catalog: Catalog, promo: Promotion, now: datetime) -> str | None:
+    if promo.ends_at is not None and now >= promo.ends_at:
+        return "it has ended"
+    if promo.starts_at is not None and now < promo.starts_at:
+        return f"it starts on {promo.starts_at:%Y-%m-%d}; run the sync again then"
+    tiers = [t for t in catalog.tiers if not t.free and not t.contact_sales]
+    tiers = [t for t in tiers if not promo.tiers or t.id in promo.tiers]
+    sold = {interval for t in tiers for interval in t.prices}
+    if promo.intervals and not sold <= set(promo.intervals):
+        return "a Stripe code cannot be limited to some billing intervals of a plan"
+    if promo.percent_off is None and len(promo.amount_off) != 1:
+        return "an amount-off code is put into Stripe for one currency only"
+    return None
+
+
+def _coupon_params(catalog: Catalog, promo: Promotion) -> dict[str, Any]:
+    tiers = [t.id for t in catalog.tiers if not t.free and not t.contact_sales]
+    products = sorted(
+        product_id(ItemKind.TIER, tier) for tier in tiers if not promo.tiers or tier in promo.tiers
+    )
+    params: dict[str, Any] = {
+        "duration": promo.duration,
+        "applies_to": {"products": products},
+        "name": promo.name[:40],
+        "metadata": {**TAG, "tiergate_promotion": promo.id},
+    }
+    if promo.percent_off is not None:
+        params["percent_off"] = promo.percent_off
+    else:
+        [(currency, amount)] = promo.amount_off.items()
+        params["amount_off"], params["currency"] = amount, currency
+    if promo.duration == "repeating":
+        params["duration_in_months"] = promo.duration_in_months
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+    return {"id": f"tg_code_{promo.id}_{digest}", **params}
+
+
+def _code_actions(client: stripe.StripeClient, catalog: Catalog, now: datetime) -> list[Action]:
+    """Coupons and promotion codes for the catalog's running codes; retired codes deactivated."""
+    with stripe_errors("reading coupons and promotion codes"):
+        coupons = {c.id for c in client.v1.coupons.list({"limit": 100}).auto_paging_iter()}
+        live = [
+            code
+            for code in client.v1.promotion_codes.list(
+                {"limit": 100, "active": True}
+            ).auto_paging_iter()
+            if _tagged(code)
+        ]
+    actions: list[Action] = []
+    wanted: set[str] = set()
+    for promo in catalog.promotions:
+        if promo.code is None or _unsyncable(catalog, promo, now):
+            continue
+        coupon = _coupon_params(catalog, promo)
+        expires = int(promo.ends_at.timestamp()) if promo.ends_at else None
+        same = [
+            c
+            for c in live
+            if c.code.casefold() == promo.code.casefold()
+            and _coupon_of(c) == coupon["id"]
+            and c.expires_at == expires
+        ]
+        if same:
+            wanted.add(same[0].id)
+            continue
+        if coupon["id"] not in coupons:
+            actions.append(
+                Action(
+                    "create_coupon",
+                    f"Create coupon {coupon['id']} ({promo.name})",
+                    coupon["id"],
+                    coupon,
+                )
+            )
+        code: dict[str, Any] = {
+            "code": promo.code,
+            "promotion": {"type": "coupon", "coupon": coupon["id"]},
+            "metadata": {**TAG, "tiergate_promotion": promo.id},
+        }
+        if expires is not None:
+            code["expires_at"] = expires
+        for old in live:  # the same code with other terms: retire it first (codes are unique)
+            if old.code.casefold() == promo.code.casefold():
+                wanted.discard(old.id)
+        actions += [
+            Action(
+                "deactivate_promotion_code",
+                f"Deactivate promotion code {old.code} ({old.id}): its terms changed",
+                old.id,
+                {"active": False},
+            )
+            for old in live
+            if old.code.casefold() == promo.code.casefold()
+        ]
+        actions.append(
+            Action(
+                "create_promotion_code",
+                f"Create promotion code {promo.code} for coupon {coupon['id']}",
+                promo.code,
+                code,
+            )
+        )
+        wanted.add(promo.code)
+    retired = [c for c in live if c.id not in wanted and c.code not in wanted]
+    changed = {a.target for a in actions if a.kind == "deactivate_promotion_code"}
+    actions += [
+        Action(
+            "deactivate_promotion_code",
+            f"Deactivate promotion code {c.code} ({c.id}): no running catalog promotion has it",
+            c.id,
+            {"active": False},
+        )
+        for c in retired
+        if c.id not in changed
+    ]
+    return actions
+
+
+def _tagged(code: Any) -> bool:
+    meta: Any = getattr(code, "metadata", None) or {}  # the SDK's StripeObject is not a dict
+    plain = meta.to_dict() if hasattr(meta, "to_dict") else dict(meta)
+    return plain.get("tiergate") == "1"
+
+
+def _coupon_of(code: stripe.PromotionCode) -> str | None:
+    promotion = getattr(code, "promotion", None)
+    coupon = getattr(promotion, "coupon", None) if promotion is not None else None
+    return coupon if isinstance(coupon, str) else getattr(coupon, "id", None)
+
+
 # The actions hold plain dicts (printable, hashable into keys); these say which SDK type each is.
 def _as_product_create(params: Mapping[str, Any]) -> ProductCreateParams:
     return ProductCreateParams(
@@ -215,4 +383,33 @@ def _as_price_create(params: Mapping[str, Any]) -> PriceCreateParams:
         created["recurring"] = {"interval": params["recurring"]["interval"]}
     if params.get("transfer_lookup_key"):
         created["transfer_lookup_key"] = True
+    return created
+
+
+def _as_coupon_create(params: Mapping[str, Any]) -> CouponCreateParams:
+    created = CouponCreateParams(
+        id=params["id"],
+        duration=params["duration"],
+        applies_to={"products": list(params["applies_to"]["products"])},
+        name=params["name"],
+        metadata=dict(params["metadata"]),
+    )
+    if "percent_off" in params:
+        created["percent_off"] = float(params["percent_off"])
+    else:
+        created["amount_off"] = params["amount_off"]
+        created["currency"] = params["currency"]
+    if params.get("duration_in_months"):
+        created["duration_in_months"] = params["duration_in_months"]
+    return created
+
+
+def _as_code_create(params: Mapping[str, Any]) -> PromotionCodeCreateParams:
+    created = PromotionCodeCreateParams(
+        code=params["code"],
+        promotion={"type": "coupon", "coupon": params["promotion"]["coupon"]},
+        metadata=dict(params["metadata"]),
+    )
+    if "expires_at" in params:
+        created["expires_at"] = params["expires_at"]
     return created

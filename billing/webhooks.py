@@ -14,15 +14,17 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import stripe
+from flask import current_app, has_app_context
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from billing import notifications
 from billing.models import BillingChange, ChangeStatus, Invoice, WebhookEvent
 from billing.provider import Outcome
 from billing.sync_state import (
@@ -223,7 +225,7 @@ def dispatch(session: Session, clock: Clock, provider: StripeSource, event: dict
         return _subscription_changed(session, clock, provider, obj.get("id"), obj, at)
     # Three days before a trial ends: nothing changes yet (a reminder could be sent).
     if kind == "customer.subscription.trial_will_end":
-        return _trial_will_end(session, obj)
+        return _trial_will_end(session, clock, obj)
     # An invoice was paid (first, renewal, proration, or a retry after a failure).
     if kind == "invoice.paid":
         return _invoice_paid(session, clock, provider, obj, at)
@@ -331,13 +333,21 @@ def _checkout_completed(
     return "; ".join(part for part in (settled, synced) if part)
 
 
-def _trial_will_end(session: Session, obj: dict[str, Any]) -> str:
+def _trial_will_end(session: Session, clock: Clock, obj: dict[str, Any]) -> str:
     account = _account_of(session, obj)
     if account is None:
         return _ignored(obj)
     trial_end = obj.get("trial_end")
-    when = f"{as_datetime(trial_end):%Y-%m-%d}" if isinstance(trial_end, int) else "soon"
-    return f"{account.id}: trial ends {when} (reminder due)"
+    if not isinstance(trial_end, int):
+        return f"{account.id}: trial_will_end without a trial end: nothing to tell"
+    tier = _metadata(obj).get("tiergate_tier")
+    if not isinstance(tier, str) and account.subscription is not None:
+        tier = account.subscription.tier_id
+    note = notifications.trial_will_end(
+        session, clock, account.id, str(tier or ""), as_datetime(trial_end)
+    )
+    told = "host app notified" if note is not None else "host app already notified"
+    return f"{account.id}: trial ends {as_datetime(trial_end):%Y-%m-%d} ({told})"
 
 
 def _invoice_paid(
@@ -360,7 +370,34 @@ def _invoice_payment_failed(
         return _ignored(obj)
     recorded = record_invoice(session, clock, account, obj)
     synced = _sync(session, clock, provider, account, _subscription_id(obj), at)
-    return f"{recorded}; {synced}"
+    told = _tell_payment_failed(session, clock, account, obj)
+    return "; ".join(part for part in (recorded, synced, told) if part)
+
+
+def _tell_payment_failed(
+    session: Session, clock: Clock, account: Account, obj: dict[str, Any]
+) -> str:
+    """A renewal's payment failed: the host app tells its customer (a declined upgrade is shown
+    on the page itself, so it is not notified)."""
+    if obj.get("billing_reason") not in ("subscription_cycle", "subscription_threshold"):
+        return ""
+    sub = account.subscription
+    grace_ends_at = None
+    if sub is not None and sub.past_due_since is not None and has_app_context():
+        days = int(current_app.config.get("PAST_DUE_GRACE_DAYS", 7))
+        grace_ends_at = sub.past_due_since + timedelta(days=days)
+    attempt = obj.get("attempt_count")
+    note = notifications.payment_failed(
+        session,
+        clock,
+        account.id,
+        invoice_id=str(obj.get("id")),
+        attempt=attempt if isinstance(attempt, int) else 1,
+        amount_due=obj.get("amount_due") if isinstance(obj.get("amount_due"), int) else None,
+        currency=obj.get("currency") if isinstance(obj.get("currency"), str) else None,
+        grace_ends_at=grace_ends_at,
+    )
+    return "host app notified" if note is not None else ""
 
 
 def _invoice_voided(session: Session, clock: Clock, obj: dict[str, Any]) -> str:

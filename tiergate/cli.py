@@ -26,7 +26,7 @@ main.add_command(db_group)
 
 
 def _register() -> None:
-    from billing.cli import billing_group
+    from billing.cli import billing_group, notifications_group
     from billing.stripe_cli import stripe_group
     from billing.webhook_cli import webhooks_group  # also adds `billing reconcile`
     from gating.cli import apikey_group, funnel_command
@@ -39,6 +39,7 @@ def _register() -> None:
         catalog_group,
         demo_command,
         funnel_command,
+        notifications_group,
         stripe_group,
         webhooks_group,
     ):

@@ -31,6 +31,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "BILLING_LINK_MAX_AGE": 3600,  # seconds a signed customer link stays valid
         "BILLING_RETURN_ORIGINS": "",  # more origins billing pages may link back to
         "BILLING_PROVIDER": None,  # "stripe" or "manual"; chosen from STRIPE_SECRET_KEY when unset
+        "NOTIFY_URL": None,  # the host app's endpoint for notifications (billing/notifications.py)
+        "NOTIFY_SECRET": None,  # the key their signatures are made with
         "ENV": "development",
         "SQL_ECHO": False,
         "JSON_SORT_KEYS": False,
@@ -63,6 +65,17 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError(
             f"TIERGATE_MAX_CONTENT_LENGTH must be whole bytes, at least 1024, not {body!r}"
         )
+    notify_url = config.get("NOTIFY_URL")
+    if notify_url:
+        if not str(notify_url).startswith(("http://", "https://")):
+            raise ConfigError(
+                f"TIERGATE_NOTIFY_URL must start with http:// or https://: {notify_url!r}"
+            )
+        if len(str(config.get("NOTIFY_SECRET") or "")) < 16:
+            raise ConfigError(
+                "TIERGATE_NOTIFY_SECRET must be set (at least 16 random characters) when "
+                "TIERGATE_NOTIFY_URL is set: the host app checks notifications with it"
+            )
     provider = config.get("BILLING_PROVIDER")
     if provider not in (None, "stripe", "manual"):
         raise ConfigError(

@@ -8,12 +8,15 @@ from tiergate_client.client import (
     TiergateError,
     TiergateUnavailable,
 )
+from tiergate_client.notifications import InvalidNotification, verify_notification
 
 __all__ = [
     "Entitlements",
     "FeatureState",
     "GateResult",
+    "InvalidNotification",
     "TiergateClient",
     "TiergateError",
     "TiergateUnavailable",
+    "verify_notification",
 ]

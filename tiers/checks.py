@@ -8,6 +8,7 @@ Pure: no Flask, no database.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -229,6 +230,7 @@ class _Checker:
     def check_promotions(self) -> None:
         promotions = list(self.doc.get("promotions") or [])
         self.check_duplicates("promotions", "promotion", promotions)
+        self.check_codes(promotions)
         tiers = {t["id"]: t for t in self.tiers if "id" in t}
         for index, promo in enumerate(promotions):
             path = f"promotions[{index}]"
@@ -262,6 +264,30 @@ class _Checker:
                     f"{path}.duration_in_months",
                     f"duration_in_months only applies to duration: repeating, not {duration}",
                 )
+
+    def check_codes(self, promotions: list[Mapping[str, Any]]) -> None:
+        """Promotion codes are typed by customers: a plain word, one promotion each."""
+        first: dict[str, int] = {}
+        for index, promo in enumerate(promotions):
+            code = promo.get("code")
+            if not isinstance(code, str):
+                continue
+            path = f"promotions[{index}].code"
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{1,63}", code):
+                self.add(
+                    path,
+                    f"code '{code}' must be 2 to 64 letters, digits, '-' or '_', "
+                    "starting with a letter or digit",
+                )
+                continue
+            if code.casefold() in first:
+                self.add(
+                    path,
+                    f"code '{code}' is also promotions[{first[code.casefold()]}].code "
+                    "(customers type codes in any letter case)",
+                )
+            else:
+                first[code.casefold()] = index
 
     def check_offers(self) -> None:
         offers = self.doc.get("offers") or {}

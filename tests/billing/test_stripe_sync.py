@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
 
 from flask import Flask
 
@@ -19,7 +21,7 @@ from tests.fakestripe import FakeStripe
 from tiergate.clock import FixedClock
 from tiergate.db import get_db
 from tiers import store
-from tiers.model import Interval
+from tiers.model import Interval, Promotion
 
 
 def run_sync(app: Flask, billing: StripeBilling, *args: str) -> str:
@@ -152,3 +154,97 @@ def test_sync_without_stripe_billing_says_how_to_configure_it(
     result = app.test_cli_runner().invoke(stripe_group, ["sync"])
     assert result.exit_code == 1
     assert "set TIERGATE_STRIPE_SECRET_KEY" in result.output
+
+
+# ---- promotion codes ---------------------------------------------------------------------------
+
+def publish_codes(app: Flask, clock: FixedClock, catalog: Any, *promotions: Promotion) -> None:
+    newer = replace(catalog, promotions=(*catalog.promotions, *promotions))
+    with get_db(app).session() as session:
+        store.publish(session, newer, source="", author="test", note="codes", now=clock.now())
+
+
+SPRING = Promotion(
+    "spring", "10 % off Business for 3 months", percent_off=10, tiers=("business",),
+    duration="repeating", duration_in_months=3, code="SPRING10",
+    ends_at=datetime(2027, 6, 1, tzinfo=UTC),
+)
+MONTHLY_ONLY = Promotion(
+    "monthly", "25 % off the first month", percent_off=25, tiers=("business",),
+    intervals=(Interval.MONTH,), code="WELCOME25",
+)
+
+
+def active_codes(fake: FakeStripe) -> list[Any]:
+    return list(fake.client().v1.promotion_codes.list({"active": True, "limit": 100}).data)
+
+
+def test_sync_puts_running_catalog_codes_into_stripe_once(
+    app: Flask,
+    clock: FixedClock,
+    demo_catalog: store.Published,
+    fake_stripe: FakeStripe,
+    stripe_billing: StripeBilling,
+) -> None:
+    publish_codes(app, clock, demo_catalog.catalog, SPRING, MONTHLY_ONLY)
+    output = run_sync(app, stripe_billing)
+    assert "Create promotion code SPRING10" in output
+    # Stripe cannot limit a code to monthly prices: said, and left to tiergate's checkout page.
+    assert "Code WELCOME25 (monthly) is not put into Stripe: a Stripe code cannot be limited" in (
+        output
+    )
+    [code] = active_codes(fake_stripe)
+    assert code.code == "SPRING10" and code.expires_at == int(SPRING.ends_at.timestamp())
+    coupon = fake_stripe.get(code.promotion.coupon)
+    assert (coupon["percent_off"], coupon["duration"], coupon["duration_in_months"]) == (
+        10.0, "repeating", 3,
+    )
+    assert coupon["applies_to"] == {"products": ["tg_tier_business"]}
+    before = len(posts(fake_stripe))
+    assert "nothing to do" in run_sync(app, stripe_billing)
+    assert len(posts(fake_stripe)) == before
+
+
+def test_a_code_whose_terms_change_or_that_leaves_the_catalog_is_deactivated(
+    app: Flask,
+    clock: FixedClock,
+    demo_catalog: store.Published,
+    fake_stripe: FakeStripe,
+    stripe_billing: StripeBilling,
+) -> None:
+    publish_codes(app, clock, demo_catalog.catalog, SPRING)
+    run_sync(app, stripe_billing)
+    [first] = active_codes(fake_stripe)
+    publish_codes(app, clock, demo_catalog.catalog, replace(SPRING, percent_off=15))
+    output = run_sync(app, stripe_billing)
+    assert f"Deactivate promotion code SPRING10 ({first.id}): its terms changed" in output
+    [second] = active_codes(fake_stripe)
+    assert second.id != first.id and fake_stripe.get(second.promotion.coupon)["percent_off"] == 15
+    ended = replace(SPRING, percent_off=15, ends_at=clock.now())  # the promotion has ended
+    publish_codes(app, clock, demo_catalog.catalog, ended)
+    output = run_sync(app, stripe_billing)
+    assert "Code SPRING10 (spring) is not put into Stripe: it has ended." in output
+    assert "no running catalog promotion has it" in output
+    assert active_codes(fake_stripe) == []
+
+
+def test_a_synced_code_typed_on_stripe_checkout_is_charged(
+    app: Flask,
+    clock: FixedClock,
+    demo_catalog: store.Published,
+    fake_stripe: FakeStripe,
+    stripe_billing: StripeBilling,
+) -> None:
+    from billing.provider import Customer, Price, StartRequest
+
+    publish_codes(app, clock, demo_catalog.catalog, SPRING)
+    run_sync(app, stripe_billing)
+    business = Price(ItemKind.TIER, "business", "Business", "month", "usd", 7900)
+    started = stripe_billing.start_subscription(
+        StartRequest("chg_code", Customer("acme", "a@example.com", "Acme"), business, (), (),
+                     fake_stripe.clock.now(), 0, None, 7900, "http://x/ok", "http://x/no")
+    )
+    assert started.external_id is not None
+    fake_stripe.complete_checkout(started.external_id, promotion_code="SPRING10")
+    [invoice] = fake_stripe.client().v1.invoices.list({"limit": 10}).data
+    assert (invoice.status, invoice.amount_paid) == ("paid", 7110)  # 79.00 less 10 %

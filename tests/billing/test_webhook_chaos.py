@@ -39,7 +39,8 @@ STARTER = Price(ItemKind.TIER, "starter", "Starter", "month", "usd", 900)
 PRO = Price(ItemKind.TIER, "pro", "Pro", "month", "usd", 2900)
 BILLING_TABLES = {
     "webhook_events", "invoices", "offer_events", "billing_changes", "account_addons",
-    "subscriptions", "offers", "usage_counters", "usage_requests", "overrides", "accounts",
+    "notifications", "subscriptions", "offers", "usage_counters", "usage_requests", "overrides",
+    "accounts",
 }
 
 

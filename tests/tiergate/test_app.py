@@ -33,6 +33,12 @@ def test_test_config_overrides_environment(monkeypatch, tmp_path):
         ({"MAX_CONTENT_LENGTH": 10}, "TIERGATE_MAX_CONTENT_LENGTH must be whole bytes"),
         ({"BILLING_LINK_MAX_AGE": 5}, "TIERGATE_BILLING_LINK_MAX_AGE must be whole seconds"),
         ({"BILLING_LINK_MAX_AGE": "1h"}, "TIERGATE_BILLING_LINK_MAX_AGE must be whole seconds"),
+        ({"NOTIFY_URL": "hooks.example"}, "TIERGATE_NOTIFY_URL must start with http"),
+        ({"NOTIFY_URL": "https://app.example/hook"}, "TIERGATE_NOTIFY_SECRET must be set"),
+        (
+            {"NOTIFY_URL": "https://app.example/hook", "NOTIFY_SECRET": "short"},
+            "TIERGATE_NOTIFY_SECRET must be set (at least 16 random characters)",
+        ),
         (
             {"ENV": "production", "SECRET_KEY": "x" * 32, "STRIPE_SECRET_KEY": "sk_live_x"},
             "TIERGATE_STRIPE_WEBHOOK_SECRET must be set",

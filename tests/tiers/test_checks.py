@@ -77,6 +77,11 @@ def _amount_in_unknown_currency(doc: dict[str, Any]) -> None:
     promo(doc)["amount_off"] = {"gbp": 500}
 
 
+def _two_promotions_one_code(doc: dict[str, Any]) -> None:
+    promo(doc)["code"] = "LAUNCH"
+    doc["promotions"].append({**promo(doc), "id": "launch_again", "code": "launch"})
+
+
 PRO = lambda d: tier(d, "pro")  # noqa: E731
 STARTER = lambda d: tier(d, "starter")  # noqa: E731
 BUSINESS = lambda d: tier(d, "business")  # noqa: E731
@@ -337,6 +342,19 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], Any], str, str]] = [
         lambda d: promo(d).__setitem__("tiers", ["free"]),
         "promotions[0].tiers[0]",
         "tier 'free' has no self-serve price to discount",
+    ),
+    (
+        "promotion code with a space",
+        lambda d: promo(d).__setitem__("code", "SPRING 10"),
+        "promotions[0].code",
+        "code 'SPRING 10' must be 2 to 64 letters, digits, '-' or '_', starting with a letter or "
+        "digit",
+    ),
+    (
+        "two promotions with one code",
+        _two_promotions_one_code,
+        "promotions[1].code",
+        "code 'launch' is also promotions[0].code (customers type codes in any letter case)",
     ),
     (
         "repeating promotion without a number of months",

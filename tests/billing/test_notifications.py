@@ -1,0 +1,252 @@
+"""Notifications to the host app (billing/notifications.py): what makes them, how they are
+signed and delivered to a real HTTP endpoint, retried, given up on, and checked by the client."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from billing import notifications
+from billing.cli import billing_group, notifications_group
+from billing.models import Notification
+from gating.models import Account
+from tests.billing.conftest import subscribe
+from tests.billing.test_webhooks import (
+    PERIOD_END,
+    StripeDouble,
+    acme,
+    event,
+    invoice_obj,
+    post,
+    state,
+    stripe_double,
+    subscription_obj,
+)
+from tiergate.clock import FixedClock
+from tiergate.db import get_db
+from tiergate_client import InvalidNotification, verify_notification
+
+__all__ = ["acme", "stripe_double"]  # fixtures shared with the webhook tests
+
+SECRET = "notify-secret-0123456789"
+
+
+class Receiver:
+    """The host app's endpoint: a real HTTP server answering `status` and keeping what came."""
+
+    def __init__(self) -> None:
+        self.status = 204
+        self.received: list[tuple[bytes, dict[str, str]]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length", 0))
+                outer.received.append((self.rfile.read(length), dict(self.headers)))
+                self.send_response(outer.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/tiergate/notifications"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver(app: Any) -> Any:
+    endpoint = Receiver()
+    app.config["NOTIFY_URL"], app.config["NOTIFY_SECRET"] = endpoint.url, SECRET
+    yield endpoint
+    endpoint.close()
+
+
+def queued(app: Any) -> list[Notification]:
+    with get_db(app).sessionmaker() as s:
+        return list(s.scalars(select(Notification).order_by(Notification.created_at)))
+
+
+def deliver(app: Any) -> str:
+    result = app.test_cli_runner().invoke(notifications_group, ["deliver"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+# ---- what makes a notification ----------------------------------------------------------
+
+
+def test_stripes_trial_will_end_queues_one_notification_for_the_host_app(
+    client: Any, app: Any, stripe_double: StripeDouble, acme: str
+) -> None:
+    obj = subscription_obj(status="trialing", tiergate_tier="pro")
+    obj["trial_end"] = int(PERIOD_END.timestamp())
+    assert post(client, event("customer.subscription.trial_will_end", obj)).status_code == 200
+    # Stripe sends it again as another event (a retry after our lost answer): still one.
+    assert post(client, event("customer.subscription.trial_will_end", obj)).status_code == 200
+    [note] = queued(app)
+    assert note.type == "trial.will_end" and note.account_id == "acme"
+    assert note.payload["data"] == {"tier": "pro", "trial_end": "2026-11-30T12:00:00Z"}
+    assert note.payload["id"] == note.id and note.delivered_at is None
+
+
+def test_a_failed_renewal_payment_queues_a_notification_with_the_grace_period_end(
+    client: Any, app: Any, stripe_double: StripeDouble, acme: str
+) -> None:
+    failed_at = int(PERIOD_END.timestamp()) + 60
+    stripe_double.subscriptions["sub_1"] = state(status="past_due")
+    renewal = {**invoice_obj("in_2", "open", 900), "billing_reason": "subscription_cycle",
+               "attempt_count": 1}
+    assert post(client, event("invoice.payment_failed", renewal, created=failed_at)).status_code \
+        == 200
+    [note] = queued(app)
+    assert note.type == "payment.failed"
+    grace_end = datetime.fromtimestamp(failed_at, UTC) + timedelta(days=7)
+    assert note.payload["data"] == {
+        "invoice": "in_2", "attempt": 1, "amount_due": 900, "currency": "usd",
+        "grace_ends_at": grace_end.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def test_a_declined_upgrade_is_shown_on_the_page_not_notified(
+    client: Any, app: Any, stripe_double: StripeDouble, acme: str
+) -> None:
+    upgrade = {**invoice_obj("in_3", "open", 1000), "billing_reason": "subscription_update"}
+    assert post(client, event("invoice.payment_failed", upgrade)).status_code == 200
+    assert queued(app) == []
+
+
+def test_manual_billing_notifies_trials_ending_within_three_days_once(
+    app: Any, clock: FixedClock, demo_catalog: Any
+) -> None:
+    with get_db(app).session() as s:
+        for account, days in (("soon", 2), ("later", 5)):
+            subscribe(s, account, clock, demo_catalog.version, tier="pro", status="trialing")
+            sub = s.get(Account, account).subscription  # type: ignore[union-attr]
+            sub.trial_end = clock.now() + timedelta(days=days)
+            sub.current_period_end = sub.trial_end
+    first = app.test_cli_runner().invoke(billing_group, ["renew"])
+    assert "soon: trial ends" in first.output and "later" not in first.output
+    again = app.test_cli_runner().invoke(billing_group, ["renew"])
+    assert "trial ends" not in again.output
+    assert [n.account_id for n in queued(app)] == ["soon"]
+
+
+# ---- delivery -----------------------------------------------------------------------------
+
+
+def queue_one(app: Any, clock: FixedClock, account: str = "acme") -> str:
+    with get_db(app).session() as s:
+        if s.get(Account, account) is None:
+            from tests.billing.conftest import add_account
+
+            add_account(s, account, clock)
+        note = notifications.trial_will_end(s, clock, account, "pro", PERIOD_END)
+        assert note is not None
+        return note.id
+
+
+def test_a_notification_is_posted_signed_and_marked_delivered_once(
+    app: Any, clock: FixedClock, receiver: Receiver, demo_catalog: Any
+) -> None:
+    note_id = queue_one(app, clock)
+    assert f"{note_id} trial.will_end (acme): delivered" in deliver(app)
+    [(body, headers)] = receiver.received
+    note = verify_notification(
+        body, headers["Tiergate-Signature"], SECRET, now=clock.now().timestamp()
+    )
+    assert (note["id"], note["type"], note["account_id"]) == (note_id, "trial.will_end", "acme")
+    assert headers["Content-Type"] == "application/json"
+    assert "0 notification(s) sent." in deliver(app)  # delivered: never sent again
+    assert len(receiver.received) == 1
+
+
+def test_a_failing_host_app_is_retried_with_backoff_then_given_up_on(
+    app: Any, clock: FixedClock, receiver: Receiver, demo_catalog: Any
+) -> None:
+    note_id = queue_one(app, clock)
+    receiver.status = 500
+    assert "the host app answered 500; next attempt at" in deliver(app)
+    assert "0 notification(s) sent." in deliver(app)  # not due yet
+    for wait in notifications.BACKOFF:
+        clock.advance(seconds=wait.total_seconds())
+        deliver(app)
+    assert len(receiver.received) == notifications.MAX_ATTEMPTS
+    [note] = queued(app)
+    assert note.next_attempt_at is None and note.delivered_at is None
+    listed = app.test_cli_runner().invoke(notifications_group, ["list", "--failed"]).output
+    assert f"{note_id}  trial.will_end  acme  failed (gave up)" in listed
+    assert "the host app answered 500" in listed
+
+
+def test_an_unreachable_host_app_is_retried(
+    app: Any, clock: FixedClock, demo_catalog: Any
+) -> None:
+    app.config["NOTIFY_URL"], app.config["NOTIFY_SECRET"] = "http://127.0.0.1:9/none", SECRET
+    queue_one(app, clock)
+    assert "could not be reached" in deliver(app)
+    clock.advance(minutes=1)
+    receiver = Receiver()
+    try:
+        app.config["NOTIFY_URL"] = receiver.url
+        assert "delivered" in deliver(app)
+    finally:
+        receiver.close()
+
+
+def test_deliver_without_a_configured_endpoint_says_what_to_set(app: Any) -> None:
+    result = app.test_cli_runner().invoke(notifications_group, ["deliver"])
+    assert result.exit_code == 1
+    assert "Set TIERGATE_NOTIFY_URL" in result.output
+
+
+# ---- the host app's check -----------------------------------------------------------------
+
+
+def test_the_client_refuses_a_forged_tampered_or_stale_notification() -> None:
+    body = json.dumps({"id": "ntf_1", "type": "trial.will_end"}).encode()
+    now = 1_800_000_000
+    good = notifications.sign(SECRET, body, now)
+    assert verify_notification(body, good, SECRET, now=now)["id"] == "ntf_1"
+    with pytest.raises(InvalidNotification, match="does not match"):
+        verify_notification(body, notifications.sign("another-secret-123456", body, now),
+                            SECRET, now=now)
+    with pytest.raises(InvalidNotification, match="does not match"):
+        verify_notification(body.replace(b"ntf_1", b"ntf_2"), good, SECRET, now=now)
+    with pytest.raises(InvalidNotification, match="older than 300 seconds"):
+        verify_notification(body, good, SECRET, now=now + 301)
+    with pytest.raises(InvalidNotification, match="no timestamp"):
+        verify_notification(body, "v1=abc", SECRET, now=now)
+
+
+def test_two_deliverers_at_once_send_each_notification_once_on_postgres(
+    app: Any, postgres_url: str, clock: FixedClock, receiver: Receiver, demo_catalog: Any
+) -> None:
+    ids = {queue_one(app, clock, f"acct{n}") for n in range(12)}
+    barrier = threading.Barrier(2)
+
+    def run() -> None:
+        with get_db(app).session() as s:
+            barrier.wait()
+            notifications.deliver_due(s, clock, receiver.url, SECRET)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sent = [json.loads(body)["id"] for body, _ in receiver.received]
+    assert sorted(sent) == sorted(ids)  # every one, none twice
+    assert all(n.delivered_at is not None and n.attempts == 1 for n in queued(app))
