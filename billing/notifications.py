@@ -8,6 +8,9 @@ tiergate tells the host app's backend, like Stripe's own webhooks: a signed JSON
   `customer.subscription.trial_will_end`; for manual billing, `tiergate billing renew` makes it.
 - `payment.failed`: a renewal's payment failed, and the account is past due. Its grace period
   end is included.
+- `subscription.changed`: the plan, interval or status changed, or a downgrade or cancellation
+  was scheduled or withdrawn, whatever made it change (the pages, Stripe's webhooks, reconcile,
+  renewals). It carries the new terms and `previous` (null for a first subscription).
 
 Notifications go to an outbox table in the same transaction as the change that causes them.
 `tiergate notifications deliver` (run it every minute, like `billing renew` daily) posts the
@@ -40,6 +43,7 @@ from tiergate.clock import Clock
 
 TRIAL_WILL_END = "trial.will_end"
 PAYMENT_FAILED = "payment.failed"
+SUBSCRIPTION_CHANGED = "subscription.changed"
 TRIAL_NOTICE = timedelta(days=3)  # as Stripe's trial_will_end
 BACKOFF = (
     timedelta(minutes=1),
@@ -149,6 +153,28 @@ def trials_ending(session: Session, clock: Clock, provider_name: str) -> list[st
             when = f"{sub.trial_end:%Y-%m-%d}"
             lines.append(f"{sub.account_id}: trial ends {when} (host app notified)")
     return lines
+
+
+def subscription_changed(
+    session: Session,
+    clock: Clock,
+    account_id: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+) -> Notification | None:
+    """The plan, interval, status, a scheduled change or a cancellation changed (any path:
+    the pages, Stripe's webhooks, reconcile, renewals)."""
+    now = clock.now()
+    change = json.dumps([before, after], sort_keys=True)
+    digest = hashlib.sha256(change.encode()).hexdigest()[:16]
+    return enqueue(
+        session,
+        clock,
+        SUBSCRIPTION_CHANGED,
+        account_id,
+        {**after, "previous": before},
+        f"{SUBSCRIPTION_CHANGED}:{account_id}:{now.timestamp():.6f}:{digest}",
+    )
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:

@@ -20,6 +20,7 @@ from typing import Any, ParamSpec
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from billing import notifications
 from billing.models import BillingChange, ChangeStatus, Invoice
 from billing.provider import (
     BillingProvider,
@@ -407,6 +408,7 @@ def _save_state(
 ) -> None:
     now = clock.now()
     sub = account.subscription
+    before = _terms(sub)
     if sub is None:
         sub = Subscription(account_id=account.id, created_at=now, provider=provider_name)
         session.add(sub)
@@ -431,6 +433,22 @@ def _save_state(
     sub.running_discount = running_to_json(state.running_discount)
     sub.updated_at = now
     _sync_addons(session, clock, account.id, state)
+    after = _terms(sub)
+    if after is not None and after != before:
+        notifications.subscription_changed(session, clock, account.id, before, after)
+
+
+def _terms(sub: Subscription | None) -> dict[str, Any] | None:
+    """What a host app is told about a subscription when any of it changes."""
+    if sub is None:
+        return None
+    return {
+        "tier": sub.tier_id,
+        "interval": sub.interval,
+        "status": SubscriptionStatus(sub.status).value,
+        "cancel_at_period_end": bool(sub.cancel_at_period_end),
+        "scheduled_tier": sub.scheduled_tier_id,
+    }
 
 
 def _scheduled(next_plan: Price | None, plan: Price, attr: str) -> str | None:

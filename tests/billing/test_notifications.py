@@ -74,9 +74,12 @@ def receiver(app: Any) -> Any:
     endpoint.close()
 
 
-def queued(app: Any) -> list[Notification]:
+def queued(app: Any, kind: str | None = None) -> list[Notification]:
     with get_db(app).sessionmaker() as s:
-        return list(s.scalars(select(Notification).order_by(Notification.created_at)))
+        query = select(Notification).order_by(Notification.created_at, Notification.id)
+        if kind is not None:
+            query = query.where(Notification.type == kind)
+        return list(s.scalars(query))
 
 
 def deliver(app: Any) -> str:
@@ -96,7 +99,7 @@ def test_stripes_trial_will_end_queues_one_notification_for_the_host_app(
     assert post(client, event("customer.subscription.trial_will_end", obj)).status_code == 200
     # Stripe sends it again as another event (a retry after our lost answer): still one.
     assert post(client, event("customer.subscription.trial_will_end", obj)).status_code == 200
-    [note] = queued(app)
+    [note] = queued(app)  # and nothing else: the subscription did not change
     assert note.type == "trial.will_end" and note.account_id == "acme"
     assert note.payload["data"] == {"tier": "pro", "trial_end": "2026-11-30T12:00:00Z"}
     assert note.payload["id"] == note.id and note.delivered_at is None
@@ -111,8 +114,11 @@ def test_a_failed_renewal_payment_queues_a_notification_with_the_grace_period_en
                "attempt_count": 1}
     assert post(client, event("invoice.payment_failed", renewal, created=failed_at)).status_code \
         == 200
-    [note] = queued(app)
-    assert note.type == "payment.failed"
+    [note] = queued(app, "payment.failed")
+    [changed] = queued(app, "subscription.changed")
+    assert (changed.payload["data"]["status"], changed.payload["data"]["previous"]["status"]) == (
+        "past_due", "active",
+    )
     grace_end = datetime.fromtimestamp(failed_at, UTC) + timedelta(days=7)
     assert note.payload["data"] == {
         "invoice": "in_2", "attempt": 1, "amount_due": 900, "currency": "usd",
@@ -125,7 +131,7 @@ def test_a_declined_upgrade_is_shown_on_the_page_not_notified(
 ) -> None:
     upgrade = {**invoice_obj("in_3", "open", 1000), "billing_reason": "subscription_update"}
     assert post(client, event("invoice.payment_failed", upgrade)).status_code == 200
-    assert queued(app) == []
+    assert queued(app, "payment.failed") == []
 
 
 def test_manual_billing_notifies_trials_ending_within_three_days_once(
@@ -141,7 +147,7 @@ def test_manual_billing_notifies_trials_ending_within_three_days_once(
     assert "soon: trial ends" in first.output and "later" not in first.output
     again = app.test_cli_runner().invoke(billing_group, ["renew"])
     assert "trial ends" not in again.output
-    assert [n.account_id for n in queued(app)] == ["soon"]
+    assert [n.account_id for n in queued(app, "trial.will_end")] == ["soon"]
 
 
 # ---- delivery -----------------------------------------------------------------------------
@@ -250,3 +256,39 @@ def test_two_deliverers_at_once_send_each_notification_once_on_postgres(
     sent = [json.loads(body)["id"] for body, _ in receiver.received]
     assert sorted(sent) == sorted(ids)  # every one, none twice
     assert all(n.delivered_at is not None and n.attempts == 1 for n in queued(app))
+
+
+def test_a_plan_change_through_the_pages_notifies_once_with_the_previous_terms(
+    app: Any, clock: FixedClock, demo_catalog: Any
+) -> None:
+    from billing import service
+    from billing.manual import ManualBilling
+    from tests.billing.conftest import quote_offer
+
+    with get_db(app).session() as s:
+        subscribe(s, "acme", clock, demo_catalog.version)
+        offer_id = quote_offer(
+            s, "acme", clock, demo_catalog.version, amount_due_today=1000, new_recurring=2900
+        ).id
+    urls = service.Urls("http://localhost/ok", "http://localhost/no")
+    with get_db(app).session() as s:
+        service.accept_offer(s, clock, ManualBilling(), offer_id, "acme", urls=urls)
+    with get_db(app).session() as s:  # pressed again: already accepted, nothing changes
+        service.accept_offer(s, clock, ManualBilling(), offer_id, "acme", urls=urls)
+    [note] = queued(app, "subscription.changed")
+    data = note.payload["data"]
+    assert (data["tier"], data["status"], data["previous"]["tier"]) == ("pro", "active", "starter")
+
+
+def test_replayed_stripe_events_notify_no_change_twice(
+    client: Any, app: Any, stripe_double: StripeDouble, acme: str
+) -> None:
+    stripe_double.subscriptions["sub_1"] = state(status="active")  # Pro, from Starter
+    updated = event("customer.subscription.updated", subscription_obj())
+    assert post(client, updated).status_code == 200
+    assert post(client, event("customer.subscription.updated", subscription_obj())).status_code \
+        == 200  # another event, the same state: no change, no notification
+    [note] = queued(app, "subscription.changed")
+    assert (note.payload["data"]["tier"], note.payload["data"]["previous"]["tier"]) == (
+        "pro", "starter",
+    )
