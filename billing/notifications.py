@@ -29,6 +29,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -220,7 +221,9 @@ def deliver_due(
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "tiergate-notifications",
-            "Tiergate-Signature": sign(secret, body, int(now.timestamp())),
+            # Wall-clock time, not the (injectable) business clock: the host app compares the
+            # signature's age with its own clock, as Stripe's receivers do.
+            "Tiergate-Signature": sign(secret, body, int(time.time())),
         }
         try:
             status = send(url, body, headers)

@@ -23,6 +23,7 @@ from flask import (
     Flask,
     Response,
     abort,
+    current_app,
     flash,
     jsonify,
     redirect,
@@ -35,7 +36,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from examples.hostapp import store
 from examples.hostapp.pdf import project_pdf
-from tiergate_client import GateResult, TiergateError
+from tiergate_client import GateResult, InvalidNotification, TiergateError, verify_notification
 from tiergate_client.flask import Gate
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ def create_hostapp(config: dict[str, Any] | None = None) -> Flask:
         DATABASE=os.environ.get("TRACKLY_DATABASE", str(Path(app.instance_path) / "trackly.db")),
         TIERGATE_URL=os.environ.get("TIERGATE_URL", "http://127.0.0.1:5000"),
         TIERGATE_API_KEY=os.environ.get("TIERGATE_API_KEY"),
+        # tiergate's TIERGATE_NOTIFY_SECRET: notifications are refused until it is set
+        TIERGATE_NOTIFY_SECRET=os.environ.get("TIERGATE_NOTIFY_SECRET"),
     )
     app.config.update(config or {})
     if not app.config["TIERGATE_API_KEY"]:
@@ -172,6 +175,7 @@ def make_views(gate: Gate) -> Blueprint:
         return render_template(
             "projects.html",
             account_id=account_id,
+            notices=store.notices(account_id),
             projects=store.list_projects(account_id),
             entitlements=ents,
             usage=usage,
@@ -206,6 +210,26 @@ def make_views(gate: Gate) -> Blueprint:
         body = project_pdf(project["name"], lines)
         return Response(body, mimetype="application/pdf")
 
+    @bp.post("/tiergate/notifications")
+    def tiergate_notification() -> Any:
+        """tiergate's notifications (its TIERGATE_NOTIFY_URL): checked, kept once, shown."""
+        secret = current_app.config.get("TIERGATE_NOTIFY_SECRET")
+        if not secret:
+            return jsonify(error="Set TIERGATE_NOTIFY_SECRET to receive notifications."), 503
+        try:
+            note = verify_notification(
+                request.get_data(), request.headers.get("Tiergate-Signature", ""), secret
+            )
+        except InvalidNotification as exc:
+            return jsonify(error=str(exc)), 400
+        account_id = str(note.get("account_id", ""))
+        if note["type"] == "subscription.changed":
+            gate.invalidate(account_id)  # the new plan shows at once, not after the cache TTL
+        text = notice_text(note)
+        if text:
+            store.add_notice(str(note["id"]), account_id, text)
+        return "", 204
+
     @bp.get("/api/projects")
     @gate.consumes("api_calls")
     def api_list_projects() -> BaseResponse:
@@ -221,6 +245,25 @@ def make_views(gate: Gate) -> Blueprint:
         return jsonify(project), 201
 
     return bp
+
+
+def notice_text(note: dict[str, Any]) -> str | None:
+    """What Trackly tells the workspace about a notification (None: nothing to say)."""
+    data = note.get("data") or {}
+    if note["type"] == "trial.will_end":
+        day = str(data.get("trial_end", ""))[:10]
+        return f"Your trial ends on {day}. Add a payment method under Billing to keep your plan."
+    if note["type"] == "payment.failed":
+        day = str(data.get("grace_ends_at") or "")[:10]
+        until = f" before {day}" if day else ""
+        return f"Your last payment failed. Update your card under Billing{until} to keep your plan."
+    if note["type"] == "subscription.changed":
+        previous = data.get("previous") or {}
+        if data.get("status") == "canceled":
+            return "Your subscription has ended: you are back on the free plan."
+        if data.get("tier") != previous.get("tier"):
+            return f"You are now on the {str(data.get('tier', '')).title()} plan."
+    return None
 
 
 def _project_name(value: Any) -> str:

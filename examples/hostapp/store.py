@@ -16,6 +16,12 @@ CREATE TABLE IF NOT EXISTS projects (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_projects_account ON projects (account_id);
+CREATE TABLE IF NOT EXISTS notices (
+    id TEXT PRIMARY KEY,  -- tiergate's notification id: a notification delivered twice is one
+    account_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
 """
 
 
@@ -77,3 +83,24 @@ def delete_project(account_id: str, project_id: int) -> bool:
             "DELETE FROM projects WHERE account_id = ? AND id = ?", (account_id, project_id)
         )
     return cursor.rowcount == 1
+
+
+def add_notice(notice_id: str, account_id: str, text: str) -> bool:
+    """Keep a notice from tiergate once (False: this notification was already received)."""
+    conn = db()
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO notices (id, account_id, text, created_at) VALUES (?, ?, ?, ?)",
+        (notice_id, account_id, text, datetime.now(UTC).isoformat(timespec="seconds")),
+    )
+    conn.commit()
+    return cursor.rowcount == 1
+
+
+def notices(account_id: str, limit: int = 3) -> list[str]:
+    """The workspace's newest notices, newest first."""
+    rows = db().execute(
+        "SELECT text FROM notices WHERE account_id = ? ORDER BY created_at DESC, rowid DESC "
+        "LIMIT ?",
+        (account_id, limit),
+    )
+    return [row["text"] for row in rows]

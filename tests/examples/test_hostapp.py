@@ -142,3 +142,77 @@ def test_the_billing_button_opens_the_workspaces_billing_page_at_tiergate(trackl
     assert page.status_code == 200
     assert "You are on the Free plan." in page.text
     assert "http://localhost/projects" in page.text  # the way back to Trackly
+
+
+# ---- notifications from tiergate ---------------------------------------------------------------
+
+NOTIFY_SECRET = "trackly-notify-secret-0123"
+
+
+def test_trackly_shows_tiergates_notifications_and_applies_a_new_plan_at_once(
+    app, live_tiergate, clock, tmp_path
+):
+    from billing import service
+    from billing.cli import notifications_group
+    from billing.manual import ManualBilling
+    from tests.client.fake_tiergate import serve
+    from tiergate.db import get_db
+
+    trackly = create_hostapp(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "DATABASE": str(tmp_path / "trackly.db"),
+            "TIERGATE_URL": live_tiergate.url,
+            "TIERGATE_API_KEY": live_tiergate.api_key,
+            "TIERGATE_NOTIFY_SECRET": NOTIFY_SECRET,
+        }
+    )
+    browser = trackly.test_client()
+    browser.post("/login", data={"workspace": "acme", "email": "ops@acme.example"})
+    assert "Plan: <strong>Free</strong>" in browser.get("/projects").get_data(as_text=True)
+
+    with serve(trackly) as trackly_url:
+        app.config["NOTIFY_URL"] = f"{trackly_url}/tiergate/notifications"
+        app.config["NOTIFY_SECRET"] = NOTIFY_SECRET
+        with get_db(app).session() as s:  # acme subscribes to Business (no trial): paid today
+            urls = service.Urls("http://localhost/ok", "http://localhost/no")
+            done = service.checkout(s, clock, ManualBilling(), "acme", "business", "month",
+                                    "usd", expected_amount_due=7900, urls=urls)
+            assert done.status is service.FlowStatus.DONE
+        result = app.test_cli_runner().invoke(notifications_group, ["deliver"])
+        assert "subscription.changed (acme): delivered" in result.output, result.output
+
+        # Its cached entitlements (5 s) were dropped: the new plan shows at once.
+        page = browser.get("/projects").get_data(as_text=True)
+        assert "You are now on the Business plan." in page
+        assert "Plan: <strong>Business</strong>" in page
+
+        # Delivered again (an answer lost on the way): shown once.
+        from billing.models import Notification
+
+        with get_db(app).session() as s:
+            for note in s.query(Notification):
+                note.delivered_at, note.next_attempt_at = None, clock.now()
+        app.test_cli_runner().invoke(notifications_group, ["deliver"])
+        page = browser.get("/projects").get_data(as_text=True)
+        assert page.count("You are now on the Business plan.") == 1
+
+
+def test_trackly_refuses_a_notification_it_cannot_verify(live_tiergate, tmp_path):
+    trackly = create_hostapp(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "DATABASE": str(tmp_path / "trackly.db"),
+            "TIERGATE_URL": live_tiergate.url,
+            "TIERGATE_API_KEY": live_tiergate.api_key,
+            "TIERGATE_NOTIFY_SECRET": NOTIFY_SECRET,
+        }
+    )
+    client = trackly.test_client()
+    body = b'{"id": "ntf_x", "type": "subscription.changed", "account_id": "acme", "data": {}}'
+    forged = client.post("/tiergate/notifications", data=body,
+                         headers={"Tiergate-Signature": "t=1,v1=00"})
+    assert forged.status_code == 400
+    assert "does not match" in forged.get_json()["error"]
