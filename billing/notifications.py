@@ -202,21 +202,19 @@ def deliver_due(
     now = clock.now()
     postgres = session.get_bind().dialect.name == "postgresql"
     lines: list[str] = []
-    tried: set[str] = set()
+    # An attempted notification leaves this query: delivered, or next_attempt_at moved on.
+    query = (
+        select(Notification)
+        .where(Notification.delivered_at.is_(None), Notification.next_attempt_at <= now)
+        .order_by(Notification.created_at, Notification.id)
+        .limit(1)
+    )
+    if postgres:
+        query = query.with_for_update(skip_locked=True)
     while len(lines) < limit:
-        query = (
-            select(Notification)
-            .where(Notification.delivered_at.is_(None), Notification.next_attempt_at <= now)
-            .where(Notification.id.not_in(tried) if tried else Notification.id.is_not(None))
-            .order_by(Notification.created_at, Notification.id)
-            .limit(1)
-        )
-        if postgres:
-            query = query.with_for_update(skip_locked=True)
         note = session.scalar(query)
         if note is None:
             break
-        tried.add(note.id)
         body = json.dumps(note.payload, separators=(",", ":"), sort_keys=True).encode()
         headers = {
             "Content-Type": "application/json",

@@ -523,7 +523,7 @@ def _commit_intent(session: Session, provider: BillingProvider) -> None:
     the invoice and the offer's "paid" are recovered, not only the subscription. ManualBilling
     applies everything in our own transaction, so it needs no separate intent.
     """
-    if getattr(provider, "remote", False):
+    if provider.remote:
         session.commit()
 
 

@@ -3,9 +3,11 @@ and the period end. Every flow writes a pending BillingChange (its id is the pro
 idempotency key) before calling the provider, then marks it applied or failed; entitlements
 (the Subscription row) change only once the provider reports the payment succeeded.
 
-Functions take (session, clock, provider, ...), raise tiergate.exceptions errors and do not
-commit. A declined card or an unreachable provider is an answer, not an exception: the flow
-returns it so the caller commits the failed (or still pending) change and shows the message.
+Functions take (session, clock, provider, ...) and raise tiergate.exceptions errors. They do
+not commit their outcome, with one exception: before a remote provider (Stripe) is called, the
+session is committed so that the pending change survives a crash (records.call_provider). A
+declined card or an unreachable provider is an answer, not an exception: the flow returns it so
+the caller commits the failed (or still pending) change and shows the message.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ from tiergate.exceptions import (
     TiergateError,
 )
 from tiers import store
-from tiers.model import Catalog
+from tiers.model import Catalog, Promotion
 
 # Re-exported: the flows' result types, for callers that only import this module.
 __all__ = ["FlowResult", "FlowStatus", "QuoteExpired", "Urls"]
@@ -462,16 +464,20 @@ def checkout_quote(
     return plan, quote, trial_days
 
 
+def promotion_with_code(catalog: Catalog, code: str) -> Promotion | None:
+    """The catalog promotion a customer's typed code names (codes ignore letter case)."""
+    return next(
+        (p for p in catalog.promotions if p.code and p.code.casefold() == code.casefold()), None
+    )
+
+
 def _checkout_discount(
     catalog: Catalog, tier_id: str, interval: str, currency: str, now: datetime, code: str | None
 ) -> Discount | None:
     if not code:
         return _auto_discount(catalog, tier_id, interval, currency, now)
     typed = code.strip()
-    promo = next(
-        (p for p in catalog.promotions if p.code and p.code.casefold() == typed.casefold()),
-        None,
-    )
+    promo = promotion_with_code(catalog, typed)
     tier = catalog.tier(tier_id)
     plan_name = f"{tier.name if tier else tier_id}, billed {interval}ly"
     if promo is None:

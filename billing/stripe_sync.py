@@ -276,21 +276,15 @@ def _code_actions(client: stripe.StripeClient, catalog: Catalog, now: datetime) 
             if _tagged(code)
         ]
     actions: list[Action] = []
-    wanted: set[str] = set()
+    handled: set[str] = set()  # live codes kept as they are, or retired for new terms
     for promo in catalog.promotions:
         if promo.code is None or _unsyncable(catalog, promo, now):
             continue
         coupon = _coupon_params(catalog, promo)
         expires = int(promo.ends_at.timestamp()) if promo.ends_at else None
-        same = [
-            c
-            for c in live
-            if c.code.casefold() == promo.code.casefold()
-            and _coupon_of(c) == coupon["id"]
-            and c.expires_at == expires
-        ]
-        if same:
-            wanted.add(same[0].id)
+        matching = [c for c in live if c.code.casefold() == promo.code.casefold()]
+        handled.update(c.id for c in matching)
+        if any(_coupon_of(c) == coupon["id"] and c.expires_at == expires for c in matching):
             continue
         if coupon["id"] not in coupons:
             actions.append(
@@ -308,9 +302,7 @@ def _code_actions(client: stripe.StripeClient, catalog: Catalog, now: datetime) 
         }
         if expires is not None:
             code["expires_at"] = expires
-        for old in live:  # the same code with other terms: retire it first (codes are unique)
-            if old.code.casefold() == promo.code.casefold():
-                wanted.discard(old.id)
+        # The same code with other terms is retired first: active codes are unique in Stripe.
         actions += [
             Action(
                 "deactivate_promotion_code",
@@ -318,8 +310,7 @@ def _code_actions(client: stripe.StripeClient, catalog: Catalog, now: datetime) 
                 old.id,
                 {"active": False},
             )
-            for old in live
-            if old.code.casefold() == promo.code.casefold()
+            for old in matching
         ]
         actions.append(
             Action(
@@ -329,9 +320,6 @@ def _code_actions(client: stripe.StripeClient, catalog: Catalog, now: datetime) 
                 code,
             )
         )
-        wanted.add(promo.code)
-    retired = [c for c in live if c.id not in wanted and c.code not in wanted]
-    changed = {a.target for a in actions if a.kind == "deactivate_promotion_code"}
     actions += [
         Action(
             "deactivate_promotion_code",
@@ -339,8 +327,8 @@ def _code_actions(client: stripe.StripeClient, catalog: Catalog, now: datetime) 
             c.id,
             {"active": False},
         )
-        for c in retired
-        if c.id not in changed
+        for c in live
+        if c.id not in handled
     ]
     return actions
 

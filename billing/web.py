@@ -554,25 +554,21 @@ def checkout_page() -> Page:
     currency = request.values.get("currency") or catalog.default_currency
     code = request.values.get("code", "").strip()[:64] or None
     code_error = None
-    if code is not None:
-        try:  # a code that does not apply: say why, and show the price without it
-            service.checkout_quote(
-                session, clock, account_id, tier_id, interval, currency.lower(), code
-            )
-        except InvalidRequest as exc:
-            code_error, code = exc.message, None
-        else:  # shown as the catalog spells it
-            code = next(
-                (
-                    p.code
-                    for p in catalog.promotions
-                    if p.code and p.code.casefold() == code.casefold()
-                ),
-                code,
-            )
-    plan, quote, trial_days = service.checkout_quote(
-        session, clock, account_id, tier_id, interval, currency.lower(), code
-    )
+    try:
+        plan, quote, trial_days = service.checkout_quote(
+            session, clock, account_id, tier_id, interval, currency.lower(), code
+        )
+    except InvalidRequest as exc:
+        if code is None:
+            raise
+        # A code that does not apply: say why, and show the price without it.
+        code_error, code = exc.message, None
+        plan, quote, trial_days = service.checkout_quote(
+            session, clock, account_id, tier_id, interval, currency.lower()
+        )
+    if code is not None:  # shown as the catalog spells it
+        promo = service.promotion_with_code(catalog, code)
+        code = promo.code if promo is not None and promo.code else code
     notice = None
     if request.method == "POST" and code_error is None:
         done, notice = _submit(

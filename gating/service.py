@@ -6,7 +6,8 @@ version come from the per-process cache of gating/cache.py (on a miss: one query
 add-ons or overrides when it has any); catalogs come from the per-version cache of
 tiers/store.py; entitlements are resolved at the clock's time on every call. So a boolean check
 needs no database round trip, a metered check one read of the counter, and a consume one atomic
-statement (gating/usage.py) plus the idempotency key's row when it carries one.
+statement (gating/usage.py; on PostgreSQL the same statement claims the idempotency key) and one
+more to store the answer. `consume` commits its count before it builds the answer.
 """
 
 from __future__ import annotations
@@ -388,14 +389,30 @@ def consume(
     counted = False  # the count is settled (total None: the cap said no, or not countable)
     if idempotency_key is not None:
         request_hash = hashlib.sha256(f"{feature_id}\x00{quantity}".encode()).hexdigest()
-        both = None
-        if countable:  # PostgreSQL: count and claim the key in one committed statement
-            item = (idempotency_key, request_hash, quantity)
-            both = _count_keyed(session, clock, account_id, feature_id, start, access.cap, item)
+        both: tuple[int, int | None] | None = None
+        if countable and _postgres(session) and (access.cap is None or quantity <= access.cap):
+            # One statement counts and claims the key, committed at once: the counter's row
+            # lock is held for that statement only.
+            with _autocommit(session) as conn:
+                try:
+                    both = usage.count_and_claim(
+                        conn,
+                        account_id=account_id,
+                        key=idempotency_key,
+                        request_hash=request_hash,
+                        feature_id=feature_id,
+                        period_start=start,
+                        quantity=quantity,
+                        cap=access.cap,
+                        now=clock.now(),
+                    )
+                except IntegrityError:  # the key is known, or claimed meanwhile: nothing written
+                    both = None
         if both is not None:
             claim, total = both
             counted = True
         else:  # another dialect, or the key is known: the first answer, or claim it now
+            # (a request that can never fit is claimed here too, and denied below)
             first = _claim_key(session, clock, account_id, idempotency_key, request_hash)
             if isinstance(first, Decision):
                 return first
@@ -442,42 +459,6 @@ def _autocommit(session: Session) -> Any:
     engine = session.get_bind()
     assert isinstance(engine, Engine)
     return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-
-
-def _count_keyed(
-    session: Session,
-    clock: Clock,
-    account_id: str,
-    feature_id: str,
-    start: datetime,
-    cap: int | None,
-    item: tuple[str, str, int],
-) -> tuple[int, int | None] | None:
-    """PostgreSQL: count a keyed consume and claim its key in one autocommitted statement (one
-    round trip; the counter's row lock is held for that statement only). (claim id, total or
-    None when the cap said no), or None: another dialect, or the key is known (or was claimed
-    concurrently; then nothing was written), so the caller claims it on its own."""
-    engine = session.get_bind()
-    if not isinstance(engine, Engine) or engine.dialect.name != "postgresql":
-        return None
-    key, request_hash, quantity = item
-    if cap is not None and quantity > cap:
-        return None  # can never fit: the caller records the denial
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        try:
-            return usage.count_and_claim(
-                conn,
-                account_id=account_id,
-                key=key,
-                request_hash=request_hash,
-                feature_id=feature_id,
-                period_start=start,
-                quantity=quantity,
-                cap=cap,
-                now=clock.now(),
-            )
-        except IntegrityError:  # the key is known, or was claimed meanwhile: nothing written
-            return None
 
 
 @dataclass(frozen=True)

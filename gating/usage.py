@@ -213,7 +213,7 @@ def _count_and_claim_statement(capped: bool) -> Any:
                    ON CONFLICT (...) DO UPDATE SET used = used + n WHERE used + n <= cap
                    RETURNING used),
          claim AS (INSERT INTO usage_requests (..., response = {"counted": added.used})
-                   ON CONFLICT DO NOTHING RETURNING id)
+                   RETURNING id)
     SELECT (SELECT id FROM claim), (SELECT used FROM added)
 
     A known key counts nothing (NOT EXISTS) and its claim fails on the unique index, which

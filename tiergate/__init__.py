@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from tiergate.config import PROJECT_ROOT, defaults, validate
+from tiergate.config import PROJECT_ROOT, defaults, text_from_env, validate
 
 __all__ = ["create_app"]
 
@@ -23,6 +23,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     app.config.from_mapping(defaults(app.instance_path))
     app.config.from_prefixed_env("TIERGATE")
+    text_from_env(app.config, os.environ)
     if test_config:
         app.config.update(test_config)
     validate(app.config)

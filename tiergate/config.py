@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,30 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "SQL_ECHO": False,
         "JSON_SORT_KEYS": False,
     }
+
+
+# Secrets, URLs and names: read as written. `from_prefixed_env` reads values as JSON, so a
+# secret of digits would otherwise become a number (and `null` would become None).
+TEXT_SETTINGS = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "BASE_URL",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_API_BASE",
+    "BILLING_PROVIDER",
+    "BILLING_RETURN_ORIGINS",
+    "NOTIFY_URL",
+    "NOTIFY_SECRET",
+)
+
+
+def text_from_env(config: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Put the TIERGATE_* text settings back as the strings they were written as."""
+    for name in TEXT_SETTINGS:
+        value = environ.get(f"TIERGATE_{name}")
+        if value is not None:
+            config[name] = value
 
 
 def validate(config: dict[str, Any]) -> None:

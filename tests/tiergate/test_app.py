@@ -14,6 +14,17 @@ def test_environment_variables_override_defaults(monkeypatch, tmp_path):
     assert app.config["BASE_URL"] == "https://billing.example.com"
 
 
+def test_secrets_of_digits_stay_text(monkeypatch, tmp_path):
+    # The environment is read as JSON: a secret of digits would become a number and break
+    # signing. Secrets and URLs are kept as written.
+    monkeypatch.setenv("TIERGATE_NOTIFY_URL", "https://app.example/hook")
+    monkeypatch.setenv("TIERGATE_NOTIFY_SECRET", "12345678901234567890")
+    monkeypatch.setenv("TIERGATE_SECRET_KEY", "123456789012345678901234567890")
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+    assert app.config["NOTIFY_SECRET"] == "12345678901234567890"
+    assert app.config["SECRET_KEY"] == "123456789012345678901234567890"
+
+
 def test_test_config_overrides_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("TIERGATE_BASE_URL", "https://billing.example.com")
     app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "BASE_URL": "http://t"})
