@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from billing import notifications
+from billing import event_shapes, notifications
 from billing.models import BillingChange, ChangeStatus, Invoice, WebhookEvent
 from billing.provider import Outcome
 from billing.sync_state import (
@@ -100,12 +100,13 @@ def _shape_problems(event: Any) -> str | None:
         return "'id' is longer than 64 characters"
     if not isinstance(event.get("type"), str) or not event["type"]:
         return "'type' must be a non-empty string"
-    if not isinstance(event.get("created"), int) or isinstance(event["created"], bool):
-        return "'created' must be a unix timestamp"
+    created = event_shapes.timestamp_problem(event.get("created"), "created")
+    if created:
+        return created
     data = event.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         return "'data.object' must be an object"
-    return None
+    return event_shapes.problem(event["type"], data["object"])
 
 
 # ---- the event store ------------------------------------------------------------------------

@@ -1101,23 +1101,35 @@ def test_signed_but_malformed_events_are_400_and_store_nothing(
 
 
 @pytest.mark.parametrize(
-    "obj",
+    ("obj", "field"),
     [
-        {"id": "sub_1", "metadata": []},
-        {"id": "sub_1", "metadata": "tiergate=1"},
-        {"id": "in_1", "parent": ["subscription_details"]},
-        {"id": "in_1", "parent": {"subscription_details": {"metadata": ["tiergate"]}}},
-        {"id": "in_1", "subscription_details": {"metadata": 1}},
+        ({"id": "sub_1", "metadata": []}, "data.object.metadata"),
+        ({"id": "sub_1", "metadata": "tiergate=1"}, "data.object.metadata"),
+        ({"id": "sub_1", "metadata": {"tiergate": 1}}, "data.object.metadata"),
+        ({"id": "in_1", "parent": ["subscription_details"]}, "data.object.parent"),
+        (
+            {"id": "in_1", "parent": {"subscription_details": {"metadata": ["tiergate"]}}},
+            "data.object.parent.subscription_details.metadata",
+        ),
+        (
+            {"id": "in_1", "subscription_details": {"metadata": 1}},
+            "data.object.subscription_details.metadata",
+        ),
     ],
 )
 @pytest.mark.parametrize("type_", ["customer.subscription.updated", "invoice.paid"])
-def test_a_signed_event_with_odd_metadata_is_ignored(
-    app, client, world, webhooks_on, obj, type_
+def test_a_signed_event_with_odd_metadata_is_400_naming_the_field(
+    app, client, world, webhooks_on, obj, field, type_
 ) -> None:
     body = event_payload(_event(id="evt_odd", type=type_, data={"object": obj}))
-    response = _post_webhook(client, body, sign_payload(body, WEBHOOK_SECRET))
-    assert response.status_code == 200, response.get_json()
-    assert response.get_json()["status"] == "processed"
+    response = expect_rejected(
+        app,
+        lambda: _post_webhook(client, body, sign_payload(body, WEBHOOK_SECRET)),
+        "/webhooks/",
+    )
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "malformed_event" and f"'{field}'" in error["message"]
 
 
 def test_signed_events_with_odd_objects_never_fail_with_a_500(

@@ -8,6 +8,8 @@ StripeBilling against the fake Stripe API.
 
 from __future__ import annotations
 
+import copy
+import re
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -229,6 +231,84 @@ def test_a_correctly_signed_body_that_is_not_a_stripe_event_is_a_400(
     response = client.post(URL, data=body, headers={"Stripe-Signature": header})
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == code
+    assert stored(app) == []
+
+
+JUNK: list[Any] = [None, 5, -1, "x", True, 10**30, [], [1], {}, {"a": 1}]
+TYPED_OBJECTS: list[tuple[str, dict[str, Any]]] = [
+    ("invoice.paid", invoice_obj()),
+    ("invoice.payment_failed",
+     invoice_obj(status="open") | {"billing_reason": "subscription_cycle", "attempt_count": 2}),
+    ("invoice.voided", invoice_obj(status="void")),
+    ("customer.subscription.updated", subscription_obj()),
+    ("customer.subscription.trial_will_end", subscription_obj() | {"trial_end": 1_790_000_000}),
+    ("checkout.session.completed",
+     {"id": "cs_1", "object": "checkout.session", "client_reference_id": "acme",
+      "customer": "cus_acme", "subscription": "sub_1", "metadata": dict(TAGS)}),
+]
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path into a JSON value, the value's own first."""
+    found = [prefix]
+    items = value.items() if isinstance(value, dict) else enumerate(value) \
+        if isinstance(value, list) else ()
+    for key, inner in items:
+        found += _paths(inner, (*prefix, key))
+    return found
+
+
+def _with(obj: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    changed = copy.deepcopy(obj)
+    target: Any = changed
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return changed
+
+
+def test_a_tagged_event_with_any_field_mistyped_is_processed_or_a_400_never_a_500(
+    client: Any, app: Any, stripe_double: StripeDouble, acme: str
+) -> None:
+    """Every field of every handled object, in turn, replaced by junk: the handlers either
+    take it (a field they do not read, or junk that is a valid value) or the delivery is
+    refused with 400 naming that field, with nothing stored."""
+    stripe_double.subscriptions["sub_1"] = state(PRO)
+    refused = 0
+    for type_, obj in TYPED_OBJECTS:
+        for path in _paths(obj)[1:]:
+            for junk in JUNK:
+                sent = _with(obj, path, junk)
+                if type_.startswith("invoice") and path != ("id",):
+                    sent["id"] = f"in_{next(_counter)}"  # a new invoice each time
+                before = len(stored(app))
+                response = post(client, event(type_, sent))
+                where = (type_, path, junk, response.get_json())
+                assert response.status_code in (200, 400), where
+                if response.status_code == 400:
+                    refused += 1
+                    error = response.get_json()["error"]
+                    assert error["code"] == "malformed_event", where
+                    field = "data.object" + "".join(
+                        f"[{key}]" if isinstance(key, int) else f".{key}" for key in path)
+                    named = re.search(r"'([^']+)' must", error["message"])
+                    # the field itself, its parent, or the junk's own first element
+                    assert named and (field.startswith(named[1])
+                                      or named[1].startswith(field)), where
+                    assert len(stored(app)) == before, where
+                else:
+                    assert response.get_json()["status"] == "processed", where
+    assert refused > 100
+
+
+@pytest.mark.parametrize("created", [None, "1", -1, 10**30, 2**63, True])
+def test_an_event_created_at_an_impossible_time_is_a_400(
+    client: Any, app: Any, stripe_double: StripeDouble, acme: str, created: Any
+) -> None:
+    evt = event("customer.subscription.updated", subscription_obj()) | {"created": created}
+    response = post(client, evt)
+    assert response.status_code == 400
+    assert "'created' must be a unix timestamp" in response.get_json()["error"]["message"]
     assert stored(app) == []
 
 

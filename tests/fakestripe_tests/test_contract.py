@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from billing import event_shapes
 from tests.fakestripe import FakeStripe
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -138,3 +139,21 @@ def test_omitted_keys_are_really_in_the_fixtures(fixtures: dict[str, Any]) -> No
 def test_fixture_file_is_not_copied_into_the_project() -> None:
     copies = [p for p in PROJECT_ROOT.rglob("fixtures3*.json") if ".git" not in p.parts]
     assert copies == []
+
+
+@pytest.mark.parametrize(
+    ("event_type", "kind"),
+    [
+        ("invoice.paid", "invoice"),
+        ("customer.subscription.updated", "subscription"),
+        ("checkout.session.completed", "checkout.session"),
+    ],
+)
+def test_stripes_published_objects_pass_the_webhook_shape_check(
+    event_type: str, kind: str, fixtures: dict[str, Any], produced: dict[str, dict[str, Any]]
+) -> None:
+    """The types tiergate's webhook requires (billing/event_shapes.py) are Stripe's own: its
+    published objects, and the fake's, are never refused as malformed."""
+    assert event_shapes.problem(event_type, fixtures[kind]) is None
+    if kind in produced:
+        assert event_shapes.problem(event_type, produced[kind]) is None
