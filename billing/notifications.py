@@ -11,6 +11,8 @@ tiergate tells the host app's backend, like Stripe's own webhooks: a signed JSON
 - `subscription.changed`: the plan, interval or status changed, or a downgrade or cancellation
   was scheduled or withdrawn, whatever made it change (the pages, Stripe's webhooks, reconcile,
   renewals). It carries the new terms and `previous` (null for a first subscription).
+- `invoice.paid`: money was collected (a first plan, an upgrade, a renewal, an add-on), so the
+  host app can send its receipt. An invoice of zero (a trial's start) is not one.
 
 Notifications go to an outbox table in the same transaction as the change that causes them.
 `tiergate notifications deliver` (run it every minute, like `billing renew` daily) posts the
@@ -39,12 +41,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing.models import Notification
+from billing.models import Invoice, Notification
 from tiergate.clock import Clock
 
 TRIAL_WILL_END = "trial.will_end"
 PAYMENT_FAILED = "payment.failed"
 SUBSCRIPTION_CHANGED = "subscription.changed"
+INVOICE_PAID = "invoice.paid"
 TRIAL_NOTICE = timedelta(days=3)  # as Stripe's trial_will_end
 BACKOFF = (
     timedelta(minutes=1),
@@ -130,6 +133,27 @@ def payment_failed(
     }
     key = f"{PAYMENT_FAILED}:{invoice_id}:{attempt}"
     return enqueue(session, clock, PAYMENT_FAILED, account_id, data, key)
+
+
+def invoice_paid(session: Session, clock: Clock, invoice: Invoice) -> Notification | None:
+    """A receipt: money was collected on this invoice (a zero one, as a trial's, is not)."""
+    if invoice.status != "paid" or invoice.amount_paid <= 0:
+        return None
+    session.flush()  # the row's id, which the dedupe key is made of
+    paid_at = invoice.paid_at or clock.now()
+    data = {
+        "invoice": invoice.external_id,
+        "provider": invoice.provider,
+        "amount_paid": invoice.amount_paid,
+        "currency": invoice.currency,
+        "paid_at": _iso(paid_at),
+        "lines": [
+            {"description": line.get("description", ""), "amount": line.get("amount", 0)}
+            for line in invoice.lines or []
+        ],
+    }
+    key = f"{INVOICE_PAID}:{invoice.id}"
+    return enqueue(session, clock, INVOICE_PAID, invoice.account_id, data, key)
 
 
 def trials_ending(session: Session, clock: Clock, provider_name: str) -> list[str]:

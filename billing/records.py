@@ -386,6 +386,8 @@ def apply_result(
             paid_at=now if charge.status == "paid" else None,
         )
         session.add(invoice)
+    if invoice is not None:
+        notifications.invoice_paid(session, clock, invoice)
     change.status = ChangeStatus.APPLIED
     change.error = None
     change.result = {

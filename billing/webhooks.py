@@ -445,6 +445,7 @@ def record_invoice(session: Session, clock: Clock, account: Account, obj: dict[s
     if status == "paid":
         paid_at = (obj.get("status_transitions") or {}).get("paid_at")
         row.paid_at = as_datetime(paid_at) if isinstance(paid_at, int) else clock.now()
+        notifications.invoice_paid(session, clock, row)
     session.flush()
     return f"invoice {external_id} {status}"
 

@@ -257,6 +257,8 @@ def notice_text(note: dict[str, Any]) -> str | None:
         day = str(data.get("grace_ends_at") or "")[:10]
         until = f" before {day}" if day else ""
         return f"Your last payment failed. Update your card under Billing{until} to keep your plan."
+    if note["type"] == "invoice.paid":
+        return "Payment received, thank you. Your invoices are under Billing."
     if note["type"] == "subscription.changed":
         previous = data.get("previous") or {}
         if data.get("status") == "canceled":

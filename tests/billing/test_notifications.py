@@ -290,3 +290,63 @@ def test_replayed_stripe_events_notify_no_change_twice(
     assert (note.payload["data"]["tier"], note.payload["data"]["previous"]["tier"]) == (
         "pro", "starter",
     )
+
+
+def test_a_paid_upgrade_sends_one_receipt_with_the_amount_charged(
+    app: Any, clock: FixedClock, demo_catalog: Any
+) -> None:
+    from billing import service
+    from billing.manual import ManualBilling
+    from billing.models import Invoice
+    from tests.billing.conftest import quote_offer
+
+    with get_db(app).session() as s:
+        subscribe(s, "acme", clock, demo_catalog.version)
+        offer_id = quote_offer(
+            s, "acme", clock, demo_catalog.version, amount_due_today=1000, new_recurring=2900
+        ).id
+    urls = service.Urls("http://localhost/ok", "http://localhost/no")
+    for _ in range(2):  # pressed twice: one charge, one receipt
+        with get_db(app).session() as s:
+            service.accept_offer(s, clock, ManualBilling(), offer_id, "acme", urls=urls)
+    with get_db(app).sessionmaker() as s:
+        [invoice] = s.scalars(select(Invoice)).all()
+    [note] = queued(app, "invoice.paid")
+    data = note.payload["data"]
+    assert data["amount_paid"] == invoice.amount_paid > 0
+    assert (data["currency"], data["provider"], data["invoice"]) == ("usd", "manual", None)
+    assert sum(line["amount"] for line in data["lines"]) == invoice.amount_paid
+    assert note.account_id == "acme"
+
+
+def test_stripes_invoice_paid_sends_one_receipt_and_a_zero_invoice_none(
+    client: Any, app: Any, stripe_double: StripeDouble, acme: str
+) -> None:
+    stripe_double.subscriptions["sub_1"] = state(status="active")
+    paid = invoice_obj("in_10", "paid", 2900)
+    for _ in range(2):  # Stripe sends the same invoice again in a new event
+        assert post(client, event("invoice.paid", paid)).status_code == 200
+    assert post(client, event("invoice.paid", invoice_obj("in_11", "paid", 0))).status_code == 200
+    [note] = queued(app, "invoice.paid")
+    assert note.payload["data"] == {
+        "invoice": "in_10",
+        "provider": "stripe",
+        "amount_paid": 2900,
+        "currency": "usd",
+        "paid_at": "2026-10-31T12:01:00Z",  # status_transitions.paid_at
+        "lines": [{"description": "1 × Pro (at $29.00 / month)", "amount": 2900}],
+    }
+
+
+def test_a_failed_invoice_paid_later_sends_its_receipt_then(
+    client: Any, app: Any, stripe_double: StripeDouble, acme: str
+) -> None:
+    stripe_double.subscriptions["sub_1"] = state(status="past_due")
+    failed = {**invoice_obj("in_12", "open", 900), "billing_reason": "subscription_cycle"}
+    assert post(client, event("invoice.payment_failed", failed)).status_code == 200
+    assert queued(app, "invoice.paid") == []
+    stripe_double.subscriptions["sub_1"] = state(status="active")
+    recovered = {**invoice_obj("in_12", "paid", 900), "billing_reason": "subscription_cycle"}
+    assert post(client, event("invoice.paid", recovered)).status_code == 200
+    [note] = queued(app, "invoice.paid")
+    assert (note.payload["data"]["invoice"], note.payload["data"]["amount_paid"]) == ("in_12", 900)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from billing import downgrade, service
 from billing.manual import ManualBilling
-from billing.models import BillingChange, ChangeStatus, Invoice
+from billing.models import BillingChange, ChangeStatus, Invoice, Notification
 from billing.provider import QuoteMismatch
 from gating.models import Account, AccountAddOn, Offer, OfferEvent, OfferStatus
 from tests.billing.conftest import (
@@ -336,6 +336,8 @@ def test_renewal_catches_up_every_missed_period_with_its_own_invoice(
     clock.set(datetime(2027, 2, 2, tzinfo=UTC))
     results = service.apply_period_end(session, clock, MANUAL)
     assert [r.invoice.amount_paid for r in results if r.invoice] == [900, 900, 900]
+    receipts = session.scalars(select(Notification).where(Notification.type == "invoice.paid"))
+    assert [n.payload["data"]["amount_paid"] for n in receipts] == [900, 900, 900]
     sub = session.get(Account, "acme").subscription  # type: ignore[union-attr]
     assert sub.current_period_end == datetime(2027, 2, 28, 12, 0, tzinfo=UTC)
 

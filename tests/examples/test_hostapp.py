@@ -182,11 +182,13 @@ def test_trackly_shows_tiergates_notifications_and_applies_a_new_plan_at_once(
             assert done.status is service.FlowStatus.DONE
         result = app.test_cli_runner().invoke(notifications_group, ["deliver"])
         assert "subscription.changed (acme): delivered" in result.output, result.output
+        assert "invoice.paid (acme): delivered" in result.output, result.output
 
         # Its cached entitlements (5 s) were dropped: the new plan shows at once.
         page = browser.get("/projects").get_data(as_text=True)
         assert "You are now on the Business plan." in page
         assert "Plan: <strong>Business</strong>" in page
+        assert "Payment received, thank you." in page
 
         # Delivered again (an answer lost on the way): shown once.
         from billing.models import Notification
