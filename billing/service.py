@@ -150,66 +150,6 @@ def _offer_terms(
     return _Terms(catalog, plan, addon, current, kept)
 
 
-def requote(session: Session, clock: Clock, offer: Offer) -> Offer:
-    """A fresh offer for an expired one: the same tier, interval and add-on at today's amounts.
-
-    Reuses a fresh offer already made for this one while it holds, so reloading the page does
-    not mint offers.
-    """
-    now = clock.now()
-    later = session.scalars(
-        select(Offer).where(
-            Offer.account_id == offer.account_id, Offer.created_at >= offer.created_at
-        )
-    )
-    for candidate in later:
-        fresh_enough = candidate.expires_at is None or candidate.expires_at > now
-        if (candidate.details or {}).get("requoted_from") == offer.id and fresh_enough:
-            return candidate
-    published = store.load(session)
-    catalog = published.catalog
-    if not offer.to_tier_id or not offer.interval:
-        raise Conflict("This offer cannot be re-quoted: open it again from the app.")
-    plan = tier_price(catalog, offer.to_tier_id, offer.interval, offer.currency)
-    sub = live_subscription(account_of(session, offer.account_id))
-    discount = _auto_discount(catalog, plan.item_id, offer.interval, offer.currency, now)
-    if sub is None:
-        quote = start_quote(plan, (), (), now, 0, discount)
-        renewal = plan.amount
-    else:
-        state = state_of(session, sub)
-        kept = reprice(catalog, state.addons, offer.interval, offer.currency)
-        quote = change_quote(state, plan, kept, (), now, discount)
-        renewal = plan.amount + sum(a.amount for a in kept)
-    fresh = Offer(
-        id="off_" + secrets.token_hex(12),
-        account_id=offer.account_id,
-        trigger=offer.trigger,
-        feature_id=offer.feature_id,
-        quantity=offer.quantity,
-        catalog_version=published.version,
-        from_tier_id=sub.tier_id if sub is not None else offer.from_tier_id,
-        to_tier_id=plan.item_id,
-        from_interval=sub.interval if sub is not None else None,
-        interval=offer.interval,
-        currency=offer.currency,
-        addon_id=offer.addon_id,
-        promotion_id=discount.promotion_id if discount else None,
-        contact_sales=False,
-        new_recurring_amount=plan.amount,
-        amount_due_today=quote.amount_due,
-        next_renewal_amount=renewal,
-        proration_date=now,
-        prompt=True,
-        details={**(offer.details or {}), "requoted_from": offer.id},
-        expires_at=now + timedelta(minutes=catalog.offers.quote_valid_minutes),
-        created_at=now,
-    )
-    session.add(fresh)
-    session.flush()
-    return fresh
-
-
 def _offer_change_id(session: Session, offer_id: str, yearly: bool = False) -> str:
     """Deterministic per attempt: a retry after a crash reuses the idempotency key (the yearly
     alternative is another request, so another key)."""

@@ -254,7 +254,7 @@ def _requoted(offer: Offer, account_id: str) -> str | None:
     """The link of a fresh quote for an expired offer (None when it cannot be re-quoted)."""
     session = get_session()
     try:
-        fresh = service.requote(session, get_clock(), offer)
+        fresh = offers.requote(session, get_clock(), offer)
     except TiergateError:
         session.rollback()
         return None

@@ -10,6 +10,7 @@ denials still carry the offer, with `prompt` false.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -17,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing.proration import add_interval
+from billing.records import LIVE
 from gating import policy
 from gating.models import (
     Account,
@@ -30,7 +32,7 @@ from gating.models import (
 from tiergate.clock import Clock
 from tiergate.exceptions import Conflict, InvalidRequest, NotFound
 from tiers import store
-from tiers.model import Catalog, FeatureKind, Tier
+from tiers.model import Catalog, FeatureKind, Promotion, Tier
 from tiers.money import format_money, yearly_saving
 
 EVENT_TYPES = ("shown", "clicked", "dismissed", "accepted", "paid", "failed")
@@ -85,15 +87,102 @@ def offer_for(
     if plan is None:
         return None
     prompt = not _cooling_down(session, account.id, feature_id, catalog, now)
-    old_recurring = 0
-    if current.paid and current.interval is not None:
-        old_recurring = current.tier.price(current.interval, current.currency) or 0
-    body = _body(plan, old_recurring, current.interval)
-    fields: dict[str, Any] = dict(
-        account_id=account.id,
+    body = _body(plan, current)
+    fields = _fields(account.id, trigger, newest.version, current, plan)
+    existing = _reusable(session, fields, now)
+    if existing is not None:
+        if existing.prompt != prompt:
+            existing.prompt = prompt
+        if existing.quantity != requested:
+            existing.quantity = requested
+            usage = {"usage": body["usage"], "reason": body["reason"]}
+            existing.details = {**(existing.details or {}), **usage}
+        return existing
+    return _create(session, catalog, now, fields, plan, body, quantity=requested, prompt=prompt)
+
+
+def requote(
+    session: Session, clock: Clock, offer: Offer, *, code: Promotion | None = None
+) -> Offer:
+    """The same offer quoted again now: a fresh quote for an expired one, or with the promotion
+    of a code the customer typed (`code`). Every amount is computed anew by the policy, the
+    yearly alternative too. The new offer keeps the trigger, feature and tier, and names the
+    offer it came from (`details.requoted_from` or `details.code_from`); one is reused while it
+    holds, so reloading the page does not mint offers.
+
+    Conflict when it cannot be: a contact-sales offer, or the account is on that tier by now.
+    """
+    now = clock.now()
+    origin = "code_from" if code is not None else "requoted_from"
+    later = session.scalars(
+        select(Offer).where(
+            Offer.account_id == offer.account_id, Offer.created_at >= offer.created_at
+        )
+    )
+    for candidate in later:
+        details = candidate.details or {}
+        fresh = candidate.expires_at is None or candidate.expires_at > now
+        same_code = details.get("code") == (code.code if code is not None else None)
+        if details.get(origin) == offer.id and same_code and fresh:
+            return candidate
+    newest = store.load(session)
+    catalog = newest.catalog
+    account = session.get(Account, offer.account_id)
+    target = catalog.tier(offer.to_tier_id or "")
+    feature = catalog.feature(offer.feature_id or "")
+    held = _held(session, account, catalog) if account is not None else None
+    if offer.contact_sales or target is None or feature is None or held is None:
+        raise Conflict("This offer cannot be quoted again: open it again from the app.")
+    assert account is not None
+    current = _current(session, account, held, catalog, now)
+    used = ((offer.details or {}).get("usage") or {}).get("used")
+    if feature.kind is FeatureKind.BOOLEAN:
+        need = policy.Need.enable(feature.id)
+    else:
+        need = policy.Need.units(feature.id, used or 0, offer.quantity or 0)
+    plan = policy.price_upgrade(catalog, current, need, now, target, code)
+    if plan is None:
+        raise Conflict(f"You are already on {target.name} or above: nothing to upgrade.")
+    body = _body(plan, current)
+    body[origin] = offer.id
+    if code is not None:
+        body["code"] = code.code
+    fields = _fields(account.id, offer.trigger, newest.version, current, plan)
+    fields["feature_id"] = offer.feature_id
+    return _create(session, catalog, now, fields, plan, body, quantity=offer.quantity)
+
+
+@dataclass(frozen=True)
+class _Held:
+    """The tier an account holds by its subscription, as Entitlements names it for _current."""
+
+    tier: Tier
+    catalog_version: int
+
+
+def _held(session: Session, account: Account, catalog: Catalog) -> _Held | None:
+    """What billing changes from: the live subscription's tier, or the newest free tier."""
+    sub = account.subscription
+    if sub is not None and sub.status in LIVE:
+        tier = store.load(session, sub.catalog_version).catalog.tier(sub.tier_id)
+        return _Held(tier, sub.catalog_version) if tier is not None else None
+    free = next((t for t in catalog.tiers if t.free), None)
+    return _Held(free, store.load(session).version) if free is not None else None
+
+
+def _fields(
+    account_id: str,
+    trigger: OfferTrigger,
+    version: int,
+    current: policy.Current,
+    plan: policy.UpgradePlan,
+) -> dict[str, Any]:
+    """An offer's columns that say what it quotes (an identical quote reuses the offer)."""
+    return dict(
+        account_id=account_id,
         trigger=trigger,
-        feature_id=feature_id,
-        catalog_version=newest.version,
+        feature_id=plan.feature.id,
+        catalog_version=version,
         from_tier_id=current.tier.id,
         to_tier_id=plan.to_tier.id,
         from_interval=current.interval,
@@ -105,19 +194,23 @@ def offer_for(
         new_recurring_amount=plan.new_recurring_amount,
         next_renewal_amount=plan.next_renewal_amount,
     )
-    existing = _reusable(session, fields, now)
-    if existing is not None:
-        if existing.prompt != prompt:
-            existing.prompt = prompt
-        if existing.quantity != requested:
-            existing.quantity = requested
-            usage = {"usage": body["usage"], "reason": body["reason"]}
-            existing.details = {**(existing.details or {}), **usage}
-        return existing
+
+
+def _create(
+    session: Session,
+    catalog: Catalog,
+    now: datetime,
+    fields: dict[str, Any],
+    plan: policy.UpgradePlan,
+    body: dict[str, Any],
+    *,
+    quantity: int | None,
+    prompt: bool = True,
+) -> Offer:
     valid = None if plan.contact_sales else timedelta(minutes=catalog.offers.quote_valid_minutes)
     offer = Offer(
         id="off_" + secrets.token_urlsafe(18),
-        quantity=requested,
+        quantity=quantity,
         amount_due_today=plan.amount_due_today,
         proration_date=now,
         prompt=prompt,
@@ -308,8 +401,11 @@ def _reusable(session: Session, fields: dict[str, Any], now: datetime) -> Offer 
     return None
 
 
-def _body(plan: policy.UpgradePlan, old_recurring: int, old_interval: str | None) -> dict[str, Any]:
+def _body(plan: policy.UpgradePlan, current: policy.Current) -> dict[str, Any]:
     """The plan as the JSON stored in Offer.details (the full quote the customer was shown)."""
+    old_recurring, old_interval = 0, current.interval
+    if current.paid and current.interval is not None:
+        old_recurring = current.tier.price(current.interval, current.currency) or 0
     yearly = plan.yearly
     return {
         "reason": plan.reason,

@@ -178,6 +178,42 @@ def choose_upgrade(
     )
     if target is None:
         return None
+    return _plan(catalog, current, need, now, feature, target, before)
+
+
+def price_upgrade(
+    catalog: Catalog,
+    current: Current,
+    need: Need,
+    now: datetime,
+    target: Tier,
+    code: Promotion | None = None,
+) -> UpgradePlan | None:
+    """The plan `choose_upgrade` makes for a given tier, at `now` (an offer re-quoted), with
+    the promotion of a code the customer typed in place of the automatic one wherever the code
+    applies (its tiers, intervals and currency). None: the tier is not an upgrade any more."""
+    feature = catalog.feature(need.feature_id)
+    interval = current.interval or Interval.MONTH.value
+    if feature is None or target.id not in {
+        t.id for t in _above(catalog, current, interval, current.currency.lower())
+    }:
+        return None
+    before = need.current or _effective(current.tier, current.addons, feature.id)
+    return _plan(catalog, current, need, now, feature, target, before, code)
+
+
+def _plan(
+    catalog: Catalog,
+    current: Current,
+    need: Need,
+    now: datetime,
+    feature: Feature,
+    target: Tier,
+    before: Grant,
+    code: Promotion | None = None,
+) -> UpgradePlan:
+    interval = current.interval or Interval.MONTH.value
+    currency = current.currency.lower()
     after = _effective(target, current.addons, feature.id)
     texts = _texts(feature, current.tier, target, before, after, need)
     if target.contact_sales:
@@ -194,7 +230,7 @@ def choose_upgrade(
             contact_sales=True,
             contact_sales_url=catalog.offers.contact_sales_url,
         )
-    return _priced(catalog, current, need, now, feature, target, before, after, texts)
+    return _priced(catalog, current, need, now, feature, target, before, after, texts, code)
 
 
 def _priced(
@@ -207,10 +243,11 @@ def _priced(
     before: Grant,
     after: Grant,
     texts: tuple[str | None, str, str, str],
+    code: Promotion | None,
 ) -> UpgradePlan:
     interval, currency = current.interval or Interval.MONTH.value, current.currency.lower()
     price = _price(target, interval, currency)
-    promo = _promotion(catalog, target, interval, currency, now)
+    promo = _promotion(catalog, target, interval, currency, now, code)
     charge, renewal_at = _charge(current, target, interval, currency, promo, now, catalog)
     trialing = _trialing(current, now)
     renewal = price + sum(i.total for i in _kept(current, interval, currency, catalog))
@@ -224,7 +261,7 @@ def _priced(
             f"{format_money(renewal, currency)} is on {current.trial_end:%B %-d, %Y}."
         )
     promotion = _promotion_offer(promo, charge)
-    yearly = _yearly(catalog, current, target, currency, now)
+    yearly = _yearly(catalog, current, target, currency, now, code)
     jump = _jump(current, target, interval, currency, catalog, yearly, promotion)
     return UpgradePlan(
         feature,
@@ -396,16 +433,27 @@ def _charge(
 
 
 def _promotion(
-    catalog: Catalog, tier: Tier, interval: str, currency: str, now: datetime
+    catalog: Catalog,
+    tier: Tier,
+    interval: str,
+    currency: str,
+    now: datetime,
+    code: Promotion | None = None,
 ) -> Promotion | None:
-    """The first active promotion applied automatically to this tier and interval."""
+    """The typed code's promotion where it applies, else the first active promotion applied
+    automatically to this tier and interval."""
+    if code is not None and code.active(now) and _applies(code, tier, interval, currency):
+        return code
     for promo in catalog.active_promotions(now):
-        if promo.code is not None or tier.free or not promo.applies_to(tier.id, interval):
-            continue
-        if promo.percent_off is None and not promo.amount_off.get(currency):
-            continue
-        return promo
+        if promo.code is None and _applies(promo, tier, interval, currency):
+            return promo
     return None
+
+
+def _applies(promo: Promotion, tier: Tier, interval: str, currency: str) -> bool:
+    if tier.free or not promo.applies_to(tier.id, interval):
+        return False
+    return promo.percent_off is not None or bool(promo.amount_off.get(currency))
 
 
 def _discount(promo: Promotion | None, currency: str) -> Discount | None:
@@ -429,7 +477,12 @@ def _promotion_offer(promo: Promotion | None, charge: Proration) -> PromotionOff
 
 
 def _yearly(
-    catalog: Catalog, current: Current, target: Tier, currency: str, now: datetime
+    catalog: Catalog,
+    current: Current,
+    target: Tier,
+    currency: str,
+    now: datetime,
+    code: Promotion | None = None,
 ) -> YearlyAlternative | None:
     """The same tier paid yearly, for a monthly (or free) account, when it is sold yearly."""
     if current.interval not in (None, Interval.MONTH):
@@ -442,7 +495,7 @@ def _yearly(
         _kept(current, Interval.MONTH, currency, catalog)
     ):
         return None  # an add-on the account keeps is not sold yearly
-    promo = _promotion(catalog, target, year, currency, now)
+    promo = _promotion(catalog, target, year, currency, now, code)
     charge, renewal_at = _charge(current, target, year, currency, promo, now, catalog)
     saving = yearly_saving(monthly, yearly)
     return YearlyAlternative(

@@ -301,7 +301,7 @@ def test_an_expired_quote_says_when_it_was_quoted_and_shows_the_current_price(
     # 31 minutes later, Stripe's proration gives 4.49 credit and 14.48 charge.
     shown = dollars(re.search(r"Upgrade now — pay (\S+) today", fresh).group(1))  # type: ignore[union-attr]
     assert shown == 999
-    fresh_id = re.search(r'action="/offers/(off_\w+)/accept"', fresh).group(1)  # type: ignore[union-attr]
+    fresh_id = re.search(r'action="/offers/(off_[\w-]+)/accept"', fresh).group(1)  # type: ignore[union-attr]
     post_form(client, fresh, f"/offers/{fresh_id}/accept")
     assert [i.amount_paid for i in invoices(db)] == [999]
     assert tier_of(db) == "pro"
@@ -624,6 +624,32 @@ def test_paying_yearly_from_the_offer_page_charges_the_yearly_amount_shown(
     with db() as s:
         total = funnel.funnel_window(s, clock, None, None).total
     assert (total.paid, total.mrr_added) == (1, {"usd": 29000 // 12 - 900})
+
+
+def test_paying_yearly_from_a_re_quoted_offer_charges_the_new_yearly_amount_shown(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    """Re-quoting an expired offer quotes its yearly alternative anew too (it once kept the
+    old amount, and paying it was refused as not matching the charge)."""
+    offer_id, _, yearly = _gate_offer_page(app, client, db, clock, version)
+    clock.advance(days=3)
+    moved = client.get(path(portal.offer_link(app.config, "acme", offer_id)))
+    assert moved.status_code == 302
+    fresh = client.get(path(moved.headers["Location"])).get_data(as_text=True)
+    fresh_id = re.search(r'action="/offers/(off_[\w-]+)/accept"', fresh).group(1)  # type: ignore[union-attr]
+    shown = dollars(re.search(r"Pay yearly — (\S+) today", fresh).group(1))  # type: ignore[union-attr]
+    assert shown != yearly["amount_due_today"]  # three days less of the month are credited
+    response = post_form(
+        client, fresh, 'name="interval" value="year"', url=f"/offers/{fresh_id}/accept"
+    )
+    assert response.status_code == 302
+    [invoice] = invoices(db)
+    assert invoice.amount_paid == shown
+    assert tier_of(db) == "pro"
 
 
 @pytest.mark.parametrize("interval", ["week", "yearly", "x" * 500])
