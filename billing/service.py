@@ -416,10 +416,26 @@ def _checkout_discount(
 ) -> Discount | None:
     if not code:
         return _auto_discount(catalog, tier_id, interval, currency, now)
+    promo = code_promotion(catalog, code, tier_id, (interval,), currency, now)
+    return discount_for(catalog, promo.id, currency)
+
+
+def code_promotion(
+    catalog: Catalog,
+    code: str,
+    tier_id: str,
+    intervals: tuple[str, ...],
+    currency: str,
+    now: datetime,
+) -> Promotion:
+    """The running promotion a typed code names, for this tier in one of these intervals and
+    this currency; InvalidRequest saying why not (unknown, not started, expired, another plan
+    or currency)."""
     typed = code.strip()
     promo = promotion_with_code(catalog, typed)
     tier = catalog.tier(tier_id)
-    plan_name = f"{tier.name if tier else tier_id}, billed {interval}ly"
+    billed = " or ".join(f"{interval}ly" for interval in intervals)
+    plan_name = f"{tier.name if tier else tier_id}, billed {billed}"
     if promo is None:
         raise InvalidRequest(
             f"The promotion code {typed!r} does not exist.", details={"code": typed}
@@ -433,7 +449,7 @@ def _checkout_discount(
         raise InvalidRequest(
             f"The promotion code {promo.code!r} has expired.", details={"code": typed}
         )
-    if not promo.applies_to(tier_id, interval):
+    if not any(promo.applies_to(tier_id, interval) for interval in intervals):
         raise InvalidRequest(
             f"The promotion code {promo.code!r} does not apply to {plan_name}.",
             details={"code": typed},
@@ -443,7 +459,24 @@ def _checkout_discount(
             f"The promotion code {promo.code!r} does not apply to prices in {currency.upper()}.",
             details={"code": typed},
         )
-    return discount_for(catalog, promo.id, currency)
+    return promo
+
+
+def offer_with_code(session: Session, clock: Clock, offer: Offer, code: str) -> Offer:
+    """The offer quoted again with the promotion of a code the customer typed on the offer
+    page, wherever the code applies (the offer's interval, its yearly alternative); the
+    code replaces the catalog's automatic promotion there. InvalidRequest saying why a code
+    does not apply; Conflict for an offer that cannot be re-quoted."""
+    if offer.status in (OfferStatus.ACCEPTED, OfferStatus.PAID):
+        raise Conflict("This offer was already accepted.")
+    if offer.contact_sales or not offer.to_tier_id or not offer.interval:
+        raise Conflict("This plan is sold through our sales team: codes do not apply to it.")
+    catalog = store.load(session).catalog
+    intervals: tuple[str, ...] = (offer.interval,)
+    if offer.interval == "month" and (offer.details or {}).get("yearly_alternative"):
+        intervals = ("month", "year")
+    promo = code_promotion(catalog, code, offer.to_tier_id, intervals, offer.currency, clock.now())
+    return offers.requote(session, clock, offer, code=promo)
 
 
 def _auto_discount(

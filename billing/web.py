@@ -139,10 +139,14 @@ def _yearly(details: dict[str, Any], tier: Tier, interval: str, currency: str) -
     paying it today costs when it can be bought from the offer page (due_today None: not)."""
     stored = details.get("yearly_alternative")
     if isinstance(stored, dict):
+        promo = stored.get("promotion")
         return {
             "amount": stored["recurring_amount"],
             "saving": stored.get("saving_amount", 0),
             "due_today": stored.get("amount_due_today"),
+            "promotion": _named(details, promo["id"], promo["name"])
+            if isinstance(promo, dict)
+            else None,
         }
     month, year = tier.price("month", currency), tier.price("year", currency)
     if interval == "month" and month and year and month * 12 > year:
@@ -175,9 +179,16 @@ def _promotion(details: dict[str, Any], catalog: Catalog, offer: Offer) -> Any:
     stored = details.get("promotion")
     if isinstance(stored, dict):
         ends = _instant(stored.get("ends_at")) if stored.get("limited_time") else None
-        return {"name": stored["name"], "ends_at": ends}
+        return {"name": _named(details, stored["id"], stored["name"]), "ends_at": ends}
     promo = next((p for p in catalog.promotions if p.id == offer.promotion_id), None)
     return {"name": promo.name, "ends_at": promo.ends_at} if promo else None
+
+
+def _named(details: dict[str, Any], promotion_id: str, name: str) -> str:
+    """A promotion's name, with the code that brought it when the customer typed one."""
+    code = details.get("code")
+    typed = code and details.get("code_promotion") == promotion_id
+    return f"Code {code} ({name})" if typed else name
 
 
 def _addon(session: Any, clock: Any, catalog: Catalog, offer: Offer, interval: str) -> Any:
@@ -238,6 +249,17 @@ def offer_page(offer_id: str) -> Page:
         fresh = _requoted(offer, account_id)
         if fresh is not None:
             return redirect(fresh)
+    typed = request.args.get("code", "").strip()[:64]
+    code_error = None
+    if typed and not view["expired"] and not view["contact_sales"]:
+        try:
+            coded = service.offer_with_code(session, get_clock(), offer, typed)
+        except InvalidRequest as exc:  # a code that does not apply: say why, keep the offer
+            session.rollback()
+            code_error = exc.message
+        else:
+            session.commit()
+            return redirect(_offer_url(coded, account_id))
     if not view["expired"] and not any(e.type is OfferStatus.SHOWN for e in offer.events):
         offers.record_event(session, get_clock(), offer.id, "shown", account_id=account_id)
         session.commit()
@@ -246,8 +268,18 @@ def offer_page(offer_id: str) -> Page:
         token=request.values["t"],
         return_url=_return_url(),
         expired_message=_requote_message(offer),
+        codes=_codes_running(),
+        typed_code=typed if code_error else (offer.details or {}).get("code"),
+        code_error=code_error,
         **view,
-    )
+    ), (422 if code_error else 200)
+
+
+def _codes_running() -> bool:
+    """Whether the offer page asks for a promotion code: only while a catalog code runs."""
+    catalog = store.load(get_session()).catalog
+    now = get_clock().now()
+    return any(p.code and p.active(now) for p in catalog.promotions)
 
 
 def _requoted(offer: Offer, account_id: str) -> str | None:
@@ -259,7 +291,13 @@ def _requoted(offer: Offer, account_id: str) -> str | None:
         session.rollback()
         return None
     session.commit()
-    return portal.offer_link(current_app.config, account_id, fresh.id, _return_url())
+    return _offer_url(fresh, account_id)
+
+
+def _offer_url(offer: Offer, account_id: str) -> str:
+    """The offer page of another offer of the same customer (a re-quote), on this host."""
+    token = portal.offer_token(current_app.config, account_id, offer.id)
+    return url_for("billing.offer_page", offer_id=offer.id, t=token, return_url=_return_url())
 
 
 def _requote_message(offer: Offer) -> str | None:

@@ -6,6 +6,10 @@ shown, and an offer accepted through the API was clicked), so `shown >= clicked 
 paid` always holds. Conversion is paid / shown in integer basis points (rounded down). The monthly
 recurring revenue added by a paid offer is its new recurring amount minus the old one, each
 normalised per month (a yearly amount // 12), summed per currency.
+
+An offer quoted again from another (its price expired, or the customer typed a promotion code)
+continues that offer: the customer saw one offer, so the chain counts once, with every step any
+of its offers reached, under the first offer's trigger and feature.
 """
 
 from __future__ import annotations
@@ -109,7 +113,7 @@ def funnel(session: Session, *, since: datetime, until: datetime) -> Funnel:
     catalogs: dict[int, Catalog] = {}
     total = FunnelRow(None, None)
     groups: dict[tuple[str, str | None, str | None], FunnelRow] = {}
-    for offer in offers:
+    for offer, chain in _chains(offers).items():
         trigger, feature = offer.trigger.value, offer.feature_id
         rows = [
             total,
@@ -117,8 +121,9 @@ def funnel(session: Session, *, since: datetime, until: datetime) -> Funnel:
             _row(groups, ("f", None, feature)),
             _row(groups, ("tf", trigger, feature)),
         ]
-        events = reached[offer.id]
-        added = _mrr_added(session, catalogs, offer) if OfferStatus.PAID in events else 0
+        events = set().union(*(reached[link.id] for link in chain))
+        paid = next((link for link in chain if OfferStatus.PAID in reached[link.id]), None)
+        added = _mrr_added(session, catalogs, paid) if paid is not None else 0
         for row in rows:
             _count(row, events)
             if added:
@@ -131,6 +136,26 @@ def funnel(session: Session, *, since: datetime, until: datetime) -> Funnel:
         _sorted(r for k, r in groups.items() if k[0] == "f"),
         _sorted(r for k, r in groups.items() if k[0] == "tf"),
     )
+
+
+def _chains(offers: list[Offer]) -> dict[Offer, list[Offer]]:
+    """Each first offer with the offers quoted again from it (an expired price re-quoted, a
+    code typed), in the order made: the customer saw one offer, so it counts once."""
+    by_id = {offer.id: offer for offer in offers}
+    chains: dict[Offer, list[Offer]] = {}
+    for offer in offers:  # oldest first: an origin is placed before the offers made from it
+        first, seen = offer, {offer.id}
+        while (origin := _origin(first)) in by_id and origin not in seen:
+            first = by_id[origin]
+            seen.add(origin)
+        chains.setdefault(first, []).append(offer)
+    return chains
+
+
+def _origin(offer: Offer) -> str | None:
+    details = offer.details or {}
+    origin = details.get("requoted_from") or details.get("code_from")
+    return origin if isinstance(origin, str) else None
 
 
 def _row(

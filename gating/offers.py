@@ -146,7 +146,7 @@ def requote(
     body = _body(plan, current)
     body[origin] = offer.id
     if code is not None:
-        body["code"] = code.code
+        body["code"], body["code_promotion"] = code.code, code.id
     fields = _fields(account.id, offer.trigger, newest.version, current, plan)
     fields["feature_id"] = offer.feature_id
     return _create(session, catalog, now, fields, plan, body, quantity=offer.quantity)
@@ -166,7 +166,7 @@ def _held(session: Session, account: Account, catalog: Catalog) -> _Held | None:
     if sub is not None and sub.status in LIVE:
         tier = store.load(session, sub.catalog_version).catalog.tier(sub.tier_id)
         return _Held(tier, sub.catalog_version) if tier is not None else None
-    free = next((t for t in catalog.tiers if t.free), None)
+    free = catalog.free_tier
     return _Held(free, store.load(session).version) if free is not None else None
 
 

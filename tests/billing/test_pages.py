@@ -11,9 +11,10 @@ import html
 import re
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from billing import portal
 from billing.cli import billing_group
@@ -812,3 +813,165 @@ def test_an_expired_promotion_code_says_so(app, client, db, clock, coded) -> Non
     )
     assert response.status_code == 422
     assert "has expired" in html.unescape(response.get_data(as_text=True))
+
+
+# ---- promotion codes typed on the offer page (upgrade in place) -----------------------------
+
+UPGRADE_CODES = """promotions:
+  - id: pro_half
+    name: Half off your first Pro month
+    percent_off: 50
+    tiers: [pro]
+    intervals: [month]
+    code: PROHALF
+    duration: once
+  - id: pro_year_30
+    name: 30 % off a first Pro year
+    percent_off: 30
+    tiers: [pro]
+    intervals: [year]
+    code: YEAR30
+    duration: once
+  - id: old_code
+    name: Last year's code
+    percent_off: 10
+    tiers: [pro]
+    starts_at: 2025-01-01
+    ends_at: 2026-01-01
+    code: OLD10
+    duration: once
+"""
+
+
+def publish_upgrade_codes(app, clock, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The demo catalog plus codes for Pro (the automatic yearly_launch promotion stays)."""
+    from tests.conftest import DEMO_CATALOG
+    from tiers import store
+    from tiers.loader import load_catalog_file
+
+    source_path = tmp_path / "catalog.yaml"
+    source_path.write_text(DEMO_CATALOG.read_text().replace("promotions:\n", UPGRADE_CODES, 1))
+    catalog, source = load_catalog_file(source_path)
+    with get_db(app).session() as s:
+        store.publish(s, catalog, source=source, author="t", note="codes", now=clock.now())
+
+
+def _coded_page(client, link: str, code: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """Type `code` on the offer page: the new offer's id and page."""
+    response = client.get(path(link) + f"&code={code}")
+    assert response.status_code == 302, response.get_data(as_text=True)
+    page = client.get(path(response.headers["Location"])).get_data(as_text=True)
+    offer_id = re.search(r'action="/offers/(off_[\w-]+)/accept"', page).group(1)  # type: ignore[union-attr]
+    return offer_id, page
+
+
+def test_a_code_typed_on_the_offer_page_lowers_the_amount_and_that_amount_is_charged(
+    app, client, db, clock, version, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    publish_upgrade_codes(app, clock, tmp_path)
+    offer_id, plain, _ = _gate_offer_page(app, client, db, clock, version)
+    assert 'name="code"' in plain
+    before = dollars(re.search(r"Upgrade now — pay (\S+) today", plain).group(1))  # type: ignore[union-attr]
+    link = portal.offer_link(app.config, "acme", offer_id)
+    coded_id, page = _coded_page(client, link, "prohalf")  # any letter case
+    assert coded_id != offer_id
+    text = html.unescape(page)
+    assert "Code PROHALF (Half off your first Pro month) is included in these amounts." in text
+    assert 'value="PROHALF"' in page
+    shown = dollars(re.search(r"Upgrade now — pay (\S+) today", page).group(1))  # type: ignore[union-attr]
+    assert shown < before
+    # Typing it again (a reload) reuses the same quote.
+    assert _coded_page(client, link, "PROHALF")[0] == coded_id
+    response = post_form(client, page, f"/offers/{coded_id}/accept")
+    assert response.status_code == 302
+    [invoice] = invoices(db)
+    assert invoice.amount_paid == shown
+    assert tier_of(db) == "pro"
+    assert event_types(db, coded_id)[-2:] == ["accepted", "paid"]
+    with db() as s:
+        coded = s.get(Offer, coded_id)
+        assert (coded.promotion_id, coded.details["code"]) == ("pro_half", "PROHALF")  # type: ignore[union-attr]
+        assert coded.details["code_from"] == offer_id  # type: ignore[union-attr]
+        assert (coded.trigger.value, coded.feature_id) == ("limit_reached", "projects")  # type: ignore[union-attr]
+    # The funnel: one offer shown (then quoted again with the code), clicked, paid.
+    from gating import funnel
+
+    with db() as s:
+        window = funnel.funnel_window(s, clock, None, None)
+    [limit] = [row for row in window.by_trigger if row.trigger == "limit_reached"]
+    assert (limit.created, limit.shown, limit.clicked, limit.paid) == (1, 1, 1, 1)
+    assert limit.mrr_added == {"usd": 2900 - 900}
+
+
+def test_a_yearly_only_code_discounts_the_yearly_alternative_it_applies_to(
+    app, client, db, clock, version, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    publish_upgrade_codes(app, clock, tmp_path)
+    offer_id, plain, yearly = _gate_offer_page(app, client, db, clock, version)
+    monthly = dollars(re.search(r"Upgrade now — pay (\S+) today", plain).group(1))  # type: ignore[union-attr]
+    link = portal.offer_link(app.config, "acme", offer_id)
+    coded_id, page = _coded_page(client, link, "YEAR30")
+    text = html.unescape(page)
+    assert dollars(re.search(r"Upgrade now — pay (\S+) today", page).group(1)) == monthly  # type: ignore[union-attr]
+    assert "Code YEAR30 (30 % off a first Pro year) is included in the amount due today." in text
+    shown = dollars(re.search(r"Pay yearly — (\S+) today", page).group(1))  # type: ignore[union-attr]
+    assert shown < yearly["amount_due_today"]  # 30 % instead of the automatic 20 %
+    response = post_form(
+        client, page, 'name="interval" value="year"', url=f"/offers/{coded_id}/accept"
+    )
+    assert response.status_code == 302
+    [invoice] = invoices(db)
+    assert invoice.amount_paid == shown
+    with db() as s:
+        sub = s.get(Account, "acme").subscription  # type: ignore[union-attr]
+        assert (sub.tier_id, sub.interval) == ("pro", "year")
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("NOPE", "The promotion code 'NOPE' does not exist."),
+        ("OLD10", "The promotion code 'OLD10' has expired."),
+        ("x" * 300, "does not exist."),
+        ("<script>", "The promotion code '<script>' does not exist."),
+    ],
+)
+def test_a_code_that_does_not_apply_to_the_offer_says_why_and_changes_nothing(
+    app, client, db, clock, version, tmp_path, code, message
+) -> None:  # type: ignore[no-untyped-def]
+    publish_upgrade_codes(app, clock, tmp_path)
+    offer_id, plain, _ = _gate_offer_page(app, client, db, clock, version)
+    with db() as s:
+        offers_before = s.scalar(select(func.count()).select_from(Offer))
+    link = portal.offer_link(app.config, "acme", offer_id)
+    response = client.get(path(link) + "&" + urlencode({"code": code}))
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert message in html.unescape(page) and "<script>" not in page
+    assert 'aria-invalid="true"' in page and 'role="alert"' in page
+    assert re.search(r"Upgrade now — pay (\S+) today", page).group(1) == re.search(  # type: ignore[union-attr]
+        r"Upgrade now — pay (\S+) today", plain
+    ).group(1)  # type: ignore[union-attr]
+    with db() as s:
+        assert s.scalar(select(func.count()).select_from(Offer)) == offers_before
+    assert invoices(db) == [] and tier_of(db) == "starter"
+
+
+def test_a_code_for_another_plan_says_which_plan_the_offer_is_for(
+    app, client, db, clock, version, coded
+) -> None:  # type: ignore[no-untyped-def]
+    offer_id, _, _ = _gate_offer_page(app, client, db, clock, version)
+    link = portal.offer_link(app.config, "acme", offer_id)
+    response = client.get(path(link) + "&code=WELCOME25")
+    assert response.status_code == 422
+    assert (
+        "The promotion code 'WELCOME25' does not apply to Pro, billed monthly or yearly."
+        in html.unescape(response.get_data(as_text=True))
+    )
+
+
+def test_without_a_running_code_the_offer_page_asks_for_none(
+    app, client, db, clock, version
+) -> None:  # type: ignore[no-untyped-def]
+    _, page, _ = _gate_offer_page(app, client, db, clock, version)
+    assert 'name="code"' not in page

@@ -372,6 +372,31 @@ def test_a_promotion_code_typed_on_the_checkout_page_is_charged_by_stripe_checko
     assert subscription(shop.app, "newco").tier_id == "business"
 
 
+def test_a_code_typed_on_the_offer_page_is_what_stripe_charges_for_the_upgrade(
+    shop: Shop, client: Any, clock: FixedClock, db: Any, tmp_path: Any
+) -> None:
+    from tests.billing.test_pages import publish_upgrade_codes
+
+    publish_upgrade_codes(shop.app, clock, tmp_path)
+    sub_id = shop.subscribed(STARTER)
+    offer_id, link = gate_offer_link(shop)
+    plain = amount_on(client.get(link).get_data(as_text=True), r"Upgrade now — pay (\S+) today")
+    response = client.get(link + "&code=PROHALF")
+    assert response.status_code == 302
+    page = client.get(path(response.headers["Location"])).get_data(as_text=True)
+    coded_id = re.search(r'action="/offers/(off_[\w-]+)/accept"', page).group(1)  # type: ignore[union-attr]
+    shown = amount_on(page, r"Upgrade now — pay (\S+) today")
+    assert (plain, shown) == (1000, 275)  # Pro's unused half, 14.50, halved, less 4.50
+
+    assert post_form(client, page, f"/offers/{coded_id}/accept").status_code == 302
+    *_, upgrade = shop.stripe_invoices()
+    assert (upgrade.status, upgrade.amount_paid) == ("paid", shown)
+    assert price_ids(shop.stripe_subscription(sub_id)) == [PRO.lookup_key]
+    assert subscription(shop.app).tier_id == "pro"
+    shop.deliver()
+    assert [i.amount_paid for i in local_invoices(shop.app)] == [900, shown]
+
+
 # ---- 2. a declined card on that upgrade ------------------------------------------------------
 
 

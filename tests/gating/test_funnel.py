@@ -111,3 +111,21 @@ def test_bad_window_is_refused(session, window):
         funnel(session, since=window[1], until=window[0])
     with pytest.raises(InvalidRequest, match="timezone-aware"):
         funnel(session, since=window[0].replace(tzinfo=None), until=window[1])
+
+
+def test_an_offer_quoted_again_counts_once_with_the_steps_of_its_chain(
+    session, clock, demo_catalog
+):
+    """Shown, expired and re-quoted, then paid: one offer shown and paid, not two shown."""
+    since = clock.now()
+    account = make_account(session, clock, "a", "starter", version=demo_catalog.version)
+    first = quote(session, clock, account, demo_catalog)
+    walk(session, clock, first, "shown")
+    clock.advance(hours=1)  # the quote expired
+    again = offers.requote(session, clock, first)
+    assert again.id != first.id and again.details["requoted_from"] == first.id
+    walk(session, clock, again, "shown", "clicked", "accepted", "paid")
+    report = funnel(session, since=since, until=clock.now() + timedelta(seconds=1))
+    row = report.total
+    assert (row.created, row.shown, row.clicked, row.paid) == (1, 1, 1, 1)
+    assert row.conversion_bp == 10000 and row.mrr_added == {"usd": 2900 - 900}
