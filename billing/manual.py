@@ -34,6 +34,7 @@ class ManualBilling:
 
     name = "manual"
     remote = False  # everything happens in our own transaction
+    same_plan_discounts = True  # the discount is on our own invoice lines
 
     def start_subscription(self, request: StartRequest) -> Result:
         """Start at once: a full period (or the trial) from `request.start`, invoiced as paid."""

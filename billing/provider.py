@@ -239,6 +239,8 @@ class BillingProvider(Protocol):
 
     name: str  # "manual" | "stripe": stored in Subscription.provider and Invoice.provider
     remote: bool  # True: it changes state outside our database (intents are committed first)
+    # False: a promotion cannot discount a change within the current plan (monthly to yearly)
+    same_plan_discounts: bool
 
     def start_subscription(self, request: StartRequest) -> Result:
         """Start a paid subscription: DONE (manual, saved card) or REDIRECT (Stripe Checkout)."""

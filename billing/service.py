@@ -612,18 +612,49 @@ def _check_proration_date(session: Session, clock: Clock, at: datetime) -> None:
         raise QuoteExpired("This price was quoted too long ago: here is the current price.")
 
 
-def yearly_quote(session: Session, clock: Clock, account_id: str, at: datetime) -> Quote:
-    """What switching the account from monthly to yearly billing costs today, at `at`."""
+@dataclass(frozen=True)
+class _Yearly:
+    state: SubscriptionState
+    plan: Price
+    addons: tuple[Price, ...]
+    discount: Discount | None
+    withheld: Promotion | None  # a running promotion the provider cannot give this switch
+    quote: Quote
+
+
+def _yearly_terms(
+    session: Session, provider: BillingProvider | None, account_id: str, at: datetime
+) -> _Yearly:
     _, sub = live_or_conflict(session, account_id)
     if sub.interval != "month":
         raise Conflict("This subscription is already billed yearly.")
     state = state_of(session, sub)
     within_period(state, at)
-    published = store.load(session)
-    plan = tier_price(published.catalog, sub.tier_id, "year", sub.currency)
-    addons = reprice(published.catalog, state.addons, "year", sub.currency)
-    discount = _auto_discount(published.catalog, sub.tier_id, "year", sub.currency, at)
-    return change_quote(state, plan, addons, (), at, discount)
+    catalog = store.load(session).catalog
+    plan = tier_price(catalog, sub.tier_id, "year", sub.currency)
+    addons = tuple(reprice(catalog, state.addons, "year", sub.currency))
+    discount = _auto_discount(catalog, sub.tier_id, "year", sub.currency, at)
+    withheld = None
+    if discount is not None and provider is not None and not provider.same_plan_discounts:
+        withheld = next(p for p in catalog.promotions if p.id == discount.promotion_id)
+        discount = None
+    quote = change_quote(state, plan, addons, (), at, discount)
+    return _Yearly(state, plan, addons, discount, withheld, quote)
+
+
+def yearly_quote(
+    session: Session,
+    clock: Clock,
+    account_id: str,
+    at: datetime,
+    provider: BillingProvider | None = None,
+) -> tuple[Quote, Promotion | None]:
+    """What switching the account from monthly to yearly billing costs today, at `at`, and
+    the catalog promotion for yearly billing that `provider` cannot give a switch within the
+    current plan (Stripe: its coupon would discount the credit for the unused month too), if
+    any: the quote is then without it."""
+    terms = _yearly_terms(session, provider, account_id, at)
+    return terms.quote, terms.withheld
 
 
 @settles
@@ -639,15 +670,12 @@ def switch_to_yearly(
 ) -> FlowResult:
     """Month -> year now, prorated like an upgrade; the new yearly period starts today."""
     _check_proration_date(session, clock, proration_date)
-    quote = yearly_quote(session, clock, account_id, proration_date)
+    terms = _yearly_terms(session, provider, account_id, proration_date)
+    quote = terms.quote
     if quote.amount_due != expected_amount_due:
         raise QuoteExpired("The price changed since the page was shown: here is the current price.")
     account, sub = live_or_conflict(session, account_id)
-    state = state_of(session, sub)
     published = store.load(session)
-    plan = tier_price(published.catalog, sub.tier_id, "year", sub.currency)
-    addons = reprice(published.catalog, state.addons, "year", sub.currency)
-    discount = _auto_discount(published.catalog, sub.tier_id, "year", sub.currency, proration_date)
     change = new_change(
         session,
         clock,
@@ -660,12 +688,12 @@ def switch_to_yearly(
     request = ChangeRequest(
         change.id,
         customer_of(account),
-        state,
-        plan,
-        addons,
+        terms.state,
+        terms.plan,
+        terms.addons,
         (),
         proration_date,
-        discount,
+        terms.discount,
         quote.amount_due,
         urls.success_url,
     )

@@ -72,6 +72,9 @@ class StripeBilling:
 
     name = "stripe"
     remote = True  # the processor keeps state outside our database
+    # A coupon is limited to a product, which the current and the new price of a plan share:
+    # on a switch within the plan it would discount the credit for the unused time too.
+    same_plan_discounts = False
 
     def __init__(
         self,

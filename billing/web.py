@@ -661,9 +661,14 @@ def yearly_page() -> Page:
         if done is not None:
             return done
     at = clock.now()
-    quote = service.yearly_quote(session, clock, account_id, at)
+    quote, withheld = service.yearly_quote(session, clock, account_id, at, _provider())
     return render_template(
-        "billing_yearly.html", quote=quote, at=at.isoformat(), notice=notice, **_ctx(account_id)
+        "billing_yearly.html",
+        quote=quote,
+        withheld=withheld,
+        at=at.isoformat(),
+        notice=notice,
+        **_ctx(account_id),
     ), (409 if notice else 200)
 
 

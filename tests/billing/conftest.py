@@ -54,6 +54,7 @@ class DecliningBilling:
 
     name = "manual"
     remote = False
+    same_plan_discounts = True
 
     def __init__(self) -> None:
         self._manual = ManualBilling()

@@ -653,6 +653,20 @@ def test_paying_yearly_from_a_re_quoted_offer_charges_the_new_yearly_amount_show
     assert tier_of(db) == "pro"
 
 
+def test_switching_pro_to_yearly_with_manual_billing_gives_the_yearly_promotion(
+    app, client, db, clock, version
+) -> None:  # type: ignore[no-untyped-def]
+    with db() as s:
+        subscribe(s, "acme", clock, version, tier="pro")
+    page = client.get(f"/billing/yearly?t={portal.account_token(app.config, 'acme')}")
+    text = html.unescape(page.get_data(as_text=True))
+    assert "is not given" not in text
+    shown = dollars(re.search(r"Switch now — pay (\S+) today", text).group(1))  # type: ignore[union-attr]
+    assert shown == 29000 - 5800 - 1450  # 20 % off the first year, less the unused half month
+    post_form(client, page.get_data(as_text=True), SELF, url="/billing/yearly")
+    assert [i.amount_paid for i in invoices(db)] == [shown]
+
+
 @pytest.mark.parametrize("interval", ["week", "yearly", "x" * 500])
 def test_an_unknown_interval_is_refused_and_nothing_is_charged(
     app,

@@ -276,7 +276,7 @@ def test_switching_to_yearly_is_a_prorated_upgrade_with_a_new_yearly_period(
     session: Session, clock: FixedClock, version: int
 ) -> None:
     subscribe(session, "acme", clock, version)
-    quote = service.yearly_quote(session, clock, "acme", clock.now())
+    quote, _ = service.yearly_quote(session, clock, "acme", clock.now())
     assert quote.amount_due == 9000 - 450
     result = service.switch_to_yearly(
         session,

@@ -574,6 +574,27 @@ def test_switching_to_yearly_charges_the_amount_shown(shop: Shop, client: Any) -
     assert [i.amount_paid for i in local_invoices(shop.app)] == [900, shown]
 
 
+def test_switching_pro_to_yearly_through_stripe_says_the_promotion_is_not_given_and_works(
+    shop: Shop, client: Any
+) -> None:
+    """The catalog's yearly promotion cannot discount a switch within the plan through Stripe
+    (the coupon would discount the unused month's credit too): the page says so and charges
+    the full yearly price, instead of refusing the switch after the click."""
+    sub_id = shop.subscribed(PRO)
+    page = client.get(f"/billing/yearly?t={token(shop.app)}").get_data(as_text=True)
+    text = html.unescape(page)
+    assert "20 % off your first year is not given when you switch your current plan" in text
+    shown = amount_on(page, r"Switch now — pay (\S+) today")
+    assert shown == 29000 - 1450  # a year of Pro less the unused half month, no discount
+    response = post_form(client, page, SELF, url="/billing/yearly")
+    assert response.status_code == 302, response.get_data(as_text=True)
+    *_, switch = shop.stripe_invoices()
+    assert (switch.status, switch.amount_paid) == ("paid", shown)
+    assert price_ids(shop.stripe_subscription(sub_id)) == [PRO_YEARLY.lookup_key]
+    assert not shop.stripe_subscription(sub_id).discounts
+    assert subscription(shop.app).interval == "year"
+
+
 def test_a_downgrade_spells_out_the_loss_and_stripe_applies_it_at_the_period_end(
     shop: Shop, client: Any
 ) -> None:
