@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import re
 from collections.abc import Callable
 from typing import Any
@@ -708,6 +709,41 @@ def test_bad_query_parameters_are_a_clear_4xx_or_ignored(app, world, admin, temp
         expect_no_500(app, lambda: send(params), path)
 
     run()
+
+
+@pytest.mark.parametrize("template", sorted(QUERIES))
+def test_a_query_parameter_given_twice_with_different_values_is_refused_naming_it(
+    app, world, admin, template
+) -> None:
+    """Which of two values counts must not be an accident of order: an offer's ownership check
+    once saw only the first `account_id`, and a bad second date was ignored."""
+    path = world.path(template)
+    token = world.offer_token() if template.startswith("/offers/") else world.account_token()
+    base = [("t", token)] if template.startswith(("/billing", "/offers/")) else []
+    for name in QUERIES[template]:
+        if name == "t":
+            continue
+        query = [*base, (name, "a"), (name, "b")]
+        response = expect_rejected(app, lambda q=query: admin.get(path, query_string=q), path)
+        assert response.status_code == 422, (path, name)
+        text = html.unescape(response.get_data(as_text=True))
+        assert f"Query parameter '{name}' was given 2 times with different values" in text
+    same = [*base, ("x", "1"), ("x", "1")]  # the same value twice is not ambiguous
+    assert admin.get(path, query_string=same).status_code < 500
+
+
+def test_an_offer_is_not_shown_for_a_second_account_id(app, world, admin) -> None:
+    assert admin.get(f"/v1/offers/{world.offer}?account_id=other").status_code == 404
+    response = admin.get(f"/v1/offers/{world.offer}?account_id=acme&account_id=other")
+    assert response.status_code == 422
+    assert response.get_json()["error"]["details"] == {"location": "query", "field": "account_id"}
+
+
+def test_a_failed_if_match_on_the_catalog_is_a_412_in_the_error_shape(app, world) -> None:
+    response = app.test_client().get("/v1/catalog", headers={"If-Match": '"not-the-etag"'})
+    assert response.status_code == 412
+    error = response.get_json()["error"]
+    assert error["code"] == "precondition_failed" and "If-Match" in error["message"]
 
 
 @pytest.mark.parametrize("value", BAD_DATES + ["2026-11-15T12:00:00Z"])

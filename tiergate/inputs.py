@@ -1,5 +1,11 @@
-"""No NUL character in a request: PostgreSQL text cannot store one, and no id, name, form value
-or header has a use for it. Refused before any view runs, naming where it was (422)."""
+"""Input no view should have to guess about, refused before any view runs, naming where (422):
+
+- a NUL character: PostgreSQL text cannot store one, and no id, name, form value or header has
+  a use for it;
+- a query parameter given twice with different values (`since=...&since=garbage`): which one
+  counts would be an accident of order (an offer's `account_id` check saw only the first).
+  (A header sent twice reaches the app as one value joined with ", ", as WSGI servers pass it.)
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,18 @@ _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 def init_app(app: Flask) -> None:
     """Check every request before its view (webhook bodies excepted: Stripe signs what it sends)."""
     app.before_request(refuse_nul)
+    app.before_request(refuse_ambiguous)
+
+
+def refuse_ambiguous() -> None:
+    """A query parameter sent twice with different values."""
+    for name, values in request.args.lists():
+        if len(set(values)) > 1:
+            raise InvalidRequest(
+                f"Query parameter {name!r} was given {len(values)} times with different values:"
+                " send it once.",
+                details={"location": "query", "field": name},
+            )
 
 
 def refuse_nul() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, render_template, request
 
 from tiergate.db import get_session
+from tiergate.errors import error_response
 from tiergate.exceptions import InvalidRequest, NoCatalog
 from tiergate.extensions import get_clock
 from tiers import store
@@ -86,6 +87,12 @@ def _catalog_answer(version: int | None) -> Response:
     response.set_etag(etag)
     response.headers["Cache-Control"] = CACHE_CONTROL
     response.make_conditional(request)  # turns itself into a 304 when If-None-Match matches
+    if response.status_code == 412:  # If-Match names another version: say so, not the catalog
+        return error_response(
+            412,
+            "precondition_failed",
+            f'If-Match does not match the published catalog (its ETag is "{etag}").',
+        )
     return response
 
 
