@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import secrets
 import time
@@ -252,6 +253,8 @@ def deliver_due(
             error = None if 200 <= status < 300 else f"the host app answered {status}"
         except OSError as exc:
             error = f"the host app could not be reached: {exc}"
+        except (http.client.HTTPException, ValueError) as exc:  # not HTTP, or a bad URL
+            error = f"the host app did not answer in HTTP: {type(exc).__name__}: {exc}"[:500]
         note.attempts += 1
         if error is None:
             note.delivered_at = now

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -92,10 +93,9 @@ def validate(config: dict[str, Any]) -> None:
         )
     notify_url = config.get("NOTIFY_URL")
     if notify_url:
-        if not str(notify_url).startswith(("http://", "https://")):
-            raise ConfigError(
-                f"TIERGATE_NOTIFY_URL must start with http:// or https://: {notify_url!r}"
-            )
+        problem = _url_problem(str(notify_url))
+        if problem:
+            raise ConfigError(f"TIERGATE_NOTIFY_URL {problem}: {notify_url!r}")
         if len(str(config.get("NOTIFY_SECRET") or "")) < 16:
             raise ConfigError(
                 "TIERGATE_NOTIFY_SECRET must be set (at least 16 random characters) when "
@@ -119,3 +119,19 @@ def validate(config: dict[str, Any]) -> None:
             raise ConfigError(
                 "TIERGATE_STRIPE_WEBHOOK_SECRET must be set when TIERGATE_STRIPE_SECRET_KEY is set"
             )
+
+
+def _url_problem(url: str) -> str | None:
+    """Why `url` cannot be posted to (None: it can)."""
+    if not url.startswith(("http://", "https://")):
+        return "must start with http:// or https://"
+    if any(c.isspace() for c in url):
+        return "must not contain spaces"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if not parts.hostname:
+        return "has no host name"
+    return None

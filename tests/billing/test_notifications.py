@@ -4,6 +4,7 @@ signed and delivered to a real HTTP endpoint, retried, given up on, and checked 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -350,3 +351,57 @@ def test_a_failed_invoice_paid_later_sends_its_receipt_then(
     assert post(client, event("invoice.paid", recovered)).status_code == 200
     [note] = queued(app, "invoice.paid")
     assert (note.payload["data"]["invoice"], note.payload["data"]["amount_paid"]) == ("in_12", 900)
+
+
+class NotHTTP:
+    """A host app that reads the request and answers bytes that are not HTTP."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(5)
+        self.answer = answer
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/tiergate/notifications"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    conn.recv(65536)
+                    conn.sendall(self.answer)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"garbage\r\n\r\n",
+        b"HTTP/1.1 abc OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70000 + b"\r\n\r\n",  # a header line too long
+    ],
+)
+def test_a_host_app_answering_something_else_than_http_is_a_failed_attempt_retried(
+    app: Any, clock: FixedClock, answer: bytes
+) -> None:
+    """Before, this raised out of `deliver` before the attempt was recorded: the outbox stayed
+    stuck on that notification, and the ones behind it were never sent."""
+    endpoint = NotHTTP(answer)
+    app.config["NOTIFY_URL"], app.config["NOTIFY_SECRET"] = endpoint.url, SECRET
+    try:
+        first, second = queue_one(app, clock), queue_one(app, clock, "globex")
+        output = deliver(app)
+    finally:
+        endpoint.close()
+    assert "did not answer in HTTP" in output and "next attempt at" in output
+    by_id = {n.id: n for n in queued(app)}
+    assert all(by_id[i].attempts == 1 and by_id[i].last_error for i in (first, second))

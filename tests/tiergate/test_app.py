@@ -45,6 +45,10 @@ def test_test_config_overrides_environment(monkeypatch, tmp_path):
         ({"BILLING_LINK_MAX_AGE": 5}, "TIERGATE_BILLING_LINK_MAX_AGE must be whole seconds"),
         ({"BILLING_LINK_MAX_AGE": "1h"}, "TIERGATE_BILLING_LINK_MAX_AGE must be whole seconds"),
         ({"NOTIFY_URL": "hooks.example"}, "TIERGATE_NOTIFY_URL must start with http"),
+        ({"NOTIFY_URL": "http://["}, "TIERGATE_NOTIFY_URL is not a valid URL"),
+        ({"NOTIFY_URL": "http://exa mple/"}, "TIERGATE_NOTIFY_URL must not contain spaces"),
+        ({"NOTIFY_URL": "http://app:99999/"}, "TIERGATE_NOTIFY_URL is not a valid URL"),
+        ({"NOTIFY_URL": "https:///hook"}, "TIERGATE_NOTIFY_URL has no host name"),
         ({"NOTIFY_URL": "https://app.example/hook"}, "TIERGATE_NOTIFY_SECRET must be set"),
         (
             {"NOTIFY_URL": "https://app.example/hook", "NOTIFY_SECRET": "short"},
