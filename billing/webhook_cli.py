@@ -10,6 +10,7 @@ from billing.sync_state import StripeSource
 from tiergate.db import get_db
 from tiergate.exceptions import NotFound, ProviderUnavailable
 from tiergate.extensions import get_billing, get_clock
+from tiergate.inputs import ONE_LINE
 
 
 def _stripe() -> StripeSource:
@@ -50,7 +51,7 @@ def list_command(failed: bool, limit: int) -> None:
 
 
 @webhooks_group.command("replay")
-@click.argument("event_id")
+@click.argument("event_id", type=ONE_LINE)
 @with_appcontext
 def replay_command(event_id: str) -> None:
     """Process a stored event again (a failed one, after fixing the cause)."""
@@ -66,7 +67,7 @@ def replay_command(event_id: str) -> None:
 
 
 @billing_group.command("reconcile")
-@click.option("--account", "account_id", default=None, help="Only this account.")
+@click.option("--account", "account_id", default=None, type=ONE_LINE, help="Only this account.")
 @with_appcontext
 def reconcile_command(account_id: str | None) -> None:
     """Compare local subscriptions and pending changes with Stripe and repair the local side."""

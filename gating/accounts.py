@@ -15,8 +15,8 @@ from tiergate.exceptions import InvalidRequest, NotFound
 from tiers import store
 from tiers.checks import did_you_mean
 
-ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}\Z")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+\Z")
 MAX_EMAIL, MAX_NAME, MAX_REASON = 320, 200, 1000
 MAX_METADATA_KEYS, MAX_METADATA_KEY, MAX_METADATA_TEXT = 50, 64, 500
 MAX_LIMIT, MAX_DAYS = 10**12, 3650

@@ -32,7 +32,7 @@ from tiergate.exceptions import Conflict, Forbidden, InvalidRequest, NotFound, U
 SCOPES = ("gate", "accounts", "admin")
 PREFIX_LENGTH = 8
 _PREFIX_ALPHABET = string.ascii_lowercase + string.digits
-_KEY_PATTERN = re.compile(r"^tg_([a-z0-9]{8})_([A-Za-z0-9_-]{32,128})$")
+_KEY_PATTERN = re.compile(r"^tg_([a-z0-9]{8})_([A-Za-z0-9_-]{32,128})\Z")
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 DEFAULT_CACHE_SECONDS = 10
 

@@ -11,6 +11,7 @@ from gating import apikeys, funnel
 from tiergate.db import get_db
 from tiergate.exceptions import TiergateError
 from tiergate.extensions import get_clock
+from tiergate.inputs import ONE_LINE
 
 
 @click.group("apikey")
@@ -19,7 +20,9 @@ def apikey_group() -> None:
 
 
 @apikey_group.command("create")
-@click.option("--name", required=True, help="Who or what uses the key, e.g. 'web app prod'.")
+@click.option(
+    "--name", required=True, type=ONE_LINE, help="Who or what uses the key, e.g. 'web app prod'."
+)
 @click.option(
     "--scope",
     "scopes",
@@ -62,7 +65,7 @@ def list_command() -> None:
 
 
 @apikey_group.command("revoke")
-@click.argument("prefix")
+@click.argument("prefix", type=ONE_LINE)
 @with_appcontext
 def revoke_command(prefix: str) -> None:
     """Revoke the key with PREFIX (other workers stop accepting it within 10 seconds)."""

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from typing import Any
 
+import click
 from flask import Flask, request
 
 from tiergate.exceptions import InvalidRequest
@@ -99,3 +101,24 @@ def _json_field(body: bytes) -> str:
     except RecursionError:
         field = None
     return f"JSON field {field!r}" if field else "The JSON body"
+
+
+class OneLine(click.ParamType):
+    """A command-line text value kept in the database (a name, a note, an id): one line, no
+    control character. A NUL cannot be stored by PostgreSQL, and a newline would break the
+    one-row-per-item listings."""
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and any(unicodedata.category(c) == "Cc" for c in value):
+            self.fail(
+                f"must be one line of text without control characters (a NUL, a newline, a "
+                f"tab): {value!r}",
+                param,
+                ctx,
+            )
+        return value
+
+
+ONE_LINE = OneLine()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from flask import current_app
 from flask.cli import with_appcontext
 
@@ -32,6 +34,17 @@ def db_group() -> None:
 @click.argument("revision", default="head")
 @with_appcontext
 def upgrade_command(revision: str) -> None:
-    """Create or upgrade the database schema."""
-    upgrade(current_app.config["DATABASE_URL"], revision)
-    click.echo(f"Database at {current_app.config['DATABASE_URL']} is at revision {revision}.")
+    """Create or upgrade the database schema (REVISION: head, the default, or a revision id)."""
+    url = current_app.config["DATABASE_URL"]
+    config = alembic_config(url)
+    known = [script.revision for script in ScriptDirectory.from_config(config).walk_revisions()]
+    if revision not in ("head", *known):
+        raise click.BadParameter(
+            f"{revision!r} is not a revision: use head or one of {', '.join(sorted(known))}.",
+            param_hint="REVISION",
+        )
+    try:
+        command.upgrade(config, revision)
+    except CommandError as exc:  # e.g. a revision older than the database's
+        raise click.ClickException(f"Cannot upgrade to {revision}: {exc}") from None
+    click.echo(f"Database at {url} is at revision {revision}.")

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from tiergate.db import get_db
 from tiergate.exceptions import NoCatalog, TiergateError
 from tiergate.extensions import get_clock
+from tiergate.inputs import ONE_LINE
 from tiers import store
 from tiers.diff import diff_catalogs, render, summary
 from tiers.loader import CatalogInvalid, load_catalog_file
@@ -108,8 +109,12 @@ def diff_command(file: str) -> None:
 
 @catalog_group.command("publish")
 @click.argument("file", type=FILE)
-@click.option("--note", required=True, help="Why this version exists (shown in history).")
-@click.option("--author", default=None, help="Defaults to $TIERGATE_AUTHOR or your user name.")
+@click.option(
+    "--note", required=True, type=ONE_LINE, help="Why this version exists (shown in history)."
+)
+@click.option(
+    "--author", default=None, type=ONE_LINE, help="Defaults to $TIERGATE_AUTHOR or your user name."
+)
 @with_appcontext
 def publish_command(file: str, note: str, author: str | None) -> None:
     """Validate FILE and publish it as a new immutable version (identical content: no-op)."""
@@ -174,7 +179,9 @@ def show_command(version: int | None) -> None:
 @catalog_group.command("migrate")
 @click.option("--from", "from_version", type=int, required=True, help="Version to move from.")
 @click.option("--to", "to_version", type=int, required=True, help="Version to move to.")
-@click.option("--tier", "tier_id", default=None, help="Only subscriptions on this tier.")
+@click.option(
+    "--tier", "tier_id", default=None, type=ONE_LINE, help="Only subscriptions on this tier."
+)
 @click.option("--dry-run", is_flag=True, help="Report the impact; change nothing.")
 @click.option("--force", is_flag=True, help="Skip subscriptions whose tier the target lacks.")
 @with_appcontext

@@ -122,6 +122,13 @@ def _parse_yaml(text: str) -> tuple[Any, yaml.Node | None] | CatalogIssue:
                 TOP, f"the file expands to more than {MAX_VALUES:,} values (through YAML aliases)"
             )
         return (loader.construct_document(node) if node is not None else None), node
+    except _SelfReference as cycle:
+        line = cycle.node.start_mark.line + 1
+        return CatalogIssue(
+            f"line {line}",
+            "YAML alias refers to the list or mapping that contains it: the catalog would be "
+            "infinite",
+        )
     except RecursionError:
         return CatalogIssue(TOP, "YAML syntax error: lists or mappings nested too deeply")
     except ValueError as error:  # a date like 0000-00-00, an integer of more than 4300 digits
@@ -138,10 +145,19 @@ def _parse_yaml(text: str) -> tuple[Any, yaml.Node | None] | CatalogIssue:
         loader.dispose()
 
 
+class _SelfReference(Exception):  # noqa: N818 - a signal inside this module, not an error type
+    def __init__(self, node: yaml.Node) -> None:
+        self.node = node
+
+
 def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
-    """How many values `node` holds once every alias is expanded (memoized: stays linear)."""
+    """How many values `node` holds once every alias is expanded (memoized: stays linear).
+
+    _SelfReference when an alias refers to a list or mapping it is inside of (`x: &a [*a]`)."""
+    if sizes.get(id(node)) == -1:
+        raise _SelfReference(node)
     if id(node) not in sizes:
-        sizes[id(node)] = 0  # a recursive alias counts once
+        sizes[id(node)] = -1  # in progress: meeting it again below is a cycle
         children: list[yaml.Node] = []
         if isinstance(node, yaml.MappingNode):
             children = [n for pair in node.value for n in pair]

@@ -19,7 +19,8 @@ from marshmallow import RAISE, Schema, ValidationError, fields
 from tiers.checks import did_you_mean
 from tiers.model import UNLIMITED, parse_instant
 
-ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# \Z, not $: "$" also matches before a final newline ("free\n" passed)
+ID_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
 MAX_AMOUNT = 10**12  # minor units: ten billion dollars is not a price, it is a typo
 MAX_LIMIT = 10**15
 KNOWN_CURRENCIES = frozenset(c.lower() for c in list_currencies())
@@ -77,9 +78,14 @@ class Amount(WholeNumber):
         if isinstance(value, float | str) and not isinstance(value, bool):
             try:
                 minor = Decimal(str(value).strip()) * 100
-            except InvalidOperation:
+            except (InvalidOperation, ArithmeticError):  # not a number, or past Decimal's range
                 minor = None
-            if minor is not None and minor.is_finite() and minor == minor.to_integral_value():
+            if (
+                minor is not None
+                and minor.is_finite()
+                and abs(minor) <= MAX_AMOUNT
+                and minor == minor.to_integral_value()
+            ):
                 return f"prices are integer minor units: write {int(minor)} for {value}"
         return f"prices are integer minor units (1999 for 19.99), not {_describe(value)}"
 
@@ -94,7 +100,7 @@ class Percent(fields.Field):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         number: Any = value
-        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*%?\s*", value):
+        if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,12}\s*%?\s*", value):
             number = int(value.strip().rstrip("%"))
         if isinstance(number, bool) or not isinstance(number, int):
             raise ValidationError(
@@ -201,7 +207,7 @@ class Instant(fields.Field):
         if isinstance(value, date | str) and not isinstance(value, bool):
             try:
                 parsed = parse_instant(value)
-            except ValueError:
+            except (ValueError, OverflowError):  # OverflowError: a date beyond 1..9999 in UTC
                 parsed = None
             if parsed is not None:
                 return parsed
@@ -214,7 +220,11 @@ class Instant(fields.Field):
 class HttpUrl(Text):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        parts = urlsplit(text)
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError:
+            raise ValidationError(f"must be an http:// or https:// URL, not '{text}'") from None
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValidationError(f"must be an http:// or https:// URL, not '{text}'")
         return text

@@ -104,7 +104,7 @@ def _load_cached(session: Session, version: int) -> Catalog:
     key = (str(session.get_bind().url), version)
     cached = _CACHE.get(key)
     if cached is None:
-        row = session.get(CatalogVersion, version)
+        row = session.get(CatalogVersion, version) if 0 < version <= MAX_VERSION else None
         if row is None:
             raise NotFound(f"Catalog version {version} does not exist.")
         cached = _CACHE[key] = Catalog.from_document(row.document)

@@ -197,6 +197,84 @@ def test_python_object_tags_are_refused():
     assert "could not determine a constructor" in issue.message
 
 
+DEMO_TEXT = DEMO.read_text(encoding="utf-8")
+PROMOTION = "\npromotions:\n  - id: launch\n    percent_off: 10\n    starts_at: {}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "message"),
+    [
+        (
+            DEMO_TEXT.replace("nudge_threshold: 80%", "nudge_threshold: " + "9" * 5000 + "%"),
+            "offers.nudge_threshold",
+            "must be a whole percentage",
+        ),
+        (
+            DEMO_TEXT.replace("nudge_threshold: 80%", "nudge_threshold: '\u0668\u0660%'"),
+            "offers.nudge_threshold",
+            "must be a whole percentage",
+        ),
+        (
+            DEMO_TEXT.replace("month: {usd: 900", "month: {usd: 1e999999", 1),
+            "tiers[1].prices.month.usd",
+            "prices are integer minor units (1999 for 19.99)",
+        ),
+        (
+            DEMO_TEXT.replace("month: {usd: 900", "month: {usd: 1e5000", 1),
+            "tiers[1].prices.month.usd",
+            "prices are integer minor units (1999 for 19.99)",
+        ),
+        (
+            DEMO_TEXT + PROMOTION.format("0001-01-01T00:00:00+23:59"),
+            "promotions[0].starts_at",
+            "must be a date like 2026-01-31",
+        ),
+        (
+            DEMO_TEXT + PROMOTION.format("'9999-12-31T23:59:59-23:59'"),
+            "promotions[0].starts_at",
+            "must be a date like 2026-01-31",
+        ),
+        (
+            DEMO_TEXT.replace(
+                "contact_sales_url: https://trackly.example/contact-sales",
+                "contact_sales_url: 'http://['",
+            ),
+            "offers.contact_sales_url",
+            "must be an http:// or https:// URL",
+        ),
+        (
+            DEMO_TEXT.replace(
+                "contact_sales_url: https://trackly.example/contact-sales",
+                "contact_sales_url: 'http://sales.example:99999/'",
+            ),
+            "offers.contact_sales_url",
+            "must be an http:// or https:// URL",
+        ),
+        (
+            DEMO_TEXT.replace("format: 1", "format: 1\nx: &a [*a]"),
+            "line 4",
+            "YAML alias refers to the list or mapping that contains it",
+        ),
+        (DEMO_TEXT.replace("- id: free", '- id: "free\\n"', 1), "tiers[0].id", ""),
+    ],
+    ids=[
+        "percent of 5000 digits",
+        "percent in other digits",
+        "price 1e999999",
+        "price 1e5000",
+        "date before year 1 in UTC",
+        "date after year 9999 in UTC",
+        "url that does not parse",
+        "url with a port out of range",
+        "alias inside itself",
+        "id ending in a newline",
+    ],
+)
+def test_odd_values_are_issues_naming_the_field_never_a_traceback(text, path, message):
+    issues = issues_of(text)
+    assert any(i.path == path and message in i.message for i in issues), issues
+
+
 JUNK = [None, "x", 1.5, [], {}, -1, True, {"a": 1}, [1], 10**30, "unlimited", "80%", [None], 0]
 
 
