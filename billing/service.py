@@ -482,14 +482,8 @@ def offer_with_code(session: Session, clock: Clock, offer: Offer, code: str) -> 
 def _auto_discount(
     catalog: Catalog, tier_id: str, interval: str, currency: str, now: datetime
 ) -> Discount | None:
-    promo = next(
-        (
-            p
-            for p in catalog.active_promotions(now)
-            if p.code is None and p.applies_to(tier_id, interval)
-        ),
-        None,
-    )
+    tier = catalog.tier(tier_id)
+    promo = catalog.automatic_promotion(tier, interval, currency, now) if tier else None
     return discount_for(catalog, promo.id, currency) if promo else None
 
 

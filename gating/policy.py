@@ -5,10 +5,11 @@ interval and currency and unlock the need, and offers the CHEAPEST (ties: lower 
 on a hidden legacy tier is compared across catalogs by what tiers grant and cost, not by order.
 Amounts come from billing/proration.py, so the offer states what billing will charge.
 
-Promotions: the first active, automatically applied (no code) promotion for the tier and interval
-discounts the first charge of the change (today's debit, a new period, or the first charge after
-a trial); the renewal keeps the discount only for `forever` promotions, or `repeating` ones that
-last longer than one interval.
+Promotions: the catalog's automatic promotion for the tier, interval and currency (the running
+one without a code that takes the most off, `Catalog.automatic_promotion`), or the promotion of a
+code the customer typed, discounts the first charge of the change (today's debit, a new period,
+or the first charge after a trial); the renewal keeps the discount only for `forever`
+promotions, or `repeating` ones that last longer than one interval.
 """
 
 from __future__ import annotations
@@ -440,14 +441,11 @@ def _promotion(
     now: datetime,
     code: Promotion | None = None,
 ) -> Promotion | None:
-    """The typed code's promotion where it applies, else the first active promotion applied
-    automatically to this tier and interval."""
+    """The typed code's promotion where it applies, else the catalog's automatic promotion for
+    this tier, interval and currency."""
     if code is not None and code.active(now) and _applies(code, tier, interval, currency):
         return code
-    for promo in catalog.active_promotions(now):
-        if promo.code is None and _applies(promo, tier, interval, currency):
-            return promo
-    return None
+    return catalog.automatic_promotion(tier, interval, currency, now)
 
 
 def _applies(promo: Promotion, tier: Tier, interval: str, currency: str) -> bool:

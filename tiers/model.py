@@ -225,6 +225,25 @@ class Catalog:
     def active_promotions(self, now: datetime) -> list[Promotion]:
         return [p for p in self.promotions if p.active(now)]
 
+    def automatic_promotion(
+        self, tier: Tier, interval: Interval | str, currency: str, now: datetime
+    ) -> Promotion | None:
+        """The promotion applied without a code to `tier` in `interval` and `currency` at `now`:
+        of the running ones that take something off its price, the one that takes off the most
+        (the first in the catalog on a tie). One per subscription, as Stripe applies one
+        coupon. The pricing page, the offers and the checkout all ask this one question."""
+        price = tier.price(interval, currency)
+        if tier.free or tier.contact_sales or price is None:
+            return None
+        best, most = None, 0
+        for promo in self.active_promotions(now):
+            if promo.code is not None or not promo.applies_to(tier.id, interval):
+                continue
+            off = promo.discount(price, currency)
+            if off > most:
+                best, most = promo, off
+        return best
+
     # --- canonical JSON document -------------------------------------------------------------
 
     def to_document(self) -> dict[str, Any]:

@@ -310,16 +310,18 @@ def _best_promotion(
     promotions: list[Promotion],
     locale: str,
 ) -> PromotionPrice | None:
-    # One coupon per subscription (as in Stripe): show the one that saves the most.
+    # One coupon per subscription (as in Stripe): the automatic one that saves the most, which
+    # is the one charged (Catalog.automatic_promotion); without one, the best code to type.
     candidates = [
         (p.discount(amount, currency), p)
         for p in promotions
         if _promotable(p, tier) and p.applies_to(tier.id, interval)
     ]
     candidates = [(off, p) for off, p in candidates if off > 0]
+    automatic = [(off, p) for off, p in candidates if p.code is None]
     if not candidates:
         return None
-    off, promo = max(candidates, key=lambda c: c[0])
+    off, promo = max(automatic or candidates, key=lambda c: c[0])  # the first on a tie
     charged = amount - off
     regular = f"{format_money(amount, currency, locale)} / {interval}"
     first = format_money(charged, currency, locale)

@@ -857,17 +857,22 @@ UPGRADE_CODES = """promotions:
 """
 
 
-def publish_upgrade_codes(app, clock, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """The demo catalog plus codes for Pro (the automatic yearly_launch promotion stays)."""
+def publish_promotions(app, clock, tmp_path, promotions: str) -> None:  # type: ignore[no-untyped-def]
+    """Publish the demo catalog with `promotions` (a `promotions:` YAML block) added first."""
     from tests.conftest import DEMO_CATALOG
     from tiers import store
     from tiers.loader import load_catalog_file
 
     source_path = tmp_path / "catalog.yaml"
-    source_path.write_text(DEMO_CATALOG.read_text().replace("promotions:\n", UPGRADE_CODES, 1))
+    source_path.write_text(DEMO_CATALOG.read_text().replace("promotions:\n", promotions, 1))
     catalog, source = load_catalog_file(source_path)
     with get_db(app).session() as s:
-        store.publish(s, catalog, source=source, author="t", note="codes", now=clock.now())
+        store.publish(s, catalog, source=source, author="t", note="promotions", now=clock.now())
+
+
+def publish_upgrade_codes(app, clock, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The demo catalog plus codes for Pro (the automatic yearly_launch promotion stays)."""
+    publish_promotions(app, clock, tmp_path, UPGRADE_CODES)
 
 
 def _coded_page(client, link: str, code: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
@@ -989,3 +994,38 @@ def test_without_a_running_code_the_offer_page_asks_for_none(
 ) -> None:  # type: ignore[no-untyped-def]
     _, page, _ = _gate_offer_page(app, client, db, clock, version)
     assert 'name="code"' not in page
+
+
+# ---- which automatic promotion: the pricing page, the checkout and the offers agree -----------
+
+TWO_AUTOMATIC = """promotions:
+  - id: business_small
+    name: 10 % off Business
+    percent_off: 10
+    tiers: [business]
+    intervals: [month]
+    duration: once
+  - id: business_big
+    name: 30 % off Business
+    percent_off: 30
+    tiers: [business]
+    intervals: [month]
+    duration: once
+"""
+
+
+def test_the_automatic_promotion_the_pricing_page_shows_is_the_one_checkout_charges(
+    app, client, db, clock, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """Two run for Business monthly: the one that takes off the most is shown and charged (the
+    pricing page showed 30 % off while checkout charged the first, 10 %)."""
+    publish_promotions(app, clock, tmp_path, TWO_AUTOMATIC)
+    with db() as s:
+        add_account(s, "newco", clock)
+    pricing = html.unescape(client.get("/pricing?interval=month").get_data(as_text=True))
+    assert "$55.30 for the first month, then $79.00 / month" in pricing
+    token = portal.account_token(app.config, "newco")
+    page = client.get(f"/billing/checkout?t={token}&tier=business&interval=month")
+    assert 'data-amount="due_today">$55.30' in page.get_data(as_text=True)
+    post_form(client, page.get_data(as_text=True), SELF, url="/billing/checkout")
+    assert [i.amount_paid for i in invoices(db, "newco")] == [5530]

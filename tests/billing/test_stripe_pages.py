@@ -713,3 +713,40 @@ def test_buying_a_recurring_addon_charges_the_amount_shown(shop: Shop, client: A
     overview = client.get(account_path(shop.app)).get_data(as_text=True)
     assert re.search(r"Extended support:\s*active", overview)
     assert "/billing/addons/extended_support/remove" in overview
+
+
+USD_OFF_THEN_PERCENT = """promotions:
+  - id: business_usd5
+    name: 5.00 off Business
+    amount_off: {usd: 500}
+    tiers: [business]
+    intervals: [month]
+    duration: once
+  - id: business_pct
+    name: 10 % off Business
+    percent_off: 10
+    tiers: [business]
+    intervals: [month]
+    duration: once
+"""
+
+
+def test_a_eur_checkout_gets_the_automatic_promotion_that_has_a_eur_amount(
+    shop: Shop, client: Any, clock: FixedClock, tmp_path: Any
+) -> None:
+    """5.00 off in USD only, and 10 % off: in EUR only the 10 % takes anything off, so it is the
+    one shown and charged (the checkout took the first, which gives nothing in EUR)."""
+    from tests.billing.test_pages import publish_promotions
+
+    publish_promotions(shop.app, clock, tmp_path, USD_OFF_THEN_PERCENT)
+    with get_db(shop.app).session() as s:
+        add_account(s, "newco", clock)
+    pricing = client.get("/pricing?interval=month&currency=eur").get_data(as_text=True)
+    assert "€67.50 for the first month" in pricing
+    page = client.get(
+        f"/billing/checkout?t={token(shop.app, 'newco')}&tier=business&interval=month&currency=eur"
+    ).get_data(as_text=True)
+    assert 'data-amount="due_today">€67.50<' in page
+    response = post_form(client, page, SELF, url="/billing/checkout")
+    status, checkout, _ = hosted_page(response.headers["Location"])
+    assert status == 200 and '<span id="total">6750</span> eur' in checkout
