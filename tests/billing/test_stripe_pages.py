@@ -750,3 +750,25 @@ def test_a_eur_checkout_gets_the_automatic_promotion_that_has_a_eur_amount(
     response = post_form(client, page, SELF, url="/billing/checkout")
     status, checkout, _ = hosted_page(response.headers["Location"])
     assert status == 200 and '<span id="total">6750</span> eur' in checkout
+
+
+def test_a_once_promotion_taken_at_checkout_discounts_only_the_first_year(
+    shop: Shop, client: Any, clock: FixedClock
+) -> None:
+    """Business yearly with the automatic 20 % first-year promotion: 632.00 today, then the
+    full 790.00, as the pricing page says (the fake once kept a Checkout coupon for good)."""
+    with get_db(shop.app).session() as s:
+        add_account(s, "newco", clock)
+    page = client.get(
+        f"/billing/checkout?t={token(shop.app, 'newco')}&tier=business&interval=year"
+    ).get_data(as_text=True)
+    assert amount_on(page, r'data-amount="due_today">([^<]+)<') == 63200
+    response = post_form(client, page, SELF, url="/billing/checkout")
+    status, _, _ = hosted_page(response.headers["Location"], {"payment_method": "pm_card_visa"})
+    assert status == 303
+    shop.deliver()
+    shop.fake.advance_to_period_end(subscription(shop.app, "newco").stripe_subscription_id)
+    shop.deliver()
+    first, renewal = shop.stripe_invoices("newco")
+    assert (first.amount_paid, renewal.billing_reason) == (63200, "subscription_cycle")
+    assert renewal.amount_paid == 79000

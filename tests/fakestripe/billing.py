@@ -275,14 +275,21 @@ def finalize(store: Store, inv: dict[str, Any]) -> None:
     inv["invoice_pdf"] = f"https://pay.stripe.com/invoice/acct_fake/test_{inv['id']}/pdf"
     if inv["collection_method"] == "send_invoice":
         inv["due_date"] = store.now + 86_400 * (inv["_days_until_due"] or 30)
-    # once-only discounts are used up by this invoice
-    for di in active_discounts(store, inv["discounts"], inv["created"]):
-        if di.get("_once") and di["subscription"]:
-            sub = store.objects[di["subscription"]]
-            sub["discounts"] = [d for d in sub["discounts"] if d != di["id"]]
+    use_up_once(store, inv)
     emit(store, "invoice.finalized", inv)
     if inv["amount_due"] == 0:
         mark_paid(store, inv)
+
+
+def use_up_once(store: Store, inv: dict[str, Any]) -> None:
+    """A ``once`` discount that took something off this invoice is used up: its subscription
+    drops it. (Checkout calls this again once it has tied the discount to the subscription it
+    made, since that subscription's first invoice is finalized before.)"""
+    used = {d["discount"] for d in inv["total_discount_amounts"] if d["amount"] > 0}
+    for di in active_discounts(store, inv["discounts"], inv["created"]):
+        if di.get("_once") and di["subscription"] and di["id"] in used:
+            sub = store.objects[di["subscription"]]
+            sub["discounts"] = [d for d in sub["discounts"] if d != di["id"]]
 
 
 def mark_paid(store: Store, inv: dict[str, Any], *, out_of_band: bool = False) -> None:

@@ -277,6 +277,8 @@ def complete(store: Store, session_id: str, *, payment_method: str = "pm_card_vi
         for di in discounts:
             store.objects[di]["subscription"] = sub["id"]
         inv = store.objects[sub["latest_invoice"]]
+        if inv["status"] != "draft":
+            billing.use_up_once(store, inv)
         cs["subscription"] = sub["id"]
         cs["invoice"] = inv["id"]
         cs["amount_subtotal"] = inv["subtotal"]
