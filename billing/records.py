@@ -185,10 +185,11 @@ def state_of(session: Session, sub: Subscription) -> SubscriptionState:
     addons: list[Price] = []
     kept: list[Price] = []
     for row in rows:
-        addon = catalog.addon(row.addon_id) or newest.addon(row.addon_id)
+        own = store.load(session, row.catalog_version).catalog if row.catalog_version else catalog
+        addon = own.addon(row.addon_id) or newest.addon(row.addon_id)
         if addon is None or addon.billing is AddOnBilling.ONE_TIME:
             continue
-        price = addon_price(catalog, addon, sub.interval, sub.currency)
+        price = addon_price(own, addon, sub.interval, sub.currency)
         price = Price(
             price.kind,
             price.item_id,
@@ -411,6 +412,7 @@ def _save_state(
     now = clock.now()
     sub = account.subscription
     before = _terms(sub)
+    previous_version = sub.catalog_version if sub is not None else None
     if sub is None:
         sub = Subscription(account_id=account.id, created_at=now, provider=provider_name)
         session.add(sub)
@@ -434,7 +436,7 @@ def _save_state(
     sub.stripe_subscription_id = state.external_id
     sub.running_discount = running_to_json(state.running_discount)
     sub.updated_at = now
-    _sync_addons(session, clock, account.id, state)
+    _sync_addons(session, clock, account.id, state, (previous_version, catalog_version))
     after = _terms(sub)
     if after is not None and after != before:
         notifications.subscription_changed(session, clock, account.id, before, after)
@@ -460,9 +462,20 @@ def _scheduled(next_plan: Price | None, plan: Price, attr: str) -> str | None:
     return value if value != getattr(plan, attr) else None
 
 
-def _sync_addons(session: Session, clock: Clock, account_id: str, state: SubscriptionState) -> None:
-    """Make the active recurring add-on rows match the provider's items (one-time rows stay)."""
+def _sync_addons(
+    session: Session,
+    clock: Clock,
+    account_id: str,
+    state: SubscriptionState,
+    versions: tuple[int | None, int],
+) -> None:
+    """Make the active recurring add-on rows match the provider's items (one-time rows stay).
+
+    `versions`: the subscription's catalog version before and after this change. Each row
+    keeps the version its price comes from: a kept add-on its own, a new one the version that
+    priced it (the newest, for one bought on a plan pinned to an older version)."""
     now = clock.now()
+    previous, current = versions
     wanted = {p.item_id: p for p in state.addons} if state.status != "canceled" else {}
     removing = (
         {p.item_id for p in state.addons} - {p.item_id for p in state.next_addons}
@@ -471,7 +484,10 @@ def _sync_addons(session: Session, clock: Clock, account_id: str, state: Subscri
     )
     for row in active_addons(session, account_id):
         if row.quantity and row.addon_id in wanted:
-            row.quantity = wanted.pop(row.addon_id).quantity
+            price = wanted.pop(row.addon_id)
+            row.quantity = price.quantity
+            own = row.catalog_version or previous
+            row.catalog_version = _priced_by(session, price, own, current)
             row.stripe_subscription_item_id = state.item_ids.get(row.addon_id)
             row.ended_at = state.period_end if row.addon_id in removing else None
         elif _recurring_row(session, row):
@@ -487,8 +503,22 @@ def _sync_addons(session: Session, clock: Clock, account_id: str, state: Subscri
                 stripe_subscription_item_id=state.item_ids.get(price.item_id),
                 purchased_at=now,
                 ended_at=state.period_end if price.item_id in removing else None,
+                catalog_version=_priced_by(session, price, current),
             )
         )
+
+
+def _priced_by(session: Session, price: Price, *versions: int | None) -> int:
+    """The first of `versions`, then the newest, whose catalog prices the add-on at `price`
+    (the newest when none does: a price set by hand in Stripe)."""
+    newest = store.load(session).version
+    for version in (*versions, newest):
+        if version is None:
+            continue
+        addon = store.load(session, version).catalog.addon(price.item_id)
+        if addon is not None and addon.price(price.interval, price.currency) == price.unit_amount:
+            return version
+    return newest
 
 
 def _recurring_row(session: Session, row: AccountAddOn) -> bool:

@@ -103,6 +103,9 @@ class AccountAddOn(Base):
     stripe_subscription_item_id: Mapped[str | None] = mapped_column(String(64))
     purchased_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The catalog version its price comes from: the one it was bought at, kept across plan
+    # changes that keep its price (None: the subscription's, for rows from before 0004).
+    catalog_version: Mapped[int | None] = mapped_column(Integer)
 
 
 class OverrideKind(StrEnum):

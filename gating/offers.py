@@ -346,7 +346,8 @@ def _current(
     )
     owned = []
     for row in rows:
-        addon = pinned.addon(row.addon_id) or catalog.addon(row.addon_id)
+        own = store.load(session, row.catalog_version).catalog if row.catalog_version else pinned
+        addon = own.addon(row.addon_id) or catalog.addon(row.addon_id)
         if addon is not None:
             owned.append(policy.OwnedAddOn(addon, row.quantity))
     start, end = sub.current_period_start, sub.current_period_end

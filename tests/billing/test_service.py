@@ -642,3 +642,63 @@ def test_a_repeating_promotion_is_charged_on_the_renewals_the_offer_quoted(
         charged.append(renewal.invoice.amount_paid)
     # The upgrade was the first discounted charge; two renewals follow; then the full price.
     assert charged == [offer.next_renewal_amount, 2320, 2900]
+
+
+# ---- add-on prices across catalog versions ---------------------------------------------------
+
+SEAT_PACK_V1 = "month: {usd: 2500, eur: 2300}"
+
+
+def publish_seat_pack_at_30(session: Session, clock: FixedClock, tmp_path) -> int:  # type: ignore[no-untyped-def]
+    """A new catalog version where the seat pack costs 30.00 a month instead of 25.00."""
+    from tests.conftest import DEMO_CATALOG
+    from tiers import store
+    from tiers.loader import load_catalog_file
+
+    text = DEMO_CATALOG.read_text()
+    assert text.count(SEAT_PACK_V1) == 1
+    path = tmp_path / "v2.yaml"
+    path.write_text(text.replace(SEAT_PACK_V1, "month: {usd: 3000, eur: 2800}"))
+    catalog, source = load_catalog_file(path)
+    published = store.publish(
+        session, catalog, source=source, author="t", note="v2", now=clock.now()
+    )
+    return published.version.version
+
+
+def test_an_upgrade_keeps_the_price_of_an_addon_bought_on_an_older_catalog(
+    session: Session, clock: FixedClock, version: int, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """The offer quotes the renewal with the seat pack at the price it was bought at; the
+    upgrade once moved it to the newest catalog's price, and the renewal charged more."""
+    subscribe(session, "acme", clock, version, addons=("seat_pack",))
+    publish_seat_pack_at_30(session, clock, tmp_path)
+    set_gauge(session, "acme", "projects", 10, clock)
+    offer = gate_offer(session, clock, "acme", "projects", used=10, requested=1)
+    assert offer.next_renewal_amount == 2900 + 2500
+    assert accept(session, clock, offer).status is service.FlowStatus.DONE
+    clock.set(PERIOD_END + timedelta(minutes=1))
+    [renewal] = service.apply_period_end(session, clock, MANUAL)
+    assert renewal.invoice is not None
+    assert renewal.invoice.amount_paid == offer.next_renewal_amount
+
+
+def test_an_addon_bought_on_a_plan_pinned_to_an_older_catalog_renews_at_the_price_paid(
+    session: Session, clock: FixedClock, version: int, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """The add-on page prices it from the newest catalog (30.00); the renewal once priced it
+    from the plan's older version (25.00)."""
+    subscribe(session, "acme", clock, version)
+    newest = publish_seat_pack_at_30(session, clock, tmp_path)
+    price, due = service.addon_quote(session, clock, "acme", "seat_pack", clock.now())
+    assert (price.amount, due) == (3000, 1500)
+    service.buy_addon(
+        session, clock, MANUAL, "acme", "seat_pack",
+        proration_date=clock.now(), expected_amount_due=1500, urls=URLS,
+    )  # fmt: skip
+    row = session.scalar(select(AccountAddOn).where(AccountAddOn.addon_id == "seat_pack"))
+    assert row is not None and row.catalog_version == newest
+    assert session.get(Account, "acme").subscription.catalog_version == version  # type: ignore[union-attr]
+    clock.set(PERIOD_END + timedelta(minutes=1))
+    [renewal] = service.apply_period_end(session, clock, MANUAL)
+    assert renewal.invoice is not None and renewal.invoice.amount_paid == 900 + 3000
