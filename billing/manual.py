@@ -9,7 +9,9 @@ without its BillingChange row: `find_change` has nothing to recover and returns 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 
+from billing.proration import add_interval
 from billing.provider import (
     ChangeRequest,
     Charge,
@@ -54,7 +56,9 @@ class ManualBilling:
             period_start=quote.period_start,
             period_end=quote.period_end,
             trial_end=quote.trial_end,
-            running_discount=running(request.discount, request.plan, charged=not quote.trial_end),
+            running_discount=running(
+                request.discount, request.plan, request.start, charged=not quote.trial_end
+            ),
         )
         return Result(Outcome.DONE, subscription=state, charge=_paid(quote))
 
@@ -104,6 +108,8 @@ class ManualBilling:
         kept = current.running_discount
         if kept is not None and kept.tier_id != plan.item_id:
             kept = None  # given for another plan: it does not apply to this one
+        if kept is not None and kept.ends_at is not None and current.period_end >= kept.ends_at:
+            kept = None  # a repeating promotion that has run its months
         discount = request.discount or (kept.discount if kept is not None else None)
         quote = renewal_quote(current, discount)
         state = replace(
@@ -134,33 +140,30 @@ class ManualBilling:
         return None
 
 
-def running(discount: Discount | None, plan: Price, *, charged: bool) -> RunningDiscount | None:
-    """What is left of a promotion after the charge it was given with (`charged`: that charge
+def running(
+    discount: Discount | None, plan: Price, given_at: datetime, *, charged: bool
+) -> RunningDiscount | None:
+    """What is left of a promotion given at `given_at` with a charge (`charged`: that charge
     was discounted; False during a trial, whose first charge comes at its end).
 
-    Counted in charges, as the offer policy quotes them: `once` is one charge, `repeating` covers
-    its months rounded up to whole periods, `forever` every renewal of this plan."""
+    As Stripe's coupons: `once` is one charge, `forever` every renewal of this plan, and
+    `repeating` every renewal before its months have run from when it was given (a promotion
+    of 3 months given mid-period also discounts the third renewal, which falls inside them)."""
     if discount is None:
         return None
-    months_per_period = 12 if plan.interval == "year" else 1
-    total: int | None
     if discount.duration == "forever":
-        total = None
-    elif discount.duration == "repeating":
-        months = discount.duration_in_months or months_per_period
-        total = -(-months // months_per_period)
-    else:
-        total = 1
-    left = None if total is None else total - (1 if charged else 0)
-    if left is not None and left <= 0:
-        return None
-    return RunningDiscount(discount, plan.item_id, left)
+        return RunningDiscount(discount, plan.item_id, None)
+    if discount.duration == "repeating":
+        months = discount.duration_in_months or (12 if plan.interval == "year" else 1)
+        ends_at = add_interval(given_at, "month", months)
+        return RunningDiscount(discount, plan.item_id, None, ends_at)
+    return None if charged else RunningDiscount(discount, plan.item_id, 1)
 
 
 def _after_change(request: ChangeRequest, *, charged: bool) -> RunningDiscount | None:
     """A new promotion replaces the running one; a change to another plan ends it."""
     if request.discount is not None:
-        return running(request.discount, request.plan, charged=charged)
+        return running(request.discount, request.plan, request.proration_date, charged=charged)
     kept = request.current.running_discount
     return kept if kept is not None and kept.tier_id == request.plan.item_id else None
 

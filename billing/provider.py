@@ -115,7 +115,10 @@ class RunningDiscount:
 
     discount: Discount
     tier_id: str  # the plan it was given for (Stripe: the coupon's applies_to product)
-    charges_left: int | None  # renewals it still discounts; None: forever
+    charges_left: int | None  # charges it still discounts; None: no count (forever, repeating)
+    # repeating: it ends this many months after it was given, as Stripe's coupon does; a
+    # renewal before that instant is discounted
+    ends_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -241,6 +241,7 @@ def running_to_json(running: RunningDiscount | None) -> dict[str, Any] | None:
         "code": d.code,
         "tier_id": running.tier_id,
         "charges_left": running.charges_left,
+        "ends_at": running.ends_at.isoformat() if running.ends_at else None,
     }
 
 
@@ -257,7 +258,13 @@ def running_from_json(value: dict[str, Any] | None) -> RunningDiscount | None:
         code=value.get("code"),
     )
     left = value.get("charges_left")
-    return RunningDiscount(discount, str(value["tier_id"]), int(left) if left is not None else None)
+    ends = value.get("ends_at")
+    return RunningDiscount(
+        discount,
+        str(value["tier_id"]),
+        int(left) if left is not None else None,  # a count: `once`, or written before ends_at
+        datetime.fromisoformat(ends) if ends else None,
+    )
 
 
 def _subscribed_price(

@@ -23,6 +23,7 @@ from billing.proration import (
     Item,
     LineKind,
     Proration,
+    add_interval,
     prorate_change,
     prorate_interval_switch,
     start_period,
@@ -252,7 +253,7 @@ def _priced(
     charge, renewal_at = _charge(current, target, interval, currency, promo, now, catalog)
     trialing = _trialing(current, now)
     renewal = price + sum(i.total for i in _kept(current, interval, currency, catalog))
-    if promo is not None and _renewal_discounted(promo, interval):
+    if promo is not None and _renewal_discounted(promo, now, renewal_at):
         renewal -= promo.discount(price, currency)
     note = None
     if trialing and current.trial_end is not None:
@@ -460,11 +461,14 @@ def _discount(promo: Promotion | None, currency: str) -> Discount | None:
     return Discount(promo.id, promo.percent_off, promo.amount_off.get(currency, 0))
 
 
-def _renewal_discounted(promo: Promotion, interval: str) -> bool:
+def _renewal_discounted(promo: Promotion, now: datetime, renewal_at: datetime | None) -> bool:
+    """Does the promotion, given now, still discount the next renewal? As Stripe's coupon:
+    `forever` yes, `once` no, `repeating` when the renewal comes before its months have run."""
     if promo.duration == "forever":
         return True
-    months = 12 if interval == Interval.YEAR else 1
-    return promo.duration == "repeating" and (promo.duration_in_months or 0) > months
+    if promo.duration != "repeating" or renewal_at is None:
+        return False
+    return renewal_at < add_interval(now, "month", promo.duration_in_months or 1)
 
 
 def _promotion_offer(promo: Promotion | None, charge: Proration) -> PromotionOffer | None:

@@ -633,15 +633,16 @@ def test_a_repeating_promotion_is_charged_on_the_renewals_the_offer_quoted(
     session.commit()
 
     charged = []
-    for _ in range(3):
+    for _ in range(4):
         sub = session.get(Account, "acme").subscription  # type: ignore[union-attr]
         clock.set(sub.current_period_end + timedelta(minutes=1))
         [renewal] = service.apply_period_end(session, clock, MANUAL)
         session.commit()
         assert renewal.invoice is not None
         charged.append(renewal.invoice.amount_paid)
-    # The upgrade was the first discounted charge; two renewals follow; then the full price.
-    assert charged == [offer.next_renewal_amount, 2320, 2900]
+    # Given on November 15 for three months, it runs to February 15, as Stripe's coupon does:
+    # the renewals of November 30, December 30 and January 30 are discounted, then full price.
+    assert charged == [offer.next_renewal_amount, 2320, 2320, 2900]
 
 
 # ---- add-on prices across catalog versions ---------------------------------------------------

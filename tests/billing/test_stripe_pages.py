@@ -20,7 +20,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from sqlalchemy import select
 
-from billing import portal
+from billing import portal, service
+from billing.manual import ManualBilling
 from billing.models import BillingChange, ChangeStatus, Invoice
 from billing.provider import Customer, ItemKind, Price, StartRequest
 from billing.stripe_provider import StripeBilling
@@ -33,6 +34,7 @@ from tests.billing.conftest import (
     dollars,
     gate_offer,
     set_gauge,
+    subscribe,
 )
 from tests.billing.stripe_fixtures import (
     HALFWAY,
@@ -44,6 +46,7 @@ from tests.billing.test_pages import event_types, path, post_form
 from tests.fakestripe import FakeStripe
 from tiergate.clock import FixedClock
 from tiergate.db import get_db
+from tiers import store
 
 __all__ = ["fake_stripe"]  # a fixture used here
 
@@ -52,6 +55,7 @@ STARTER = Price(ItemKind.TIER, "starter", "Starter", "month", "usd", 900)
 PRO = Price(ItemKind.TIER, "pro", "Pro", "month", "usd", 2900)
 PRO_YEARLY = Price(ItemKind.TIER, "pro", "Pro", "year", "usd", 29000)
 URL = "http://localhost/billing"
+URLS = service.Urls(URL, URL)
 
 
 @dataclass
@@ -772,3 +776,85 @@ def test_a_once_promotion_taken_at_checkout_discounts_only_the_first_year(
     first, renewal = shop.stripe_invoices("newco")
     assert (first.amount_paid, renewal.billing_reason) == (63200, "subscription_cycle")
     assert renewal.amount_paid == 79000
+
+
+ONE_MONTH = """promotions:
+  - id: pro_month
+    name: 20 % off your first month of Pro
+    percent_off: 20
+    tiers: [pro]
+    intervals: [month]
+    duration: repeating
+    duration_in_months: 1
+"""
+
+
+def _audit_log_offer(app: Any, clock: FixedClock, account_id: str) -> Offer:
+    """The gate's own offer when the account asks for the audit log (Pro unlocks it)."""
+    from gating import service as gate
+
+    settings = gate.GateSettings(past_due_grace_days=7, base_url="http://localhost")
+    with get_db(app).session() as s:
+        denied = gate.check(s, clock, account_id, "audit_log", settings=settings)
+        assert not denied.allowed and denied.offer is not None
+        offer = s.get(Offer, denied.offer["id"])
+        assert offer is not None
+        s.expunge(offer)
+    return offer
+
+
+def test_a_repeating_promotion_given_mid_period_renews_as_quoted_and_as_stripe_charges(
+    shop: Shop, client: Any, clock: FixedClock, tmp_path: Any
+) -> None:
+    """"20 % off for 1 month" given on November 15 runs to December 15, as Stripe's coupon
+    does: the offer quotes the November 30 renewal discounted (it quoted the full price), and
+    Stripe charges that."""
+    from tests.billing.test_pages import publish_promotions
+
+    sub_id = shop.subscribed(STARTER)
+    publish_promotions(shop.app, clock, tmp_path, ONE_MONTH)
+    offer = _audit_log_offer(shop.app, clock, "acme")
+    assert offer.promotion_id == "pro_month"
+    page = client.get(path(portal.offer_link(shop.app.config, "acme", offer.id))).get_data(
+        as_text=True
+    )
+    quoted = amount_on(page, r'data-amount="next_renewal">(\S+) on November 30, 2026')
+    assert quoted == 2320
+    assert post_form(client, page, f"/offers/{offer.id}/accept").status_code == 302
+    shop.fake.advance_to_period_end(sub_id)
+    renewal = shop.stripe_invoices()[-1]
+    assert (renewal.billing_reason, renewal.amount_paid) == ("subscription_cycle", quoted)
+    shop.fake.advance_to_period_end(sub_id)
+    assert shop.stripe_invoices()[-1].amount_paid == 2900  # its month has run
+
+
+def test_manual_renewals_of_a_repeating_promotion_are_the_ones_stripe_charges(
+    shop: Shop, clock: FixedClock, tmp_path: Any
+) -> None:
+    """The same upgrade on November 15 with "20 % off Pro for 3 months", through Stripe (acme)
+    and with manual billing (beta): both discount the renewals of the three months after it."""
+    from tests.billing.test_pages import publish_promotions
+    from tests.billing.test_service import SPRING
+
+    sub_id = shop.subscribed(STARTER)
+    publish_promotions(shop.app, clock, tmp_path, SPRING)
+    with get_db(shop.app).session() as s:
+        subscribe(s, "beta", clock, store.load(s).version)
+    for account, provider in (("acme", shop.billing), ("beta", ManualBilling())):
+        offer = _audit_log_offer(shop.app, clock, account)
+        with get_db(shop.app).session() as s:
+            done = service.accept_offer(s, clock, provider, offer.id, account, urls=URLS)
+            assert done.status is service.FlowStatus.DONE
+    stripe_renewals = []
+    for _ in range(4):
+        shop.fake.advance_to_period_end(sub_id)
+        stripe_renewals.append(shop.stripe_invoices()[-1].amount_paid)
+    manual_renewals = []
+    for _ in range(4):
+        with get_db(shop.app).session() as s:
+            clock.set(subscription(shop.app, "beta").current_period_end + timedelta(minutes=1))
+            [renewal] = service.apply_period_end(s, clock, ManualBilling())
+            assert renewal.invoice is not None
+            manual_renewals.append(renewal.invoice.amount_paid)
+    assert stripe_renewals == [2320, 2320, 2320, 2900]
+    assert manual_renewals == stripe_renewals
