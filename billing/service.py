@@ -117,6 +117,25 @@ def offer_addon_due_today(session: Session, clock: Clock, offer: Offer) -> int |
     return with_it.amount_due - without.amount_due
 
 
+def past_due_block(session: Session, offer: Offer, sub: Subscription | None) -> str | None:
+    """Why the offer cannot be bought now, when the subscription's last payment failed and the
+    grace period is over: the gate then treats the account as free and quoted the offer from
+    there, but the plan is still the past-due one, and paying its open invoice is what brings
+    it back. None: nothing stands in the way."""
+    if sub is None or sub.status is not SubscriptionStatus.PAST_DUE:
+        return None
+    if offer.from_tier_id == sub.tier_id:
+        return None  # quoted from the plan itself (within the grace period): it can change
+    catalog = store.load(session, sub.catalog_version).catalog
+    tier = catalog.tier(sub.tier_id)
+    name = tier.name if tier is not None else sub.tier_id
+    return (
+        f"The last payment for your {name} plan failed, so your account is on the free plan "
+        f"for now. Pay the open invoice (update your card on the billing page) to get {name} "
+        "back before changing plans. Nothing was charged."
+    )
+
+
 def _offer_terms(
     session: Session, offer: Offer, *, with_addon: bool, interval: str | None = None
 ) -> _Terms:
@@ -131,6 +150,9 @@ def _offer_terms(
     interval = interval or offer.interval
     plan = tier_price(catalog, offer.to_tier_id, interval, offer.currency)
     sub = live_subscription(account_of(session, offer.account_id))
+    blocked = past_due_block(session, offer, sub)
+    if blocked is not None:
+        raise Conflict(blocked)
     current = state_of(session, sub) if sub is not None else None
     if current is not None and current.plan.currency != offer.currency:
         raise InvalidRequest(

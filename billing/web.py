@@ -102,6 +102,12 @@ def offer_view(offer: Offer) -> dict[str, Any]:
         "contact_sales_url": details.get("contact_sales_url") or catalog.offers.contact_sales_url,
         "expired": offer.expires_at is not None and clock.now() >= offer.expires_at,
         "unlocked": _unlocked(session, catalog, offer, from_tier, to_tier),
+        "blocked": service.past_due_block(session, offer, sub),
+        "billing_url": url_for(
+            "billing.account_page",
+            t=portal.account_token(current_app.config, offer.account_id),
+            return_url=_return_url(),
+        ),
     }
     if to_tier is None or view["contact_sales"]:
         return view
@@ -123,7 +129,7 @@ def offer_view(offer: Offer) -> dict[str, Any]:
         yearly=_yearly(details, to_tier, interval, currency),
         price_jump=_price_jump(details, catalog, sub, to_tier, interval, currency),
         promotion=_promotion(details, catalog, offer),
-        addon=_addon(session, clock, catalog, offer, interval),
+        addon=None if view["blocked"] else _addon(session, clock, catalog, offer, interval),
     )
     return view
 

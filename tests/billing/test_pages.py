@@ -1029,3 +1029,49 @@ def test_the_automatic_promotion_the_pricing_page_shows_is_the_one_checkout_char
     assert 'data-amount="due_today">$55.30' in page.get_data(as_text=True)
     post_form(client, page.get_data(as_text=True), SELF, url="/billing/checkout")
     assert [i.amount_paid for i in invoices(db, "newco")] == [5530]
+
+
+# ---- an account whose payment failed ------------------------------------------------------
+
+
+def test_an_account_past_due_beyond_its_grace_is_asked_to_pay_before_upgrading(
+    app, client, db, clock, version
+) -> None:  # type: ignore[no-untyped-def]
+    """Past its grace period the gate treats it as free and quotes Pro from there, but billing
+    would change the past-due Starter plan: the page asks for the open invoice instead of
+    showing a price that accepting would refuse (it answered 409 quote mismatch)."""
+    from gating import service as gate
+
+    with db() as s:
+        subscribe(s, "acme", clock, version, status="past_due")
+        s.get(Account, "acme").subscription.past_due_since = clock.now() - timedelta(days=10)  # type: ignore[union-attr]
+    settings = gate.GateSettings(past_due_grace_days=7, base_url="http://localhost")
+    with db() as s:
+        denied = gate.check(s, clock, "acme", "audit_log", settings=settings)
+        assert not denied.allowed and denied.offer is not None
+        offer_id = denied.offer["id"]
+    page = client.get(path(portal.offer_link(app.config, "acme", offer_id)))
+    text = html.unescape(page.get_data(as_text=True))
+    assert "The last payment for your Starter plan failed" in text
+    assert "Upgrade now" not in text and "Open billing" in text
+    # Posted anyway (an old tab): refused with the same words, nothing charged.
+    fields = form_fields(page.get_data(as_text=True), 'class="not-now"')
+    refused = client.post(f"/offers/{offer_id}/accept", data=fields)
+    assert refused.status_code == 409
+    assert "The last payment for your Starter plan failed" in html.unescape(
+        refused.get_data(as_text=True)
+    )
+    assert invoices(db) == [] and tier_of(db) == "starter"
+
+
+def test_within_its_grace_a_past_due_account_can_still_upgrade(
+    app, client, db, clock, version
+) -> None:  # type: ignore[no-untyped-def]
+    with db() as s:
+        subscribe(s, "acme", clock, version, status="past_due")
+        s.get(Account, "acme").subscription.past_due_since = clock.now() - timedelta(days=2)  # type: ignore[union-attr]
+    offer_id, link = make_offer(app, db, clock, version)
+    page = client.get(path(link)).get_data(as_text=True)
+    assert "Upgrade now" in page
+    assert post_form(client, page, f"/offers/{offer_id}/accept").status_code == 302
+    assert tier_of(db) == "pro"
