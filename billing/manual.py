@@ -139,6 +139,10 @@ class ManualBilling:
         """Nothing to recover: manual changes commit or roll back with their BillingChange row."""
         return None
 
+    def payment_url(self, current: SubscriptionState) -> str | None:
+        """No payment page: invoices are settled by hand."""
+        return None
+
 
 def running(
     discount: Discount | None, plan: Price, given_at: datetime, *, charged: bool

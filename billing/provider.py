@@ -268,3 +268,8 @@ class BillingProvider(Protocol):
     def find_change(self, idempotency_key: str) -> Result | None:
         """The result of an earlier call with this key, if the provider applied it (reconcile)."""
         ...
+
+    def payment_url(self, current: SubscriptionState) -> str | None:
+        """Where the customer pays the subscription's open invoice after a failed payment (a
+        page of the processor's), or None when the provider has none."""
+        ...

@@ -131,8 +131,8 @@ def past_due_block(session: Session, offer: Offer, sub: Subscription | None) -> 
     name = tier.name if tier is not None else sub.tier_id
     return (
         f"The last payment for your {name} plan failed, so your account is on the free plan "
-        f"for now. Pay the open invoice (update your card on the billing page) to get {name} "
-        "back before changing plans. Nothing was charged."
+        f"for now. Pay the open invoice from the billing page to get {name} back before "
+        "changing plans. Nothing was charged."
     )
 
 

@@ -415,6 +415,16 @@ class StripeBilling:
                 )
         return None
 
+    def payment_url(self, current: SubscriptionState) -> str | None:
+        """The hosted page of the subscription's open invoice (Stripe's own payment page, where
+        the customer can pay with another card), or None when nothing is open."""
+        if not current.external_id:
+            return None
+        latest = self._subscription(current.external_id).latest_invoice
+        if isinstance(latest, stripe.Invoice) and latest.status == "open":
+            return latest.hosted_invoice_url
+        return None
+
     def fetch_subscription(self, external_id: str) -> SubscriptionState | None:
         """Stripe's current state of a subscription tiergate created (None: missing/not ours)."""
         with stripe_errors(f"reading subscription {external_id}"):

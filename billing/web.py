@@ -7,7 +7,7 @@ CSRF-protected (this blueprint only: the JSON API and webhooks stay exempt).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
@@ -21,7 +21,7 @@ from billing.models import BillingChange, ChangeStatus, Invoice
 from billing.proration import add_interval
 from billing.provider import BillingProvider, QuoteMismatch
 from gating import offers
-from gating.models import Offer, OfferStatus
+from gating.models import Offer, OfferStatus, SubscriptionStatus
 from tiergate.db import get_session
 from tiergate.exceptions import InvalidRequest, NotFound, TiergateError
 from tiergate.extensions import get_billing, get_clock
@@ -583,8 +583,27 @@ def account_page() -> Page:
         invoices=invoices,
         owned={a.item_id for a in state.addons} if state else set(),
         confirmed=confirmed,
+        past_due=_past_due(sub, state),
         **_ctx(account_id),
     )
+
+
+def _past_due(sub: Any, state: Any) -> dict[str, Any] | None:
+    """After a failed payment: since when, until when the plan is kept, and where to pay."""
+    if sub is None or sub.status is not SubscriptionStatus.PAST_DUE:
+        return None
+    since = sub.past_due_since
+    grace = timedelta(days=int(current_app.config.get("PAST_DUE_GRACE_DAYS", 7)))
+    try:
+        url = _provider().payment_url(state)
+    except TiergateError:  # the processor is unreachable: say so without the link
+        url = None
+    return {
+        "since": since,
+        "kept_until": since + grace if since is not None else None,
+        "fallen_back": since is not None and get_clock().now() >= since + grace,
+        "payment_url": url,
+    }
 
 
 @bp.route("/billing/checkout", methods=["GET", "POST"])

@@ -82,6 +82,9 @@ class DecliningBilling:
     def find_change(self, idempotency_key: str) -> Result | None:
         return None
 
+    def payment_url(self, current: SubscriptionState) -> str | None:
+        return None
+
 
 @dataclass
 class Harness:

@@ -858,3 +858,30 @@ def test_manual_renewals_of_a_repeating_promotion_are_the_ones_stripe_charges(
             manual_renewals.append(renewal.invoice.amount_paid)
     assert stripe_renewals == [2320, 2320, 2320, 2900]
     assert manual_renewals == stripe_renewals
+
+
+def test_after_a_failed_renewal_the_billing_page_links_to_stripes_page_of_the_open_invoice(
+    shop: Shop, client: Any
+) -> None:
+    sub_id = shop.subscribed(STARTER)
+    shop.fake.decline_next_payment(customer_id(shop.app))
+    shop.fake.advance_to_period_end(sub_id)
+    shop.clock.set(PERIOD_END + timedelta(minutes=1))
+    shop.deliver()
+    assert subscription(shop.app).status == "past_due"
+    page = html.unescape(client.get(account_path(shop.app)).get_data(as_text=True))
+    assert "Your last payment failed on November 30, 2026." in page
+    assert "You keep Starter until December 7, 2026: pay the open invoice before then." in page
+    [open_invoice] = [i for i in shop.stripe_invoices() if i.status == "open"]
+    assert f'href="{open_invoice.hosted_invoice_url}"' in page
+
+
+def test_a_past_due_account_on_manual_billing_is_asked_to_get_in_touch(
+    app: Any, client: Any, clock: FixedClock, demo_catalog: Any
+) -> None:
+    with get_db(app).session() as s:
+        subscribe(s, "acme", clock, demo_catalog.version, status="past_due")
+        s.get(Account, "acme").subscription.past_due_since = clock.now() - timedelta(days=9)  # type: ignore[union-attr]
+    page = html.unescape(client.get(account_path(app)).get_data(as_text=True))
+    assert "Your account is on the free plan until the open invoice is paid." in page
+    assert "Contact us to settle the open invoice." in page
