@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app, has_app_context
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -105,7 +106,7 @@ class _Terms:
 
 def offer_addon_due_today(session: Session, clock: Clock, offer: Offer) -> int | None:
     """What the offer's optional add-on adds to today's charge (None: no add-on to offer)."""
-    terms = _offer_terms(session, offer, with_addon=True)
+    terms = _offer_terms(session, offer, clock.now(), with_addon=True)
     addon, current = terms.addon, terms.current
     if addon is None:
         return None
@@ -117,15 +118,16 @@ def offer_addon_due_today(session: Session, clock: Clock, offer: Offer) -> int |
     return with_it.amount_due - without.amount_due
 
 
-def past_due_block(session: Session, offer: Offer, sub: Subscription | None) -> str | None:
-    """Why the offer cannot be bought now, when the subscription's last payment failed and the
-    grace period is over: the gate then treats the account as free and quoted the offer from
-    there, but the plan is still the past-due one, and paying its open invoice is what brings
-    it back. None: nothing stands in the way."""
+def past_due_block(session: Session, sub: Subscription | None, now: datetime) -> str | None:
+    """Why no offer can be bought now: the subscription's last payment failed and its grace
+    period is over, so the gate treats the account as free; paying the open invoice is what
+    brings the plan back, and a plan change would be priced from neither. None: nothing stands
+    in the way (within the grace period the plan can still change)."""
     if sub is None or sub.status is not SubscriptionStatus.PAST_DUE:
         return None
-    if offer.from_tier_id == sub.tier_id:
-        return None  # quoted from the plan itself (within the grace period): it can change
+    since = sub.past_due_since or sub.current_period_end  # as the entitlements count it
+    if now < since + timedelta(days=grace_days()):
+        return None
     catalog = store.load(session, sub.catalog_version).catalog
     tier = catalog.tier(sub.tier_id)
     name = tier.name if tier is not None else sub.tier_id
@@ -136,8 +138,18 @@ def past_due_block(session: Session, offer: Offer, sub: Subscription | None) -> 
     )
 
 
+def grace_days() -> int:
+    """TIERGATE_PAST_DUE_GRACE_DAYS (7 outside a Flask app, as its default)."""
+    return int(current_app.config.get("PAST_DUE_GRACE_DAYS", 7)) if has_app_context() else 7
+
+
 def _offer_terms(
-    session: Session, offer: Offer, *, with_addon: bool, interval: str | None = None
+    session: Session,
+    offer: Offer,
+    now: datetime,
+    *,
+    with_addon: bool,
+    interval: str | None = None,
 ) -> _Terms:
     catalog = store.load(session, offer.catalog_version).catalog
     if offer.contact_sales or not offer.to_tier_id or not offer.interval:
@@ -150,7 +162,7 @@ def _offer_terms(
     interval = interval or offer.interval
     plan = tier_price(catalog, offer.to_tier_id, interval, offer.currency)
     sub = live_subscription(account_of(session, offer.account_id))
-    blocked = past_due_block(session, offer, sub)
+    blocked = past_due_block(session, sub, now)
     if blocked is not None:
         raise Conflict(blocked)
     current = state_of(session, sub) if sub is not None else None
@@ -237,7 +249,7 @@ def accept_offer(
         raise InvalidRequest(f"interval must be 'month' or 'year', not {interval!r}")
     yearly = interval == "year" and offer.interval != "year"
     alternative = _yearly_alternative(offer) if yearly else None
-    terms = _offer_terms(session, offer, with_addon=with_addon, interval=interval)
+    terms = _offer_terms(session, offer, now, with_addon=with_addon, interval=interval)
     plan, addon, current = terms.plan, terms.addon, terms.current
     if alternative is not None:
         promo = alternative.get("promotion")
@@ -493,6 +505,17 @@ def offer_with_code(session: Session, clock: Clock, offer: Offer, code: str) -> 
         raise Conflict("This offer was already accepted.")
     if offer.contact_sales or not offer.to_tier_id or not offer.interval:
         raise Conflict("This plan is sold through our sales team: codes do not apply to it.")
+    if (
+        offer.details
+        and offer.details.get("code")
+        and offer.details["code"].casefold() == (code.strip().casefold())
+    ):
+        return offer  # this offer already carries the code (Apply pressed again on its page)
+    blocked = past_due_block(
+        session, live_subscription(account_of(session, offer.account_id)), clock.now()
+    )
+    if blocked is not None:
+        raise Conflict(blocked)
     catalog = store.load(session).catalog
     intervals: tuple[str, ...] = (offer.interval,)
     if offer.interval == "month" and (offer.details or {}).get("yearly_alternative"):

@@ -102,7 +102,7 @@ def offer_view(offer: Offer) -> dict[str, Any]:
         "contact_sales_url": details.get("contact_sales_url") or catalog.offers.contact_sales_url,
         "expired": offer.expires_at is not None and clock.now() >= offer.expires_at,
         "unlocked": _unlocked(session, catalog, offer, from_tier, to_tier),
-        "blocked": service.past_due_block(session, offer, sub),
+        "blocked": service.past_due_block(session, sub, clock.now()),
         "billing_url": url_for(
             "billing.account_page",
             t=portal.account_token(current_app.config, offer.account_id),
@@ -251,13 +251,14 @@ def offer_page(offer_id: str) -> Page:
     if any(c.status is ChangeStatus.APPLIED for c in _changes_of(offer.id)):
         return redirect(_done_url(offer, account_id))
     view = offer_view(offer)
-    if view["expired"] and not view["contact_sales"]:
+    open_to_change = not view["contact_sales"] and not view["blocked"]
+    if view["expired"] and open_to_change:
         fresh = _requoted(offer, account_id)
         if fresh is not None:
             return redirect(fresh)
     typed = request.args.get("code", "").strip()[:64]
     code_error = None
-    if typed and not view["expired"] and not view["contact_sales"]:
+    if typed and not view["expired"] and open_to_change:
         try:
             coded = service.offer_with_code(session, get_clock(), offer, typed)
         except InvalidRequest as exc:  # a code that does not apply: say why, keep the offer

@@ -114,6 +114,10 @@ def requote(
     """
     now = clock.now()
     origin = "code_from" if code is not None else "requoted_from"
+    if code is None:  # an expired offer keeps the code the customer typed, while it runs
+        carried = (offer.details or {}).get("code_promotion")
+        running = store.load(session).catalog.active_promotions(now)
+        code = next((p for p in running if carried and p.id == carried), None)
     later = session.scalars(
         select(Offer).where(
             Offer.account_id == offer.account_id, Offer.created_at >= offer.created_at

@@ -1075,3 +1075,66 @@ def test_within_its_grace_a_past_due_account_can_still_upgrade(
     assert "Upgrade now" in page
     assert post_form(client, page, f"/offers/{offer_id}/accept").status_code == 302
     assert tier_of(db) == "pro"
+
+
+def _past_due_beyond_grace_offer(db, clock, version) -> str:  # type: ignore[no-untyped-def]
+    from gating import service as gate
+
+    with db() as s:
+        subscribe(s, "acme", clock, version, status="past_due")
+        s.get(Account, "acme").subscription.past_due_since = clock.now() - timedelta(days=10)  # type: ignore[union-attr]
+    settings = gate.GateSettings(past_due_grace_days=7, base_url="http://localhost")
+    with db() as s:
+        denied = gate.check(s, clock, "acme", "audit_log", settings=settings)
+        assert denied.offer is not None
+        return str(denied.offer["id"])
+
+
+@pytest.mark.parametrize("how", ["a code typed", "the price expired"])
+def test_a_blocked_past_due_offer_is_not_quoted_again_into_one_that_can_be_bought(
+    app, client, db, clock, version, tmp_path, how
+) -> None:  # type: ignore[no-untyped-def]
+    publish_upgrade_codes(app, clock, tmp_path)
+    offer_id = _past_due_beyond_grace_offer(db, clock, version)
+    with db() as s:
+        offers_before = s.scalar(select(func.count()).select_from(Offer))
+    link = path(portal.offer_link(app.config, "acme", offer_id))
+    if how == "the price expired":
+        clock.advance(minutes=31)
+    else:
+        link += "&code=PROHALF"
+    response = client.get(link)
+    assert response.status_code == 200  # shown as it is, not re-quoted
+    page = html.unescape(response.get_data(as_text=True))
+    assert "The last payment for your Starter plan failed" in page and "Upgrade now" not in page
+    with db() as s:
+        assert s.scalar(select(func.count()).select_from(Offer)) == offers_before
+    assert invoices(db) == [] and tier_of(db) == "starter"
+
+
+def test_pressing_apply_again_on_the_page_of_a_coded_offer_keeps_that_offer(
+    app, client, db, clock, version, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    publish_upgrade_codes(app, clock, tmp_path)
+    offer_id, _, _ = _gate_offer_page(app, client, db, clock, version)
+    coded_id, _ = _coded_page(client, portal.offer_link(app.config, "acme", offer_id), "PROHALF")
+    with db() as s:
+        offers_before = s.scalar(select(func.count()).select_from(Offer))
+    again = client.get(path(portal.offer_link(app.config, "acme", coded_id)) + "&code=prohalf")
+    assert again.status_code == 302 and f"/offers/{coded_id}?" in again.headers["Location"]
+    with db() as s:
+        assert s.scalar(select(func.count()).select_from(Offer)) == offers_before
+
+
+def test_an_expired_coded_offer_is_quoted_again_with_its_code(
+    app, client, db, clock, version, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    publish_upgrade_codes(app, clock, tmp_path)
+    offer_id, _, _ = _gate_offer_page(app, client, db, clock, version)
+    coded_id, _ = _coded_page(client, portal.offer_link(app.config, "acme", offer_id), "PROHALF")
+    clock.advance(minutes=31)
+    moved = client.get(path(portal.offer_link(app.config, "acme", coded_id)))
+    assert moved.status_code == 302
+    page = html.unescape(client.get(path(moved.headers["Location"])).get_data(as_text=True))
+    assert "has expired: here is the current price" in page
+    assert "Code PROHALF (Half off your first Pro month) is included" in page

@@ -301,6 +301,16 @@ def test_a_tagged_event_with_any_field_mistyped_is_processed_or_a_400_never_a_50
     assert refused > 100
 
 
+def test_an_event_of_a_type_tiergate_does_not_handle_is_not_checked_field_by_field(
+    client: Any, app: Any, stripe_double: StripeDouble, acme: str
+) -> None:
+    """invoice.upcoming carries a preview without an id: acknowledged, as any unhandled type."""
+    preview = invoice_obj(status="draft")
+    del preview["id"]
+    response = post(client, event("invoice.upcoming", preview))
+    assert response.status_code == 200 and response.get_json()["status"] == "processed"
+
+
 @pytest.mark.parametrize("created", [None, "1", -1, 10**30, 2**63, True])
 def test_an_event_created_at_an_impossible_time_is_a_400(
     client: Any, app: Any, stripe_double: StripeDouble, acme: str, created: Any
