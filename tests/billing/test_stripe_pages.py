@@ -885,3 +885,25 @@ def test_a_past_due_account_on_manual_billing_is_asked_to_get_in_touch(
     page = html.unescape(client.get(account_path(app)).get_data(as_text=True))
     assert "Your account is on the free plan until the open invoice is paid." in page
     assert "Contact us to settle the open invoice." in page
+
+
+def test_a_yearly_only_code_on_the_offer_page_is_what_stripe_charges_for_the_yearly_upgrade(
+    shop: Shop, client: Any, clock: FixedClock, tmp_path: Any
+) -> None:
+    from tests.billing.test_pages import publish_upgrade_codes
+
+    publish_upgrade_codes(shop.app, clock, tmp_path)
+    sub_id = shop.subscribed(STARTER)
+    _, link = gate_offer_link(shop)
+    response = client.get(link + "&code=YEAR30")
+    assert response.status_code == 302
+    page = client.get(path(response.headers["Location"])).get_data(as_text=True)
+    assert "Code YEAR30 (30 % off a first Pro year) is included" in html.unescape(page)
+    coded_id = re.search(r'action="/offers/(off_[\w-]+)/accept"', page).group(1)  # type: ignore[union-attr]
+    shown = amount_on(page, r"Pay yearly — (\S+) today")
+    assert shown == 29000 - 8700 - 450  # 30 % off the year, less Starter's unused half month
+    response = post_form(client, page, f"/offers/{coded_id}/accept", {"interval": "year"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    *_, upgrade = shop.stripe_invoices()
+    assert (upgrade.status, upgrade.amount_paid) == ("paid", shown)
+    assert price_ids(shop.stripe_subscription(sub_id)) == [PRO_YEARLY.lookup_key]
