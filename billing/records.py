@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, ParamSpec
 
+from flask import current_app, has_app_context
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -168,6 +169,13 @@ def discount_for(catalog: Catalog, promotion_id: str | None, currency: str) -> D
 def customer_of(account: Account) -> Customer:
     """The account as the provider knows it."""
     return Customer(account.id, account.email, account.name, account.stripe_customer_id)
+
+
+def grace_ends_at(sub: Subscription) -> datetime:
+    """When a past-due subscription stops granting its tier (TIERGATE_PAST_DUE_GRACE_DAYS after
+    the failed payment), counted as the gate's entitlements count it."""
+    days = int(current_app.config.get("PAST_DUE_GRACE_DAYS", 7)) if has_app_context() else 7
+    return (sub.past_due_since or sub.current_period_end) + timedelta(days=days)
 
 
 def live_subscription(account: Account) -> Subscription | None:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app, has_app_context
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -48,6 +47,7 @@ from billing.records import (
     call_provider,
     customer_of,
     discount_for,
+    grace_ends_at,
     in_flight,
     live_or_conflict,
     live_subscription,
@@ -123,10 +123,7 @@ def past_due_block(session: Session, sub: Subscription | None, now: datetime) ->
     period is over, so the gate treats the account as free; paying the open invoice is what
     brings the plan back, and a plan change would be priced from neither. None: nothing stands
     in the way (within the grace period the plan can still change)."""
-    if sub is None or sub.status is not SubscriptionStatus.PAST_DUE:
-        return None
-    since = sub.past_due_since or sub.current_period_end  # as the entitlements count it
-    if now < since + timedelta(days=grace_days()):
+    if sub is None or sub.status is not SubscriptionStatus.PAST_DUE or now < grace_ends_at(sub):
         return None
     catalog = store.load(session, sub.catalog_version).catalog
     tier = catalog.tier(sub.tier_id)
@@ -136,11 +133,6 @@ def past_due_block(session: Session, sub: Subscription | None, now: datetime) ->
         f"for now. Pay the open invoice from the billing page to get {name} back before "
         "changing plans. Nothing was charged."
     )
-
-
-def grace_days() -> int:
-    """TIERGATE_PAST_DUE_GRACE_DAYS (7 outside a Flask app, as its default)."""
-    return int(current_app.config.get("PAST_DUE_GRACE_DAYS", 7)) if has_app_context() else 7
 
 
 def _offer_terms(
@@ -505,17 +497,9 @@ def offer_with_code(session: Session, clock: Clock, offer: Offer, code: str) -> 
         raise Conflict("This offer was already accepted.")
     if offer.contact_sales or not offer.to_tier_id or not offer.interval:
         raise Conflict("This plan is sold through our sales team: codes do not apply to it.")
-    if (
-        offer.details
-        and offer.details.get("code")
-        and offer.details["code"].casefold() == (code.strip().casefold())
-    ):
+    carried = (offer.details or {}).get("code")
+    if isinstance(carried, str) and carried.casefold() == code.strip().casefold():
         return offer  # this offer already carries the code (Apply pressed again on its page)
-    blocked = past_due_block(
-        session, live_subscription(account_of(session, offer.account_id)), clock.now()
-    )
-    if blocked is not None:
-        raise Conflict(blocked)
     catalog = store.load(session).catalog
     intervals: tuple[str, ...] = (offer.interval,)
     if offer.interval == "month" and (offer.details or {}).get("yearly_alternative"):

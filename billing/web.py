@@ -7,7 +7,7 @@ CSRF-protected (this blueprint only: the JSON API and webhooks stay exempt).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
 from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
@@ -593,16 +593,15 @@ def _past_due(sub: Any, state: Any) -> dict[str, Any] | None:
     """After a failed payment: since when, until when the plan is kept, and where to pay."""
     if sub is None or sub.status is not SubscriptionStatus.PAST_DUE:
         return None
-    since = sub.past_due_since
-    grace = timedelta(days=int(current_app.config.get("PAST_DUE_GRACE_DAYS", 7)))
     try:
         url = _provider().payment_url(state)
     except TiergateError:  # the processor is unreachable: say so without the link
         url = None
+    kept_until = records.grace_ends_at(sub)
     return {
-        "since": since,
-        "kept_until": since + grace if since is not None else None,
-        "fallen_back": since is not None and get_clock().now() >= since + grace,
+        "since": sub.past_due_since,
+        "kept_until": kept_until,
+        "fallen_back": get_clock().now() >= kept_until,
         "payment_url": url,
     }
 

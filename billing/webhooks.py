@@ -14,17 +14,16 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import stripe
-from flask import current_app, has_app_context
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from billing import event_shapes, notifications
+from billing import event_shapes, notifications, records
 from billing.models import BillingChange, ChangeStatus, Invoice, WebhookEvent
 from billing.provider import Outcome
 from billing.sync_state import (
@@ -383,10 +382,9 @@ def _tell_payment_failed(
     if obj.get("billing_reason") not in ("subscription_cycle", "subscription_threshold"):
         return ""
     sub = account.subscription
-    grace_ends_at = None
-    if sub is not None and sub.past_due_since is not None and has_app_context():
-        days = int(current_app.config.get("PAST_DUE_GRACE_DAYS", 7))
-        grace_ends_at = sub.past_due_since + timedelta(days=days)
+    grace_ends_at = (
+        records.grace_ends_at(sub) if sub is not None and sub.past_due_since is not None else None
+    )
     attempt = obj.get("attempt_count")
     note = notifications.payment_failed(
         session,

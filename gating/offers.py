@@ -113,11 +113,12 @@ def requote(
     Conflict when it cannot be: a contact-sales offer, or the account is on that tier by now.
     """
     now = clock.now()
+    newest = store.load(session)
+    catalog = newest.catalog
     origin = "code_from" if code is not None else "requoted_from"
     if code is None:  # an expired offer keeps the code the customer typed, while it runs
         carried = (offer.details or {}).get("code_promotion")
-        running = store.load(session).catalog.active_promotions(now)
-        code = next((p for p in running if carried and p.id == carried), None)
+        code = next((p for p in catalog.active_promotions(now) if p.id == carried), None)
     later = session.scalars(
         select(Offer).where(
             Offer.account_id == offer.account_id, Offer.created_at >= offer.created_at
@@ -129,15 +130,12 @@ def requote(
         same_code = details.get("code") == (code.code if code is not None else None)
         if details.get(origin) == offer.id and same_code and fresh:
             return candidate
-    newest = store.load(session)
-    catalog = newest.catalog
     account = session.get(Account, offer.account_id)
     target = catalog.tier(offer.to_tier_id or "")
     feature = catalog.feature(offer.feature_id or "")
     held = _held(session, account, catalog) if account is not None else None
-    if offer.contact_sales or target is None or feature is None or held is None:
+    if offer.contact_sales or account is None or target is None or feature is None or not held:
         raise Conflict("This offer cannot be quoted again: open it again from the app.")
-    assert account is not None
     current = _current(session, account, held, catalog, now)
     used = ((offer.details or {}).get("usage") or {}).get("used")
     if feature.kind is FeatureKind.BOOLEAN:
@@ -152,7 +150,6 @@ def requote(
     if code is not None:
         body["code"], body["code_promotion"] = code.code, code.id
     fields = _fields(account.id, offer.trigger, newest.version, current, plan)
-    fields["feature_id"] = offer.feature_id
     return _create(session, catalog, now, fields, plan, body, quantity=offer.quantity)
 
 

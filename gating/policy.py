@@ -8,8 +8,9 @@ Amounts come from billing/proration.py, so the offer states what billing will ch
 Promotions: the catalog's automatic promotion for the tier, interval and currency (the running
 one without a code that takes the most off, `Catalog.automatic_promotion`), or the promotion of a
 code the customer typed, discounts the first charge of the change (today's debit, a new period,
-or the first charge after a trial); the renewal keeps the discount only for `forever`
-promotions, or `repeating` ones that last longer than one interval.
+or the first charge after a trial); the renewal keeps the discount for `forever` promotions,
+and for `repeating` ones whose months, counted from the change as Stripe's coupon counts them,
+have not run by then.
 """
 
 from __future__ import annotations
@@ -444,15 +445,9 @@ def _promotion(
 ) -> Promotion | None:
     """The typed code's promotion where it applies, else the catalog's automatic promotion for
     this tier, interval and currency."""
-    if code is not None and code.active(now) and _applies(code, tier, interval, currency):
+    if code is not None and code.active(now) and code.takes_off(tier, interval, currency) > 0:
         return code
     return catalog.automatic_promotion(tier, interval, currency, now)
-
-
-def _applies(promo: Promotion, tier: Tier, interval: str, currency: str) -> bool:
-    if tier.free or not promo.applies_to(tier.id, interval):
-        return False
-    return promo.percent_off is not None or bool(promo.amount_off.get(currency))
 
 
 def _discount(promo: Promotion | None, currency: str) -> Discount | None:

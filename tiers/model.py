@@ -180,6 +180,14 @@ class Promotion:
             off = self.amount_off.get(currency.lower(), 0)
         return max(0, min(off, amount))
 
+    def takes_off(self, tier: Tier, interval: Interval | str, currency: str) -> int:
+        """What it takes off `tier`'s price in `interval` and `currency` (0: it does not apply:
+        another tier or interval, a free or contact-sales tier, no amount in that currency)."""
+        price = tier.price(interval, currency)
+        if tier.free or tier.contact_sales or price is None:
+            return 0
+        return self.discount(price, currency) if self.applies_to(tier.id, interval) else 0
+
 
 @dataclass(frozen=True)
 class OfferSettings:
@@ -232,14 +240,9 @@ class Catalog:
         of the running ones that take something off its price, the one that takes off the most
         (the first in the catalog on a tie). One per subscription, as Stripe applies one
         coupon. The pricing page, the offers and the checkout all ask this one question."""
-        price = tier.price(interval, currency)
-        if tier.free or tier.contact_sales or price is None:
-            return None
         best, most = None, 0
         for promo in self.active_promotions(now):
-            if promo.code is not None or not promo.applies_to(tier.id, interval):
-                continue
-            off = promo.discount(price, currency)
+            off = promo.takes_off(tier, interval, currency) if promo.code is None else 0
             if off > most:
                 best, most = promo, off
         return best

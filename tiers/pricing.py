@@ -312,11 +312,7 @@ def _best_promotion(
 ) -> PromotionPrice | None:
     # One coupon per subscription (as in Stripe): the automatic one that saves the most, which
     # is the one charged (Catalog.automatic_promotion); without one, the best code to type.
-    candidates = [
-        (p.discount(amount, currency), p)
-        for p in promotions
-        if _promotable(p, tier) and p.applies_to(tier.id, interval)
-    ]
+    candidates = [(p.takes_off(tier, interval, currency), p) for p in promotions]
     candidates = [(off, p) for off, p in candidates if off > 0]
     automatic = [(off, p) for off, p in candidates if p.code is None]
     if not candidates:

@@ -257,23 +257,28 @@ def test_two_deliverers_at_once_send_each_notification_once_on_postgres(
     assert all(n.delivered_at is not None and n.attempts == 1 for n in queued(app))
 
 
-def test_a_plan_change_through_the_pages_notifies_once_with_the_previous_terms(
-    app: Any, clock: FixedClock, demo_catalog: Any
-) -> None:
+def upgrade_pressed_twice(app: Any, clock: FixedClock, version: int) -> None:
+    """acme accepts a Starter -> Pro offer with manual billing, then presses again (already
+    accepted: nothing changes the second time)."""
     from billing import service
     from billing.manual import ManualBilling
     from tests.billing.conftest import quote_offer
 
     with get_db(app).session() as s:
-        subscribe(s, "acme", clock, demo_catalog.version)
+        subscribe(s, "acme", clock, version)
         offer_id = quote_offer(
-            s, "acme", clock, demo_catalog.version, amount_due_today=1000, new_recurring=2900
+            s, "acme", clock, version, amount_due_today=1000, new_recurring=2900
         ).id
     urls = service.Urls("http://localhost/ok", "http://localhost/no")
-    with get_db(app).session() as s:
-        service.accept_offer(s, clock, ManualBilling(), offer_id, "acme", urls=urls)
-    with get_db(app).session() as s:  # pressed again: already accepted, nothing changes
-        service.accept_offer(s, clock, ManualBilling(), offer_id, "acme", urls=urls)
+    for _ in range(2):
+        with get_db(app).session() as s:
+            service.accept_offer(s, clock, ManualBilling(), offer_id, "acme", urls=urls)
+
+
+def test_a_plan_change_through_the_pages_notifies_once_with_the_previous_terms(
+    app: Any, clock: FixedClock, demo_catalog: Any
+) -> None:
+    upgrade_pressed_twice(app, clock, demo_catalog.version)
     [note] = queued(app, "subscription.changed")
     data = note.payload["data"]
     assert (data["tier"], data["status"], data["previous"]["tier"]) == ("pro", "active", "starter")
@@ -296,20 +301,9 @@ def test_replayed_stripe_events_notify_no_change_twice(
 def test_a_paid_upgrade_sends_one_receipt_with_the_amount_charged(
     app: Any, clock: FixedClock, demo_catalog: Any
 ) -> None:
-    from billing import service
-    from billing.manual import ManualBilling
     from billing.models import Invoice
-    from tests.billing.conftest import quote_offer
 
-    with get_db(app).session() as s:
-        subscribe(s, "acme", clock, demo_catalog.version)
-        offer_id = quote_offer(
-            s, "acme", clock, demo_catalog.version, amount_due_today=1000, new_recurring=2900
-        ).id
-    urls = service.Urls("http://localhost/ok", "http://localhost/no")
-    for _ in range(2):  # pressed twice: one charge, one receipt
-        with get_db(app).session() as s:
-            service.accept_offer(s, clock, ManualBilling(), offer_id, "acme", urls=urls)
+    upgrade_pressed_twice(app, clock, demo_catalog.version)  # one charge, one receipt
     with get_db(app).sessionmaker() as s:
         [invoice] = s.scalars(select(Invoice)).all()
     [note] = queued(app, "invoice.paid")

@@ -78,6 +78,11 @@ def event_types(db, offer_id: str) -> list[str]:  # type: ignore[no-untyped-def]
         return [e.type.value for e in rows]
 
 
+def offer_count(db) -> int:  # type: ignore[no-untyped-def]
+    with db() as s:
+        return int(s.scalar(select(func.count()).select_from(Offer)) or 0)
+
+
 def tier_of(db, account_id="acme") -> str:  # type: ignore[no-untyped-def]
     with db() as s:
         return s.get(Account, account_id).subscription.tier_id  # type: ignore[union-attr]
@@ -960,8 +965,7 @@ def test_a_code_that_does_not_apply_to_the_offer_says_why_and_changes_nothing(
 ) -> None:  # type: ignore[no-untyped-def]
     publish_upgrade_codes(app, clock, tmp_path)
     offer_id, plain, _ = _gate_offer_page(app, client, db, clock, version)
-    with db() as s:
-        offers_before = s.scalar(select(func.count()).select_from(Offer))
+    offers_before = offer_count(db)
     link = portal.offer_link(app.config, "acme", offer_id)
     response = client.get(path(link) + "&" + urlencode({"code": code}))
     assert response.status_code == 422
@@ -971,8 +975,7 @@ def test_a_code_that_does_not_apply_to_the_offer_says_why_and_changes_nothing(
     assert re.search(r"Upgrade now — pay (\S+) today", page).group(1) == re.search(  # type: ignore[union-attr]
         r"Upgrade now — pay (\S+) today", plain
     ).group(1)  # type: ignore[union-attr]
-    with db() as s:
-        assert s.scalar(select(func.count()).select_from(Offer)) == offers_before
+    assert offer_count(db) == offers_before
     assert invoices(db) == [] and tier_of(db) == "starter"
 
 
@@ -1040,16 +1043,7 @@ def test_an_account_past_due_beyond_its_grace_is_asked_to_pay_before_upgrading(
     """Past its grace period the gate treats it as free and quotes Pro from there, but billing
     would change the past-due Starter plan: the page asks for the open invoice instead of
     showing a price that accepting would refuse (it answered 409 quote mismatch)."""
-    from gating import service as gate
-
-    with db() as s:
-        subscribe(s, "acme", clock, version, status="past_due")
-        s.get(Account, "acme").subscription.past_due_since = clock.now() - timedelta(days=10)  # type: ignore[union-attr]
-    settings = gate.GateSettings(past_due_grace_days=7, base_url="http://localhost")
-    with db() as s:
-        denied = gate.check(s, clock, "acme", "audit_log", settings=settings)
-        assert not denied.allowed and denied.offer is not None
-        offer_id = denied.offer["id"]
+    offer_id = _past_due_beyond_grace_offer(db, clock, version)
     page = client.get(path(portal.offer_link(app.config, "acme", offer_id)))
     text = html.unescape(page.get_data(as_text=True))
     assert "The last payment for your Starter plan failed" in text
@@ -1096,8 +1090,7 @@ def test_a_blocked_past_due_offer_is_not_quoted_again_into_one_that_can_be_bough
 ) -> None:  # type: ignore[no-untyped-def]
     publish_upgrade_codes(app, clock, tmp_path)
     offer_id = _past_due_beyond_grace_offer(db, clock, version)
-    with db() as s:
-        offers_before = s.scalar(select(func.count()).select_from(Offer))
+    offers_before = offer_count(db)
     link = path(portal.offer_link(app.config, "acme", offer_id))
     if how == "the price expired":
         clock.advance(minutes=31)
@@ -1107,8 +1100,7 @@ def test_a_blocked_past_due_offer_is_not_quoted_again_into_one_that_can_be_bough
     assert response.status_code == 200  # shown as it is, not re-quoted
     page = html.unescape(response.get_data(as_text=True))
     assert "The last payment for your Starter plan failed" in page and "Upgrade now" not in page
-    with db() as s:
-        assert s.scalar(select(func.count()).select_from(Offer)) == offers_before
+    assert offer_count(db) == offers_before
     assert invoices(db) == [] and tier_of(db) == "starter"
 
 
@@ -1118,12 +1110,10 @@ def test_pressing_apply_again_on_the_page_of_a_coded_offer_keeps_that_offer(
     publish_upgrade_codes(app, clock, tmp_path)
     offer_id, _, _ = _gate_offer_page(app, client, db, clock, version)
     coded_id, _ = _coded_page(client, portal.offer_link(app.config, "acme", offer_id), "PROHALF")
-    with db() as s:
-        offers_before = s.scalar(select(func.count()).select_from(Offer))
+    offers_before = offer_count(db)
     again = client.get(path(portal.offer_link(app.config, "acme", coded_id)) + "&code=prohalf")
     assert again.status_code == 302 and f"/offers/{coded_id}?" in again.headers["Location"]
-    with db() as s:
-        assert s.scalar(select(func.count()).select_from(Offer)) == offers_before
+    assert offer_count(db) == offers_before
 
 
 def test_an_expired_coded_offer_is_quoted_again_with_its_code(
