@@ -71,10 +71,13 @@ INVOICE: Shape = {
     },
 }
 
+CUSTOMER: Shape = {"id": TEXT, "metadata": TAGS}
+
 # The event types billing/webhooks.py dispatches; any other type is acknowledged unread, so
 # its object is not checked (an `invoice.upcoming` preview, for one, has no id).
 SHAPES: dict[str, Shape] = {
     "checkout.session.completed": CHECKOUT_SESSION,
+    "customer.updated": CUSTOMER,
     **{
         f"customer.subscription.{change}": SUBSCRIPTION
         for change in (

@@ -28,7 +28,7 @@ from billing.provider import (
     StartRequest,
     SubscriptionState,
 )
-from billing.quotes import Quote, change_quote, renewal_quote, start_quote
+from billing.quotes import Quote, change_quote, one_time_quote, renewal_quote, start_quote
 
 
 class ManualBilling:
@@ -47,6 +47,7 @@ class ManualBilling:
             request.start,
             request.trial_days,
             request.discount,
+            request.customer.balance,
         )
         _check(quote, request.expected_amount_due)
         state = SubscriptionState(
@@ -59,8 +60,9 @@ class ManualBilling:
             running_discount=running(
                 request.discount, request.plan, request.start, charged=not quote.trial_end
             ),
+            balance=quote.ending_balance,
         )
-        return Result(Outcome.DONE, subscription=state, charge=_paid(quote))
+        return _done(state, quote)
 
     def change_subscription(self, request: ChangeRequest) -> Result:
         """Apply the new items now and record the prorated charge as paid."""
@@ -86,8 +88,9 @@ class ManualBilling:
             next_addons=None,
             cancel_at_period_end=False,
             running_discount=_after_change(request, charged=not quote.trial_end),
+            balance=quote.ending_balance,
         )
-        return Result(Outcome.DONE, subscription=state, charge=_paid(quote))
+        return _done(state, quote)
 
     def schedule(self, request: ScheduleRequest) -> SubscriptionState:
         """Remember the change for the period end; nothing is charged now."""
@@ -123,17 +126,16 @@ class ManualBilling:
             next_plan=None,
             next_addons=None,
             running_discount=_one_used(kept) if request.discount is None else None,
+            balance=quote.ending_balance,
         )
-        return Result(Outcome.DONE, subscription=state, charge=_paid(quote))
+        return _done(state, quote)
 
     def charge_one_time(self, request: OneTimeRequest) -> Result:
         """Record the one-time item as a paid invoice."""
         item = request.item
-        line = Line(item.name, item.amount, item_id=item.item_id)
-        if item.amount != request.expected_amount_due:
-            raise _mismatch(item.amount, request.expected_amount_due, item.currency)
-        charge = Charge(item.currency, item.amount, item.amount, "paid", (line,))
-        return Result(Outcome.DONE, charge=charge)
+        quote = one_time_quote(item, request.customer.balance)
+        _check(quote, request.expected_amount_due)
+        return Result(Outcome.DONE, charge=_paid(quote), balance=quote.ending_balance)
 
     def find_change(self, idempotency_key: str) -> Result | None:
         """Nothing to recover: manual changes commit or roll back with their BillingChange row."""
@@ -192,11 +194,26 @@ def _mismatch(amount: int, expected: int, currency: str) -> QuoteMismatch:
     )
 
 
+def _done(state: SubscriptionState, quote: Quote) -> Result:
+    return Result(
+        Outcome.DONE, subscription=state, charge=_paid(quote), balance=quote.ending_balance
+    )
+
+
 def _paid(quote: Quote) -> Charge:
+    """The invoice: its lines, then how the balance settled it (the lines add up to the amount
+    due, as on a Stripe invoice's "Applied balance")."""
+    lines = list(quote.lines)
+    if quote.credit_applied:
+        lines.append(Line("Applied from your account credit", -quote.credit_applied))
+    if quote.balance > 0:
+        lines.append(Line("Balance carried from earlier invoices", quote.balance))
+    if rest := quote.amount_due - sum(line.amount for line in lines):
+        lines.append(Line("Credit kept on your account for the next invoices", rest))
     return Charge(
         currency=quote.currency,
         amount_due=quote.amount_due,
         amount_paid=quote.amount_due,
         status="paid",
-        lines=quote.lines,
+        lines=tuple(lines),
     )

@@ -57,6 +57,7 @@ class Customer:
     email: str | None = None
     name: str | None = None
     external_id: str | None = None  # Stripe: cus_...; None until the provider created one
+    balance: int = 0  # the invoice balance (negative: a credit), applied to the next charge
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,9 @@ class SubscriptionState:
     external_id: str | None = None  # Stripe: sub_...
     item_ids: Mapping[str, str] = field(default_factory=dict)  # item_id -> Stripe si_...
     running_discount: RunningDiscount | None = None  # manual billing: renewals it discounts
+    # The customer's invoice balance in the plan's currency (negative: a credit): Stripe takes
+    # it off the next invoice it finalizes, and so do the quotes.
+    balance: int = 0
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,7 @@ class Charge:
     status: str  # paid | open
     lines: tuple[Line, ...]
     external_id: str | None = None  # Stripe: in_...
+    ending_balance: int | None = None  # the customer's balance after it (None: not final)
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,7 @@ class Result:
     redirect_url: str | None = None
     customer_external_id: str | None = None
     external_id: str | None = None  # Stripe Checkout Session id for REDIRECT
+    balance: int | None = None  # the customer's balance after the call; None: not known
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,13 @@ The arithmetic is billing/proration.py's; this module maps provider Prices to it
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from billing import proration
 from billing.proration import add_interval
 from billing.provider import Discount, Line, Price, SubscriptionState
+
+_NO_PERIOD = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -33,10 +35,30 @@ class Quote:
     period_end: datetime
     trial_end: datetime | None = None
 
+    # The customer's balance before this charge (negative: a credit), applied as Stripe applies
+    # it when it finalizes an invoice.
+    balance: int = 0
+
+    @property
+    def total(self) -> int:
+        """The sum of the lines; negative when the change nets to a credit."""
+        return sum(line.amount for line in self.lines)
+
     @property
     def amount_due(self) -> int:
-        """The total, never below zero (a net credit is Stripe's customer balance, not a refund)."""
-        return max(0, sum(line.amount for line in self.lines))
+        """The total with the balance applied, never below zero: a net credit is kept as the
+        customer's balance for the next invoices, not refunded."""
+        return max(0, self.total + self.balance)
+
+    @property
+    def ending_balance(self) -> int:
+        """The balance after this charge: the credit that is left (or 0)."""
+        return min(0, self.total + self.balance)
+
+    @property
+    def credit_applied(self) -> int:
+        """How much of a credit balance this charge used (0 when none was used)."""
+        return max(0, max(0, self.total) - self.amount_due)
 
 
 def next_period_end(start: datetime, end: datetime, interval: str) -> datetime:
@@ -86,15 +108,17 @@ def start_quote(
     start: datetime,
     trial_days: int,
     discount: Discount | None,
+    balance: int = 0,
 ) -> Quote:
     """A first subscription: a full period from `start`, or a free trial of `trial_days` first."""
     if trial_days > 0:
         trial_end = start + timedelta(days=trial_days)
         trial = Line(f"{plan.name} trial ({trial_days} days)", 0, item_id=plan.item_id)
-        return Quote(plan.currency, (trial, *_one_time(one_time)), start, trial_end, trial_end)
+        lines = (trial, *_one_time(one_time))
+        return Quote(plan.currency, lines, start, trial_end, trial_end, balance)
     result = proration.start_period(_items(plan, addons, discount), start, _interval(plan))
     lines = (*_lines(result), *_one_time(one_time))
-    return Quote(plan.currency, lines, result.period_start, result.period_end)
+    return Quote(plan.currency, lines, result.period_start, result.period_end, None, balance)
 
 
 def change_quote(
@@ -115,7 +139,14 @@ def change_quote(
         # Stripe keeps the trial: nothing is prorated; the new items are charged at its end.
         note = Line(f"{plan.name} trial until {trial_end:%d %b %Y}", 0, item_id=plan.item_id)
         lines = (note, *_one_time(one_time))
-        return Quote(plan.currency, lines, current.period_start, current.period_end, trial_end)
+        return Quote(
+            plan.currency,
+            lines,
+            current.period_start,
+            current.period_end,
+            trial_end,
+            current.balance,
+        )
     # The current plan keeps the discount it has only when the plan stays the same.
     before = _items(current.plan, current.addons, discount if current.plan == plan else None)
     after = _items(plan, addons, discount)
@@ -133,7 +164,9 @@ def change_quote(
             before, after, current.period_start, current.period_end, proration_date
         )
     lines = (*_lines(result), *_one_time(one_time))
-    return Quote(plan.currency, lines, result.period_start, result.period_end)
+    return Quote(
+        plan.currency, lines, result.period_start, result.period_end, None, current.balance
+    )
 
 
 def renewal_quote(current: SubscriptionState, discount: Discount | None) -> Quote:
@@ -145,7 +178,13 @@ def renewal_quote(current: SubscriptionState, discount: Discount | None) -> Quot
     end = result.period_end
     if plan.interval == current.plan.interval:
         end = next_period_end(current.period_start, start, _interval(plan))
-    return Quote(plan.currency, tuple(_lines(result)), start, end)
+    return Quote(plan.currency, tuple(_lines(result)), start, end, None, current.balance)
+
+
+def one_time_quote(item: Price, balance: int = 0) -> Quote:
+    """A one-time item invoiced on its own (Stripe: an invoice item on a new invoice)."""
+    line = Line(item.name, item.amount, item_id=item.item_id)
+    return Quote(item.currency, (line,), _NO_PERIOD, _NO_PERIOD, None, balance)
 
 
 def _interval(price: Price) -> str:

@@ -25,6 +25,7 @@ from billing.sync_state import (
     StripeSource,
     apply_subscription,
     pending_changes,
+    refresh_balance,
     settle_change,
 )
 from gating.models import Account, Subscription
@@ -103,6 +104,8 @@ def _compare(session: Session, clock: Clock, provider: StripeSource, sub: Subscr
     account = session.get(Account, sub.account_id)
     assert account is not None
     changes = apply_subscription(session, clock, account, state)
+    if balance := refresh_balance(provider, account):
+        changes.append(balance)
     if not changes:
         return ""
     return (

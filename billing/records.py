@@ -166,9 +166,28 @@ def discount_for(catalog: Catalog, promotion_id: str | None, currency: str) -> D
     )
 
 
-def customer_of(account: Account) -> Customer:
-    """The account as the provider knows it."""
-    return Customer(account.id, account.email, account.name, account.stripe_customer_id)
+def customer_of(account: Account, currency: str | None = None) -> Customer:
+    """The account as the provider knows it, with its balance in `currency` (the charge's)."""
+    balance = balance_in(account, currency) if currency is not None else 0
+    return Customer(account.id, account.email, account.name, account.stripe_customer_id, balance)
+
+
+def balance_in(account: Account, currency: str) -> int:
+    """The account's invoice balance (negative: a credit) where it applies to a charge in
+    `currency`: Stripe keeps one balance per customer, in the customer's currency."""
+    if account.balance and account.balance_currency == currency:
+        return account.balance
+    return 0
+
+
+def keep_balance(account: Account, balance: int | None, currency: str) -> None:
+    """Record the balance a provider reported after a charge in `currency` (None: it did not
+    say); a balance in another currency was not used by that charge, so it stays."""
+    if account.balance and account.balance_currency not in (None, currency):
+        return
+    if balance is not None:
+        account.balance = balance
+        account.balance_currency = currency
 
 
 def grace_ends_at(sub: Subscription) -> datetime:
@@ -232,6 +251,7 @@ def state_of(session: Session, sub: Subscription) -> SubscriptionState:
         external_id=sub.stripe_subscription_id,
         item_ids={k: v for k, v in item_ids.items() if v},
         running_discount=running_from_json(sub.running_discount),
+        balance=balance_in(sub.account, sub.currency),
     )
 
 
@@ -404,6 +424,19 @@ def apply_result(
         session.add(invoice)
     if invoice is not None:
         notifications.invoice_paid(session, clock, invoice)
+    balance = result.balance
+    if balance is None and result.charge is not None:
+        balance = result.charge.ending_balance
+    if balance is not None:
+        currency = (
+            result.charge.currency
+            if result.charge is not None
+            else result.subscription.plan.currency
+            if result.subscription is not None
+            else None
+        )
+        if currency is not None:
+            keep_balance(account, balance, currency)
     change.status = ChangeStatus.APPLIED
     change.error = None
     change.result = {
@@ -728,7 +761,7 @@ def schedule_change(
         },
     )
     request = ScheduleRequest(
-        change.id, customer_of(account), state, next_plan, next_addons, cancel
+        change.id, customer_of(account, state.plan.currency), state, next_plan, next_addons, cancel
     )
     try:
         new_state = provider.schedule(request)

@@ -34,7 +34,7 @@ from billing.provider import (
     StartRequest,
     SubscriptionState,
 )
-from billing.quotes import Quote, change_quote, start_quote
+from billing.quotes import Quote, change_quote, one_time_quote, start_quote
 from billing.records import (
     LIVE,
     FlowResult,
@@ -44,6 +44,7 @@ from billing.records import (
     account_of,
     active_addons,
     addon_price,
+    balance_in,
     call_provider,
     customer_of,
     discount_for,
@@ -105,16 +106,24 @@ class _Terms:
 
 
 def offer_addon_due_today(session: Session, clock: Clock, offer: Offer) -> int | None:
-    """What the offer's optional add-on adds to today's charge (None: no add-on to offer)."""
+    """What the offer's optional add-on adds to today's charge (None: no add-on to offer):
+    the charge with it less the charge without, both with the offer's promotion and the
+    account's balance, as the provider will charge them."""
     terms = _offer_terms(session, offer, clock.now(), with_addon=True)
     addon, current = terms.addon, terms.current
     if addon is None:
         return None
-    if addon.interval is None or current is None or current.plan.interval != terms.plan.interval:
-        return addon.amount
+    discount = discount_for(terms.catalog, offer.promotion_id, offer.currency)
     at = offer.proration_date or clock.now()
-    with_it = change_quote(current, terms.plan, (*terms.kept, addon), (), at, None)
-    without = change_quote(current, terms.plan, terms.kept, (), at, None)
+    recurring, one_time = ((addon,), ()) if addon.interval else ((), (addon,))
+    if current is None:
+        balance = balance_in(account_of(session, offer.account_id), offer.currency)
+        with_it = start_quote(terms.plan, recurring, one_time, at, 0, discount, balance)
+        without = start_quote(terms.plan, (), (), at, 0, discount, balance)
+    else:
+        plan, kept = terms.plan, terms.kept
+        with_it = change_quote(current, plan, (*kept, *recurring), one_time, at, discount)
+        without = change_quote(current, plan, kept, (), at, discount)
     return with_it.amount_due - without.amount_due
 
 
@@ -283,7 +292,7 @@ def accept_offer(
         amount_due=expected,
         currency=offer.currency,
     )
-    customer = customer_of(account_of(session, account_id))
+    customer = customer_of(account_of(session, account_id), offer.currency)
     request: StartRequest | ChangeRequest
     if current is None:
         request = StartRequest(
@@ -426,7 +435,8 @@ def checkout_quote(
     # One trial per account: an account that ever had a subscription pays from the start.
     trial_days = tier.trial_days if account.subscription is None else 0
     discount = _checkout_discount(catalog, tier_id, interval, currency, clock.now(), code)
-    quote = start_quote(plan, (), (), clock.now(), trial_days, discount)
+    balance = balance_in(account, currency)
+    quote = start_quote(plan, (), (), clock.now(), trial_days, discount, balance)
     return plan, quote, trial_days
 
 
@@ -553,7 +563,7 @@ def checkout(
     account = account_of(session, account_id)
     request = StartRequest(
         change.id,
-        customer_of(account),
+        customer_of(account, currency),
         plan,
         (),
         (),
@@ -710,7 +720,7 @@ def switch_to_yearly(
     )
     request = ChangeRequest(
         change.id,
-        customer_of(account),
+        customer_of(account, sub.currency),
         terms.state,
         terms.plan,
         terms.addons,
@@ -764,7 +774,8 @@ def addon_quote(
         )
     price = addon_price(catalog, addon, sub.interval, sub.currency)
     if price.interval is None:
-        return price, price.amount
+        account = account_of(session, account_id)
+        return price, one_time_quote(price, balance_in(account, sub.currency)).amount_due
     state = state_of(session, sub)
     within_period(state, at)
     if any(a.item_id == addon.id for a in state.addons):
@@ -816,7 +827,7 @@ def buy_addon(
         amount_due=due,
         currency=sub.currency,
     )
-    customer = customer_of(account)
+    customer = customer_of(account, sub.currency)
     call: Any
     request: ChangeRequest | OneTimeRequest
     if price.interval is None:
@@ -929,7 +940,7 @@ def _renew_one(
         {"period_end": sub.current_period_end.isoformat()},
         currency=sub.currency,
     )
-    request = RenewRequest(change.id, customer_of(account), state, None)
+    request = RenewRequest(change.id, customer_of(account, sub.currency), state, None)
     status, invoice, result, message = call_provider(
         session, clock, provider, change, provider.renew, request, None, version
     )

@@ -123,8 +123,11 @@ class StripeBilling:
             request.start,
             request.trial_days,
             request.discount,
+            request.customer.balance,
         )
         _check_quote(quote.amount_due, request.expected_amount_due, request.plan.currency)
+        # Checkout shows the total; Stripe takes the customer's balance off the invoice it makes.
+        total = max(0, quote.total)
         customer_id = self._customer_id(request.customer)
         meta = self._metadata(key, request.customer.account_id, request.plan)
         prices = (request.plan, *request.addons, *request.one_time)
@@ -147,10 +150,10 @@ class StripeBilling:
             params["allow_promotion_codes"] = True
         with stripe_errors(f"starting Checkout for {request.customer.account_id}"):
             session = self.client.v1.checkout.sessions.create(params, _key(key, "checkout"))
-        if session.amount_total != request.expected_amount_due:
+        if session.amount_total != total:
             with stripe_errors(f"expiring Checkout Session {session.id}"):
                 self.client.v1.checkout.sessions.expire(session.id, None, _key(key, "expire"))
-            _check_quote(session.amount_total or 0, request.expected_amount_due, session.currency)
+            _check_quote(session.amount_total or 0, total, session.currency)
         return Result(
             Outcome.REDIRECT,
             redirect_url=session.url,
@@ -452,6 +455,19 @@ class StripeBilling:
             and sub.status in LIVE_STATUSES
         ]
 
+    def customer_balance(self, customer_external_id: str) -> tuple[int, str | None] | None:
+        """The customer's invoice balance (negative: a credit) and its currency."""
+        with stripe_errors(f"reading customer {customer_external_id}"):
+            try:
+                customer = self.client.v1.customers.retrieve(customer_external_id)
+            except stripe.InvalidRequestError as exc:
+                if exc.code == "resource_missing":
+                    return None
+                raise
+        if getattr(customer, "deleted", False):
+            return None
+        return int(customer.balance or 0), customer.currency
+
     # ---- changes ------------------------------------------------------------------------------
 
     def _finish_change(self, request: ChangeRequest, sub_id: str) -> Result:
@@ -632,6 +648,7 @@ class StripeBilling:
             status=str(invoice.status),
             lines=tuple(lines),
             external_id=invoice.id,
+            ending_balance=invoice.ending_balance if invoice.status != "draft" else None,
         )
 
     def _price_of(self, price: stripe.Price, quantity: int) -> Price:

@@ -55,6 +55,11 @@ class StripeSource(Protocol):
         """The live subscriptions tiergate created for this account's customer, newest first."""
         ...
 
+    def customer_balance(self, customer_external_id: str) -> tuple[int, str | None] | None:
+        """The customer's invoice balance (negative: a credit) and its currency; None: Stripe
+        has no such customer."""
+        ...
+
 
 def as_datetime(timestamp: int) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
@@ -207,3 +212,21 @@ def pending_changes(session: Session, account_id: str | None = None) -> list[Bil
     if account_id is not None:
         query = query.where(BillingChange.account_id == account_id)
     return list(session.scalars(query.order_by(BillingChange.created_at, BillingChange.id)))
+
+
+def refresh_balance(provider: StripeSource, account: Account) -> str:
+    """Take the account's invoice balance from its Stripe customer; returns what changed."""
+    if account.stripe_customer_id is None:
+        return ""
+    found = provider.customer_balance(account.stripe_customer_id)
+    if found is None:
+        return ""
+    balance, currency = found
+    sub = account.subscription
+    currency = currency or account.balance_currency or (sub.currency if sub else None)
+    unchanged = (balance, currency) == (account.balance, account.balance_currency)
+    if currency is None or unchanged or balance == account.balance == 0:
+        return ""
+    before = account.balance
+    account.balance, account.balance_currency = balance, currency
+    return f"balance {before} -> {balance} {currency}"

@@ -126,12 +126,24 @@ def offer_view(offer: Offer) -> dict[str, Any]:
         next_renewal=offer.next_renewal_amount,
         renews_at=renews_at,
         note=details.get("note"),
+        credit=_credit(details),
         yearly=_yearly(details, to_tier, interval, currency),
         price_jump=_price_jump(details, catalog, sub, to_tier, interval, currency),
         promotion=_promotion(details, catalog, offer),
         addon=None if view["blocked"] else _addon(session, clock, catalog, offer, interval),
     )
     return view
+
+
+def _credit(details: dict[str, Any]) -> dict[str, int] | None:
+    """The account credit the quote used today and kept for later (None: no credit)."""
+    credit = details.get("credit")
+    if not isinstance(credit, dict):
+        return None
+    applied, left = credit.get("applied"), credit.get("left")
+    if not isinstance(applied, int) or not isinstance(left, int) or applied < 0 or left < 0:
+        return None
+    return {"applied": applied, "left": left} if applied or left else None
 
 
 def _instant(value: Any) -> datetime | None:

@@ -31,6 +31,7 @@ from billing.sync_state import (
     StripeSource,
     apply_subscription,
     as_datetime,
+    refresh_balance,
     settle_change,
 )
 from gating.models import Account
@@ -205,6 +206,10 @@ def dispatch(session: Session, clock: Clock, provider: StripeSource, event: dict
     kind: str = event["type"]
     obj: dict[str, Any] = event["data"]["object"]
     at: int = event["created"]
+    # A customer's details or invoice balance changed (a credit from a change, or given by
+    # hand in the Dashboard): the quotes take the balance off what is due.
+    if kind == "customer.updated":
+        return _customer_updated(session, provider, obj)
     # A customer paid on a Checkout page: the first subscription of the account starts.
     if kind == "checkout.session.completed":
         return _checkout_completed(session, clock, provider, obj, at)
@@ -359,7 +364,16 @@ def _invoice_paid(
     settled = _settle_named_change(session, clock, provider, obj)
     recorded = record_invoice(session, clock, account, obj)
     synced = _sync(session, clock, provider, account, _subscription_id(obj), at)
-    return "; ".join(part for part in (settled, recorded, synced) if part)
+    balance = refresh_balance(provider, account)  # the invoice may have used a credit
+    return "; ".join(part for part in (settled, recorded, synced, balance) if part)
+
+
+def _customer_updated(session: Session, provider: StripeSource, obj: dict[str, Any]) -> str:
+    """Re-read the balance of a customer tiergate created (events may arrive out of order)."""
+    account = _account_of(session, obj)
+    if account is None or account.stripe_customer_id != obj.get("id"):
+        return _ignored(obj)
+    return refresh_balance(provider, account) or "balance unchanged"
 
 
 def _invoice_payment_failed(

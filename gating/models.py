@@ -49,6 +49,10 @@ class Account(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     stripe_customer_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The invoice balance, as Stripe keeps it on the customer: negative is a credit taken off
+    # the next invoices (a change that nets to a credit), positive an amount added to them.
+    balance: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    balance_currency: Mapped[str | None] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

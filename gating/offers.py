@@ -303,6 +303,7 @@ def offer_json(offer: Offer, base_url: str) -> dict[str, Any]:
         "next_renewal_at": details.get("next_renewal_at"),
         "trial_end": details.get("trial_end"),
         "note": details.get("note"),
+        "credit": details.get("credit"),
         "proration_date": _iso(offer.proration_date),
         "expires_at": _iso(offer.expires_at),
         "price_jump": details.get("price_jump"),
@@ -338,8 +339,9 @@ def _current(
     currency = sub.currency if sub is not None else catalog.default_currency
     if currency not in catalog.currencies:
         currency = catalog.default_currency
+    balance = account.balance if account.balance_currency == currency else 0
     if sub is None or tier.free or sub.tier_id != tier.id:
-        return policy.Current(tier, currency)
+        return policy.Current(tier, currency, balance=balance)
     rows = session.scalars(
         select(AccountAddOn).where(
             AccountAddOn.account_id == account.id, AccountAddOn.active.is_(True)
@@ -363,6 +365,7 @@ def _current(
         end,
         tuple(owned),
         sub.trial_end if trialing else None,
+        balance,
     )
 
 
@@ -429,6 +432,8 @@ def _body(plan: policy.UpgradePlan, current: policy.Current) -> dict[str, Any]:
         "next_renewal_at": _iso(plan.next_renewal_at),
         "trial_end": _iso(plan.trial_end),
         "note": plan.note,
+        "credit": (plan.credit_applied or plan.credit_left or None)
+        and {"applied": plan.credit_applied, "left": plan.credit_left},
         "price_jump": plan.price_jump
         and {
             "percent": plan.price_jump.percent,

@@ -63,6 +63,9 @@ class Current:
     period_end: datetime | None = None
     addons: tuple[OwnedAddOn, ...] = ()
     trial_end: datetime | None = None  # trialing until then: nothing is charged before it
+    # The invoice balance in `currency` (negative: a credit), taken off the next charges first,
+    # as Stripe takes the customer balance off each invoice it finalizes.
+    balance: int = 0
 
     @property
     def paid(self) -> bool:
@@ -155,6 +158,8 @@ class UpgradePlan:
     yearly: YearlyAlternative | None = None
     promotion: PromotionOffer | None = None
     addon: AddOnSuggestion | None = None
+    credit_applied: int = 0  # of the account's credit, taken off the amount due today
+    credit_left: int = 0  # the credit kept for the next invoices after today's charge
 
 
 def choose_upgrade(
@@ -253,12 +258,14 @@ def _priced(
     promo = _promotion(catalog, target, interval, currency, now, code)
     charge, renewal_at = _charge(current, target, interval, currency, promo, now, catalog)
     trialing = _trialing(current, now)
+    due, left = settled(charge.total, current.balance)
     renewal = price + sum(i.total for i in _kept(current, interval, currency, catalog))
     if promo is not None and _renewal_discounted(promo, now, renewal_at):
         renewal -= promo.discount(price, currency)
+    renewal = settled(renewal, left)[0]
     note = None
     if trialing and current.trial_end is not None:
-        renewal = charge.total
+        renewal = due  # the trial's end charges the new items (`charge`) with the balance
         note = (
             f"You are on a free trial: nothing is charged today; the first charge of "
             f"{format_money(renewal, currency)} is on {current.trial_end:%B %-d, %Y}."
@@ -277,7 +284,7 @@ def _priced(
         after.limit,
         *texts,
         new_recurring_amount=price,
-        amount_due_today=0 if trialing else charge.amount_due,
+        amount_due_today=0 if trialing else due,
         next_renewal_amount=renewal,
         next_renewal_at=renewal_at,
         trial_end=current.trial_end if trialing else None,
@@ -286,6 +293,8 @@ def _priced(
         yearly=yearly,
         promotion=promotion,
         addon=_addon(catalog, feature, target, current, interval, currency),
+        credit_applied=0 if trialing else max(0, charge.total) - due,
+        credit_left=-current.balance if trialing else -left,
     )
 
 
@@ -401,6 +410,12 @@ def _kept(current: Current, interval: str, currency: str, catalog: Catalog) -> l
     return items
 
 
+def settled(total: int, balance: int) -> tuple[int, int]:
+    """An invoice of `total` with the customer's `balance` applied, as Stripe finalizes it:
+    what is due (never below zero) and the balance left (a credit is kept, never refunded)."""
+    return max(0, total + balance), min(0, total + balance)
+
+
 def _charge(
     current: Current,
     target: Tier,
@@ -497,7 +512,9 @@ def _yearly(
     saving = yearly_saving(monthly, yearly)
     return YearlyAlternative(
         recurring_amount=yearly,
-        amount_due_today=0 if _trialing(current, now) else charge.amount_due,
+        amount_due_today=0
+        if _trialing(current, now)
+        else settled(charge.total, current.balance)[0],
         next_renewal_at=renewal_at,
         saving_amount=saving.amount if saving else 0,
         saving_percent=saving.percent if saving else 0,

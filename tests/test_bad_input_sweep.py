@@ -1031,6 +1031,9 @@ class _StripeDouble:
     def subscriptions_of(self, customer_external_id: str, account_id: str) -> list[Any]:
         return []
 
+    def customer_balance(self, customer_external_id: str) -> None:
+        return None
+
 
 @pytest.fixture
 def webhooks_on(app) -> None:

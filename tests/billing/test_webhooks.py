@@ -44,6 +44,7 @@ class StripeDouble:
     name: str = "stripe"
     subscriptions: dict[str, SubscriptionState] = field(default_factory=dict)
     changes: dict[str, Result] = field(default_factory=dict)
+    balances: dict[str, tuple[int, str | None]] = field(default_factory=dict)
     down: bool = False
     fetches: list[str] = field(default_factory=list)
 
@@ -62,6 +63,11 @@ class StripeDouble:
         if self.down:
             raise ProviderUnavailable("Stripe could not be reached (test).")
         return []
+
+    def customer_balance(self, customer_external_id: str) -> tuple[int, str | None] | None:
+        if self.down:
+            raise ProviderUnavailable("Stripe could not be reached (test).")
+        return self.balances.get(customer_external_id)
 
 
 def state(plan: Price = PRO, status: str = "active", **kw: Any) -> SubscriptionState:
@@ -98,33 +104,61 @@ def event(
 
 
 def subscription_obj(sub_id: str = "sub_1", status: str = "active", **meta: str) -> dict[str, Any]:
-    return {"id": sub_id, "object": "subscription", "customer": "cus_acme", "status": status,
-            "metadata": {**TAGS, **meta}}
-
-
-def invoice_obj(invoice_id: str = "in_1", status: str = "paid", amount: int = 2900,
-                **meta: str) -> dict[str, Any]:
     return {
-        "id": invoice_id, "object": "invoice", "customer": "cus_acme", "status": status,
-        "currency": "usd", "amount_due": amount, "amount_paid": amount if status == "paid" else 0,
-        "created": int(PERIOD_START.timestamp()),
-        "status_transitions": {"paid_at": int(PERIOD_START.timestamp()) + 60
-                               if status == "paid" else None},
-        "metadata": dict(meta),
-        "parent": {"type": "subscription_details",
-                   "subscription_details": {"metadata": dict(TAGS), "subscription": "sub_1"}},
-        "lines": {"data": [{"description": "1 × Pro (at $29.00 / month)", "amount": amount,
-                            "parent": {"subscription_item_details": {"proration": False}}}]},
+        "id": sub_id,
+        "object": "subscription",
+        "customer": "cus_acme",
+        "status": status,
+        "metadata": {**TAGS, **meta},
     }
 
 
-def post(client: Any, evt: dict[str, Any], *, secret: str = SECRET,
-         timestamp: int | None = None, body: bytes | None = None,
-         signature: str | None = None) -> Any:
+def invoice_obj(
+    invoice_id: str = "in_1", status: str = "paid", amount: int = 2900, **meta: str
+) -> dict[str, Any]:
+    return {
+        "id": invoice_id,
+        "object": "invoice",
+        "customer": "cus_acme",
+        "status": status,
+        "currency": "usd",
+        "amount_due": amount,
+        "amount_paid": amount if status == "paid" else 0,
+        "created": int(PERIOD_START.timestamp()),
+        "status_transitions": {
+            "paid_at": int(PERIOD_START.timestamp()) + 60 if status == "paid" else None
+        },
+        "metadata": dict(meta),
+        "parent": {
+            "type": "subscription_details",
+            "subscription_details": {"metadata": dict(TAGS), "subscription": "sub_1"},
+        },
+        "lines": {
+            "data": [
+                {
+                    "description": "1 × Pro (at $29.00 / month)",
+                    "amount": amount,
+                    "parent": {"subscription_item_details": {"proration": False}},
+                }
+            ]
+        },
+    }
+
+
+def post(
+    client: Any,
+    evt: dict[str, Any],
+    *,
+    secret: str = SECRET,
+    timestamp: int | None = None,
+    body: bytes | None = None,
+    signature: str | None = None,
+) -> Any:
     payload = event_payload(evt) if body is None else body
     header = signature if signature is not None else sign_payload(payload, secret, timestamp)
-    return client.post(URL, data=payload, headers={"Stripe-Signature": header,
-                                                   "Content-Type": "application/json"})
+    return client.post(
+        URL, data=payload, headers={"Stripe-Signature": header, "Content-Type": "application/json"}
+    )
 
 
 @pytest.fixture
@@ -143,11 +177,19 @@ def acme(app: Any, demo_catalog: Any, clock: FixedClock) -> str:
         account.stripe_customer_id = "cus_acme"
         now = clock.now()
         account.subscription = Subscription(
-            account_id="acme", tier_id="starter", interval="month", currency="usd",
-            status=SubscriptionStatus.ACTIVE, catalog_version=demo_catalog.version,
-            current_period_start=PERIOD_START, current_period_end=PERIOD_END,
-            cancel_at_period_end=False, provider="stripe", stripe_subscription_id="sub_1",
-            created_at=now, updated_at=now,
+            account_id="acme",
+            tier_id="starter",
+            interval="month",
+            currency="usd",
+            status=SubscriptionStatus.ACTIVE,
+            catalog_version=demo_catalog.version,
+            current_period_start=PERIOD_START,
+            current_period_end=PERIOD_END,
+            cancel_at_period_end=False,
+            provider="stripe",
+            stripe_subscription_id="sub_1",
+            created_at=now,
+            updated_at=now,
         )
     return "acme"
 
@@ -171,8 +213,11 @@ def test_a_forged_signature_is_rejected_and_nothing_is_stored(
     client: Any, app: Any, stripe_double: StripeDouble, acme: str
 ) -> None:
     stripe_double.subscriptions["sub_1"] = state()
-    response = post(client, event("customer.subscription.updated", subscription_obj()),
-                    secret="whsec_someone_else")
+    response = post(
+        client,
+        event("customer.subscription.updated", subscription_obj()),
+        secret="whsec_someone_else",
+    )
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "invalid_signature"
     assert "does not verify" in response.get_json()["error"]["message"]
@@ -217,10 +262,15 @@ def test_a_missing_signature_header_is_rejected(
     [
         (b'{"id": "evt_1", "type": ', "malformed_json"),
         (b"\xff\xfe not utf-8", "malformed_json"),
-        (b'{"id": "evt_1", "object": "event", "type": "invoice.paid", "data": {}}',
-         "malformed_event"),
-        (b'{"id": "x", "object": "event", "type": "invoice.paid", "created": 1, '
-         b'"data": {"object": {}}}', "malformed_event"),
+        (
+            b'{"id": "evt_1", "object": "event", "type": "invoice.paid", "data": {}}',
+            "malformed_event",
+        ),
+        (
+            b'{"id": "x", "object": "event", "type": "invoice.paid", "created": 1, '
+            b'"data": {"object": {}}}',
+            "malformed_event",
+        ),
     ],
 )
 def test_a_correctly_signed_body_that_is_not_a_stripe_event_is_a_400(
@@ -237,22 +287,37 @@ def test_a_correctly_signed_body_that_is_not_a_stripe_event_is_a_400(
 JUNK: list[Any] = [None, 5, -1, "x", True, 10**30, [], [1], {}, {"a": 1}]
 TYPED_OBJECTS: list[tuple[str, dict[str, Any]]] = [
     ("invoice.paid", invoice_obj()),
-    ("invoice.payment_failed",
-     invoice_obj(status="open") | {"billing_reason": "subscription_cycle", "attempt_count": 2}),
+    (
+        "invoice.payment_failed",
+        invoice_obj(status="open") | {"billing_reason": "subscription_cycle", "attempt_count": 2},
+    ),
     ("invoice.voided", invoice_obj(status="void")),
     ("customer.subscription.updated", subscription_obj()),
     ("customer.subscription.trial_will_end", subscription_obj() | {"trial_end": 1_790_000_000}),
-    ("checkout.session.completed",
-     {"id": "cs_1", "object": "checkout.session", "client_reference_id": "acme",
-      "customer": "cus_acme", "subscription": "sub_1", "metadata": dict(TAGS)}),
+    (
+        "checkout.session.completed",
+        {
+            "id": "cs_1",
+            "object": "checkout.session",
+            "client_reference_id": "acme",
+            "customer": "cus_acme",
+            "subscription": "sub_1",
+            "metadata": dict(TAGS),
+        },
+    ),
 ]
 
 
 def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Every path into a JSON value, the value's own first."""
     found = [prefix]
-    items = value.items() if isinstance(value, dict) else enumerate(value) \
-        if isinstance(value, list) else ()
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
     for key, inner in items:
         found += _paths(inner, (*prefix, key))
     return found
@@ -290,11 +355,13 @@ def test_a_tagged_event_with_any_field_mistyped_is_processed_or_a_400_never_a_50
                     error = response.get_json()["error"]
                     assert error["code"] == "malformed_event", where
                     field = "data.object" + "".join(
-                        f"[{key}]" if isinstance(key, int) else f".{key}" for key in path)
+                        f"[{key}]" if isinstance(key, int) else f".{key}" for key in path
+                    )
                     named = re.search(r"'([^']+)' must", error["message"])
                     # the field itself, its parent, or the junk's own first element
-                    assert named and (field.startswith(named[1])
-                                      or named[1].startswith(field)), where
+                    assert named and (field.startswith(named[1]) or named[1].startswith(field)), (
+                        where
+                    )
                     assert len(stored(app)) == before, where
                 else:
                     assert response.get_json()["status"] == "processed", where
@@ -410,8 +477,7 @@ def test_objects_tiergate_did_not_create_are_acknowledged_and_ignored(
     client: Any, app: Any, stripe_double: StripeDouble, acme: str
 ) -> None:
     stripe_double.subscriptions["sub_other"] = state(PRO, external_id="sub_other")
-    untagged = {"id": "sub_other", "object": "subscription", "customer": "cus_acme",
-                "metadata": {}}
+    untagged = {"id": "sub_other", "object": "subscription", "customer": "cus_acme", "metadata": {}}
     unknown_account = subscription_obj("sub_other", tiergate_account="nobody")
     unknown_account["customer"] = "cus_unknown"
     for obj in (untagged, unknown_account):
@@ -524,8 +590,9 @@ def test_a_late_older_failure_does_not_undo_a_newer_recovery(
     base = int(PERIOD_END.timestamp())
     stripe_double.subscriptions["sub_1"] = state(STARTER, "active")
     post(client, event("invoice.paid", invoice_obj("in_2", "paid", 900), created=base + 3600))
-    post(client, event("invoice.payment_failed", invoice_obj("in_2", "open", 900),
-                       created=base + 60))
+    post(
+        client, event("invoice.payment_failed", invoice_obj("in_2", "open", 900), created=base + 60)
+    )
     sub = subscription_of(app)
     assert sub is not None and sub.status == "active" and sub.past_due_since is None
     assert sub.stripe_state_at == base + 3600
@@ -539,23 +606,41 @@ def test_checkout_completed_settles_the_pending_checkout_change(
     now = clock.now()
     with get_db(app).session() as s:
         add_account(s, "acme", clock)
-        s.add(BillingChange(
-            id="chg_checkout", account_id="acme", kind="checkout", status=ChangeStatus.PENDING,
-            request={"tier": "pro"}, result={"outcome": "redirect"}, amount_due=2900,
-            currency="usd", created_at=now, updated_at=now,
-        ))
+        s.add(
+            BillingChange(
+                id="chg_checkout",
+                account_id="acme",
+                kind="checkout",
+                status=ChangeStatus.PENDING,
+                request={"tier": "pro"},
+                result={"outcome": "redirect"},
+                amount_due=2900,
+                currency="usd",
+                created_at=now,
+                updated_at=now,
+            )
+        )
     fresh = state(PRO, period_start=now, period_end=now + timedelta(days=30))
     charge = Charge("usd", 2900, 2900, "paid", (), external_id="in_first")
     stripe_double.subscriptions["sub_1"] = fresh
     stripe_double.changes["chg_checkout"] = Result(
         Outcome.DONE, subscription=fresh, charge=charge, customer_external_id="cus_acme"
     )
-    session_obj = {"id": "cs_1", "object": "checkout.session", "client_reference_id": "acme",
-                   "customer": "cus_acme", "subscription": "sub_1",
-                   "metadata": {**TAGS, "tiergate_change": "chg_checkout"}}
+    session_obj = {
+        "id": "cs_1",
+        "object": "checkout.session",
+        "client_reference_id": "acme",
+        "customer": "cus_acme",
+        "subscription": "sub_1",
+        "metadata": {**TAGS, "tiergate_change": "chg_checkout"},
+    }
     for _ in range(2):
-        assert post(client, event("checkout.session.completed", session_obj,
-                                  event_id="evt_cs")).status_code == 200
+        assert (
+            post(
+                client, event("checkout.session.completed", session_obj, event_id="evt_cs")
+            ).status_code
+            == 200
+        )
     with get_db(app).sessionmaker() as s:
         change = s.get(BillingChange, "chg_checkout")
         assert change is not None and change.status is ChangeStatus.APPLIED
@@ -571,14 +656,24 @@ def test_an_invoice_paid_before_its_change_is_settled_is_recorded_once(
 ) -> None:
     now = clock.now()
     with get_db(app).session() as s:
-        s.add(BillingChange(
-            id="chg_up", account_id="acme", kind="upgrade", status=ChangeStatus.PENDING,
-            request={"tier": "pro"}, result={}, amount_due=1000, currency="usd",
-            created_at=now, updated_at=now,
-        ))
+        s.add(
+            BillingChange(
+                id="chg_up",
+                account_id="acme",
+                kind="upgrade",
+                status=ChangeStatus.PENDING,
+                request={"tier": "pro"},
+                result={},
+                amount_due=1000,
+                currency="usd",
+                created_at=now,
+                updated_at=now,
+            )
+        )
     stripe_double.subscriptions["sub_1"] = state(PRO)
     stripe_double.changes["chg_up"] = Result(
-        Outcome.DONE, subscription=state(PRO),
+        Outcome.DONE,
+        subscription=state(PRO),
         charge=Charge("usd", 1000, 1000, "paid", (), external_id="in_up"),
     )
     paid = invoice_obj("in_up", "paid", 1000, tiergate_change="chg_up")
@@ -594,7 +689,11 @@ def test_a_state_for_an_old_subscription_does_not_replace_the_live_one(
     client: Any, app: Any, stripe_double: StripeDouble, acme: str
 ) -> None:
     stripe_double.subscriptions["sub_old"] = replace(state(PRO, "canceled"), external_id="sub_old")
-    assert post(client, event("customer.subscription.deleted",
-                              subscription_obj("sub_old"))).status_code == 200
+    assert (
+        post(
+            client, event("customer.subscription.deleted", subscription_obj("sub_old"))
+        ).status_code
+        == 200
+    )
     sub = subscription_of(app)
     assert sub is not None and (sub.stripe_subscription_id, sub.status) == ("sub_1", "active")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import StripeError, card_declined
-from .events import emit
+from .events import Tracker, emit
 from .proration import allocate, decimal_string, percent_of
 from .state import Store
 
@@ -263,7 +263,8 @@ def finalize(store: Store, inv: dict[str, Any]) -> None:
     inv["starting_balance"] = balance
     inv["ending_balance"] = min(0, x)
     inv["amount_due"] = inv["amount_remaining"] = max(0, x)
-    customer["balance"] = inv["ending_balance"]
+    with Tracker(store, customer, "customer.updated"):  # an event only when it changed
+        customer["balance"] = inv["ending_balance"]
     if customer["currency"] is None:
         customer["currency"] = inv["currency"]
     inv["number"] = f"{customer['invoice_prefix']}-{customer['next_invoice_sequence']:04d}"
