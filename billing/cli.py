@@ -36,6 +36,9 @@ def renew_command() -> None:
     click.echo(f"{len(lines)} period end(s) processed with {provider.name} billing.")
     for line in told:
         click.echo(line)
+    stuck = [line for line in lines if line.startswith("Not renewed")]
+    if stuck:  # the others were renewed; a scheduler sees the failure
+        raise click.ClickException(f"{len(stuck)} subscription(s) could not be renewed: see above.")
 
 
 @click.group("notifications")

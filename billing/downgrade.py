@@ -6,21 +6,20 @@ consumption until the account is under the limit again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from billing.provider import (
-    BillingProvider,
-)
+from billing.manual import running_at_renewal
+from billing.provider import BillingProvider, Discount, Price, SubscriptionState
+from billing.quotes import renewal_quote
 from billing.records import (
     FlowResult,
     active_addons,
-    addon_price,
-    catalog_addon,
     live_or_conflict,
+    reprice,
     schedule_change,
     state_of,
     tier_price,
@@ -33,7 +32,7 @@ from tiergate.exceptions import (
     NotFound,
 )
 from tiers import store
-from tiers.model import AddOnBilling, FeatureKind, Tier
+from tiers.model import AddOnBilling, Catalog, FeatureKind, Tier
 
 
 @dataclass(frozen=True)
@@ -49,6 +48,7 @@ class DowngradePreview:
     """Everything the customer loses, shown BEFORE the confirm button."""
 
     from_tier: str
+    from_tier_id: str
     to_tier: str  # the tier name after the change ("Free" when canceling)
     to_tier_id: str | None
     interval: str
@@ -57,9 +57,14 @@ class DowngradePreview:
     over_limits: tuple[OverLimit, ...]
     lowered_limits: tuple[str, ...]
     lost_addons: tuple[str, ...]
-    new_recurring_amount: int  # 0 when canceling
+    new_recurring_amount: int  # the first renewal after the change, add-ons included; 0: cancel
     currency: str
     cancel: bool
+
+    @property
+    def interval_switch(self) -> bool:
+        """Only the billing interval changes (yearly -> monthly on the same tier)."""
+        return not self.cancel and self.to_tier_id == self.from_tier_id
 
 
 def downgrade_preview(
@@ -80,6 +85,7 @@ def downgrade_preview(
         raise InvalidRequest(f"The current tier {sub.tier_id!r} is not in the catalog.")
     cancel = tier_id is None
     target: Tier | None
+    state = state_of(session, sub)
     if cancel:
         target = catalog.free_tier
         amount = 0
@@ -91,14 +97,23 @@ def downgrade_preview(
         interval = interval or sub.interval
         if target.free:
             raise InvalidRequest("To move to the free tier, cancel the subscription.")
-        amount = tier_price(catalog, target.id, interval, sub.currency).amount
         if target.id == current.id and interval == sub.interval:
             raise Conflict(f"You are already on {current.name} billed per {interval}.")
-        if target.order > current.order or (interval == "year" and sub.interval == "month"):
+        if interval == "year" and sub.interval == "month":
             raise InvalidRequest(
                 f"{target.name} per {interval} is an upgrade: upgrades apply at once from the "
                 "upgrade page, not at the period end."
             )
+        tier_price(catalog, target.id, interval, sub.currency)  # refused when not sold so
+        if target.id != current.id and not moves_down(current, state.plan, target, interval):
+            raise InvalidRequest(
+                f"{target.name} per {interval} costs more than you pay for {current.name} now, "
+                "so it is an upgrade: upgrades apply at once from the upgrade page, not at the "
+                "period end."
+            )
+        # What the first renewal after the change charges: the plan and the add-ons that stay.
+        scheduled = next_period(catalog, state, target, interval)
+        amount = renewal_quote(scheduled, _renewal_discount(scheduled)).total
     lost, over, lowered = [], [], []
     addons_kept = {r.addon_id for r in active_addons(session, account_id) if r.ended_at is None}
     for feature in catalog.features.values():
@@ -134,6 +149,7 @@ def downgrade_preview(
     )
     return DowngradePreview(
         from_tier=current.name,
+        from_tier_id=current.id,
         to_tier=target.name if target else "no plan",
         to_tier_id=target.id if target and not cancel else None,
         interval=interval,
@@ -146,6 +162,57 @@ def downgrade_preview(
         currency=sub.currency,
         cancel=cancel,
     )
+
+
+def moves_down(current: Tier, paid: Price, target: Tier, interval: str) -> bool:
+    """Whether `target` per `interval` costs less than `paid` for `current` (a yearly spend
+    against a yearly spend; the catalog order breaks a tie). By price, not the catalog order:
+    a legacy tier sits anywhere in it."""
+    amount = target.price(interval, paid.currency)
+    if amount is None or target.free or paid.interval is None:
+        return False
+    return (_per_year(amount, interval), target.order) < (
+        _per_year(paid.amount, paid.interval),
+        current.order,
+    )
+
+
+def _per_year(amount: int, interval: str) -> int:
+    return amount * 12 if interval == "month" else amount
+
+
+def next_period(
+    catalog: Catalog, state: SubscriptionState, target: Tier, interval: str
+) -> SubscriptionState:
+    """`state` with a move to `target` per `interval` scheduled: the add-ons `target` can have
+    stay (a pending removal stays removed), at the new interval's prices."""
+    plan = tier_price(catalog, target.id, interval, state.plan.currency)
+    addons = tuple(
+        a
+        for a in (state.next_addons if state.next_addons is not None else state.addons)
+        if (spec := catalog.addon(a.item_id)) is not None and spec.purchasable_by(target)
+    )
+    return replace(
+        state,
+        next_plan=plan,
+        next_addons=reprice(catalog, addons, interval, plan.currency),
+        cancel_at_period_end=False,
+    )
+
+
+def _renewal_discount(state: SubscriptionState) -> Discount | None:
+    kept = running_at_renewal(state)
+    return kept.discount if kept is not None else None
+
+
+def _removals_kept(state: SubscriptionState) -> tuple[Price, ...] | None:
+    """The add-ons that stay at the period end, at today's prices, when a scheduled plan change
+    is replaced or cleared: an add-on the customer removed stays removed (None: none is)."""
+    if state.next_addons is None:
+        return None
+    staying = {a.item_id for a in state.next_addons}
+    kept = tuple(a for a in state.addons if a.item_id in staying)
+    return kept if len(kept) != len(state.addons) else None
 
 
 def _count(limit: int | None, feature: Any) -> str:
@@ -172,30 +239,18 @@ def confirm_downgrade(
     preview = downgrade_preview(session, clock, account_id, tier_id, interval)
     _, sub = live_or_conflict(session, account_id)
     catalog = store.load(session).catalog
-    next_plan = tier_price(catalog, tier_id, preview.interval, sub.currency)
-    state = state_of(session, sub)
     target = catalog.tier(tier_id)
-    kept = tuple(
-        a
-        for a in (state.next_addons if state.next_addons is not None else state.addons)
-        if target is not None
-        and (spec := catalog.addon(a.item_id)) is not None
-        and spec.purchasable_by(target)
-    )
-    kept = tuple(
-        addon_price(catalog, catalog_addon(catalog, a.item_id), preview.interval, sub.currency)
-        if a.interval != preview.interval
-        else a
-        for a in kept
-    )
+    if target is None:  # the preview found it: only a catalog published in between
+        raise NotFound(f"Tier {tier_id!r} cannot be chosen online.")
+    scheduled = next_period(catalog, state_of(session, sub), target, preview.interval)
     result = schedule_change(
         session,
         clock,
         provider,
         account_id,
         "downgrade",
-        next_plan=next_plan,
-        next_addons=kept,
+        next_plan=scheduled.next_plan,
+        next_addons=scheduled.next_addons,
         cancel=False,
     )
     when = preview.effective_at.strftime("%B %-d, %Y")
@@ -219,7 +274,7 @@ def cancel(
         account_id,
         "cancel",
         next_plan=None,
-        next_addons=None,
+        next_addons=_removals_kept(state_of(session, sub)),
         cancel=True,
     )
     return FlowResult(
@@ -243,7 +298,7 @@ def resume(
         account_id,
         "resume",
         next_plan=None,
-        next_addons=None,
+        next_addons=_removals_kept(state_of(session, sub)),
         cancel=False,
     )
     return FlowResult(

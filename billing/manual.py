@@ -27,6 +27,7 @@ from billing.provider import (
     ScheduleRequest,
     StartRequest,
     SubscriptionState,
+    quote_mismatch,
 )
 from billing.quotes import Quote, change_quote, one_time_quote, renewal_quote, start_quote
 
@@ -108,11 +109,7 @@ class ManualBilling:
             ended = replace(current, status="canceled", next_plan=None, next_addons=None)
             return Result(Outcome.DONE, subscription=ended)
         plan = current.next_plan or current.plan
-        kept = current.running_discount
-        if kept is not None and kept.tier_id != plan.item_id:
-            kept = None  # given for another plan: it does not apply to this one
-        if kept is not None and kept.ends_at is not None and current.period_end >= kept.ends_at:
-            kept = None  # a repeating promotion that has run its months
+        kept = running_at_renewal(current)
         discount = request.discount or (kept.discount if kept is not None else None)
         quote = renewal_quote(current, discount)
         state = replace(
@@ -144,6 +141,21 @@ class ManualBilling:
     def payment_url(self, current: SubscriptionState) -> str | None:
         """No payment page: invoices are settled by hand."""
         return None
+
+    def close_redirect(self, external_id: str) -> bool:
+        """Manual billing never redirects: there is nothing to close."""
+        return True
+
+
+def running_at_renewal(current: SubscriptionState) -> RunningDiscount | None:
+    """The running promotion that still discounts the next period's plan (None: none does)."""
+    plan = current.next_plan or current.plan
+    kept = current.running_discount
+    if kept is not None and kept.tier_id != plan.item_id:
+        return None  # given for another plan: it does not apply to this one
+    if kept is not None and kept.ends_at is not None and current.period_end >= kept.ends_at:
+        return None  # a repeating promotion that has run its months
+    return kept
 
 
 def running(
@@ -187,11 +199,7 @@ def _check(quote: Quote, expected: int) -> None:
 
 
 def _mismatch(amount: int, expected: int, currency: str) -> QuoteMismatch:
-    return QuoteMismatch(
-        f"The amount due is {amount} ({currency}, minor units) but {expected} was quoted; "
-        "nothing was charged. Ask for a new quote.",
-        details={"amount_due": amount, "quoted": expected},
-    )
+    return quote_mismatch(amount, expected, currency)
 
 
 def _done(state: SubscriptionState, quote: Quote) -> Result:

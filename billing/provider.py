@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from tiergate.exceptions import Conflict, PaymentFailed
+from tiers.money import format_money
 
 
 class PaymentDeclined(PaymentFailed):
@@ -37,6 +38,19 @@ class QuoteMismatch(Conflict):
     """The provider would charge another amount than the customer was quoted: nothing changed."""
 
     code = "quote_mismatch"
+
+
+def quote_mismatch(amount: int, expected: int, currency: str | None) -> QuoteMismatch:
+    """The customer-facing refusal of a charge that differs from the quote."""
+    if currency:
+        now, quoted = format_money(amount, currency), format_money(expected, currency)
+    else:
+        now, quoted = str(amount), str(expected)
+    return QuoteMismatch(
+        f"The amount due is now {now}, not the {quoted} you were shown, so nothing was "
+        "charged. Open the page again for the current price.",
+        details={"amount_due": amount, "quoted": expected},
+    )
 
 
 class ItemKind(StrEnum):
@@ -278,4 +292,9 @@ class BillingProvider(Protocol):
     def payment_url(self, current: SubscriptionState) -> str | None:
         """Where the customer pays the subscription's open invoice after a failed payment (a
         page of the processor's), or None when the provider has none."""
+        ...
+
+    def close_redirect(self, external_id: str) -> bool:
+        """Close a payment page a REDIRECT sent the customer to (Stripe: expire the Checkout
+        Session), so it can no longer be paid. False: it was paid already (settle it)."""
         ...

@@ -1,10 +1,12 @@
 """Reconcile: make the local billing rows agree with Stripe after lost webhooks or a crash.
 
-Two passes, both read-only on Stripe (reconcile never charges):
+Two passes, read-only on Stripe but for an interval switch (see 2.):
 1. BillingChange rows left `pending` (the Stripe call's answer was lost): `find_change` says
    whether Stripe applied the change; applied -> apply it locally and mark it applied, else
    mark it failed. A Checkout still open for the customer is left alone until it expires.
-2. Every local Stripe-backed subscription is compared with Stripe's and repaired.
+2. Every local Stripe-backed subscription is compared with Stripe's and repaired. One that
+   Stripe ended at a scheduled interval switch is continued (`follow_switch`): that starts
+   the next subscription, the one charge reconcile can make, once, as the customer asked.
 
 Run it in one transaction: when Stripe is unreachable half-way (ProviderUnavailable), the
 caller rolls back and nothing changes.
@@ -24,6 +26,7 @@ from billing.sync_state import (
     PROVIDER,
     StripeSource,
     apply_subscription,
+    follow_switch,
     pending_changes,
     refresh_balance,
     settle_change,
@@ -103,7 +106,10 @@ def _compare(session: Session, clock: Clock, provider: StripeSource, sub: Subscr
         return f"{sub.account_id}: Stripe has no subscription {external_id} (left as is: check it)"
     account = session.get(Account, sub.account_id)
     assert account is not None
-    changes = apply_subscription(session, clock, account, state)
+    switched = follow_switch(session, clock, provider, account, state)
+    changes = (
+        switched if switched is not None else apply_subscription(session, clock, account, state)
+    )
     if balance := refresh_balance(provider, account):
         changes.append(balance)
     if not changes:

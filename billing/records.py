@@ -230,6 +230,7 @@ def state_of(session: Session, sub: Subscription) -> SubscriptionState:
         if row.ended_at is None:
             kept.append(price)
     next_plan = None
+    next_addons = tuple(kept) if len(kept) != len(addons) else None
     if sub.scheduled_tier_id or sub.scheduled_interval:
         next_plan = tier_price(
             newest,
@@ -237,6 +238,10 @@ def state_of(session: Session, sub: Subscription) -> SubscriptionState:
             sub.scheduled_interval or sub.interval,
             sub.currency,
         )
+    if next_plan is not None and next_plan.interval != sub.interval:
+        # The add-ons that stay move to the next period's interval with the plan (as the
+        # plan, at the newest catalog's price), even when none is removed.
+        next_addons = reprice(newest, tuple(kept), next_plan.interval or sub.interval, sub.currency)
     item_ids = {r.addon_id: r.stripe_subscription_item_id for r in rows}
     return SubscriptionState(
         plan=plan,
@@ -247,7 +252,7 @@ def state_of(session: Session, sub: Subscription) -> SubscriptionState:
         trial_end=sub.trial_end,
         cancel_at_period_end=sub.cancel_at_period_end,
         next_plan=next_plan,
-        next_addons=tuple(kept) if len(kept) != len(addons) else None,
+        next_addons=next_addons,
         external_id=sub.stripe_subscription_id,
         item_ids={k: v for k, v in item_ids.items() if v},
         running_discount=running_from_json(sub.running_discount),
@@ -424,6 +429,20 @@ def apply_result(
         session.add(invoice)
     if invoice is not None:
         notifications.invoice_paid(session, clock, invoice)
+    one_time = change.request.get("addon") if change.kind == "addon" else None
+    if isinstance(one_time, str) and result.subscription is None:
+        # A one-time add-on (onboarding, say) is owned once paid, whoever settles the change:
+        # the purchase itself, or a webhook or reconcile when its answer was lost.
+        session.add(
+            AccountAddOn(
+                account_id=account.id,
+                addon_id=one_time,
+                quantity=1,
+                active=True,
+                purchased_at=now,
+                catalog_version=catalog_version,
+            )
+        )
     balance = result.balance
     if balance is None and result.charge is not None:
         balance = result.charge.ending_balance

@@ -48,6 +48,7 @@ from billing.records import (
     call_provider,
     customer_of,
     discount_for,
+    fail_change,
     grace_ends_at,
     in_flight,
     live_or_conflict,
@@ -66,7 +67,6 @@ from billing.sync_state import pending_changes, settle_change
 from gating import offers
 from gating.models import (
     Account,
-    AccountAddOn,
     Offer,
     OfferStatus,
     OfferTrigger,
@@ -144,6 +144,38 @@ def past_due_block(session: Session, sub: Subscription | None, now: datetime) ->
     )
 
 
+def stale_offer(session: Session, offer: Offer, sub: Subscription | None) -> str | None:
+    """Why an offer no longer fits the account: it was quoted from a plan (or billing
+    interval) the account has left since, say in another tab where a bigger upgrade was
+    bought. Accepting it would move the account sideways or down at a price computed for
+    another plan. None: the account is still where the offer was made."""
+    if offer.contact_sales or not offer.to_tier_id:
+        return None
+    catalog = store.load(session, offer.catalog_version).catalog
+    held = catalog.tier(offer.from_tier_id) if offer.from_tier_id else None
+    if sub is None:
+        moved = held is not None and not held.free
+    else:
+        moved = sub.tier_id != offer.from_tier_id or (
+            offer.from_interval is not None and sub.interval != offer.from_interval
+        )
+    if not moved:
+        return None
+    now_on = store.load(session, sub.catalog_version).catalog.tier(sub.tier_id) if sub else None
+    target = catalog.tier(offer.to_tier_id)
+    target_name = target.name if target is not None else offer.to_tier_id
+    if sub is not None and sub.tier_id == offer.to_tier_id:
+        where = f"You are already on {target_name}"
+    else:
+        plan = now_on.name if now_on is not None else (sub.tier_id if sub else "the free plan")
+        billed = f", billed {sub.interval}ly" if sub is not None else ""
+        where = f"Your account is now on {plan}{billed}"
+    return (
+        f"{where}: this offer was made for your earlier plan, so it no longer applies and "
+        "nothing was charged. Open the upgrade again from the app for a current offer."
+    )
+
+
 def _offer_terms(
     session: Session,
     offer: Offer,
@@ -163,7 +195,7 @@ def _offer_terms(
     interval = interval or offer.interval
     plan = tier_price(catalog, offer.to_tier_id, interval, offer.currency)
     sub = live_subscription(account_of(session, offer.account_id))
-    blocked = past_due_block(session, sub, now)
+    blocked = past_due_block(session, sub, now) or stale_offer(session, offer, sub)
     if blocked is not None:
         raise Conflict(blocked)
     current = state_of(session, sub) if sub is not None else None
@@ -276,6 +308,10 @@ def accept_offer(
             pending,
             "This payment is already being confirmed: wait a moment and reload the page.",
         )
+    if current is None:  # a first subscription: no other payment page may stay open
+        paid = close_open_checkouts(session, clock, provider, account_id, keep=pending)
+        if paid is not None:
+            return paid
     change = pending or new_change(
         session,
         clock,
@@ -551,12 +587,16 @@ def checkout(
             "The price changed since the page was shown: here is the current price.",
             details={"amount_due": quote.amount_due, "quoted": expected_amount_due},
         )
+    terms = {"tier": tier_id, "interval": interval, "trial_days": trial_days, "code": code or None}
+    reopened = close_open_checkouts(session, clock, provider, account_id, same_as=terms)
+    if reopened is not None:
+        return reopened
     change = new_change(
         session,
         clock,
         account_id,
         "checkout",
-        {"tier": tier_id, "interval": interval, "trial_days": trial_days, "code": code or None},
+        terms,
         amount_due=quote.amount_due,
         currency=currency,
     )
@@ -594,6 +634,45 @@ def checkout(
 
 
 # ---- interval switch ------------------------------------------------------------------------
+
+
+def close_open_checkouts(
+    session: Session,
+    clock: Clock,
+    provider: BillingProvider,
+    account_id: str,
+    *,
+    same_as: dict[str, Any] | None = None,
+    keep: BillingChange | None = None,
+) -> FlowResult | None:
+    """Payment pages for a first subscription that the account left open (a second tab, Back
+    from Stripe's page and Subscribe again, another plan chosen). A checkout with the same
+    terms (`same_as`) is sent to the page it already has; any other is closed first, so two
+    pages paid one after the other can never start two subscriptions. A page that was paid
+    meanwhile is settled, and its result is the answer (the new checkout is not started)."""
+    for change in pending_changes(session, account_id):
+        result = change.result or {}
+        if change.kind not in ("checkout", "subscribe") or result.get("outcome") != "redirect":
+            continue
+        if keep is not None and change.id == keep.id:
+            continue
+        lock_change(session, change)
+        if change.status is not ChangeStatus.PENDING:
+            continue
+        if same_as is not None and change.kind == "checkout" and change.request == same_as:
+            return FlowResult(
+                FlowStatus.REDIRECT,
+                change,
+                "Finish the payment on the next page.",
+                redirect_url=result.get("redirect_url"),
+            )
+        if provider.close_redirect(str(result.get("external_id"))):
+            fail_change(clock, change, "Closed: the customer started another checkout.")
+            continue
+        settle_change(session, clock, change, provider.find_change(change.id))
+        confirmed = _confirmed(session, change) or "Your payment on the earlier page went through."
+        return result_of(session, change, f"{confirmed} Nothing else was charged.")
+    return None
 
 
 def confirm_checkout(
@@ -817,12 +896,16 @@ def buy_addon(
     if due != expected_amount_due:
         raise QuoteExpired("The price changed since the page was shown: here is the current price.")
     account, sub = _live_for_addon(session, account_id)
+    earlier = _earlier_purchase(session, clock, provider, account_id, addon_id, proration_date)
+    if earlier is not None:
+        return earlier
     change = new_change(
         session,
         clock,
         account_id,
         "addon",
-        {"addon": addon_id},
+        {"addon": addon_id, "at": proration_date.isoformat()},
+        change_id=_addon_change_id(session, account_id, addon_id, proration_date),
         offer_id=offer.id if offer is not None else None,
         amount_due=due,
         currency=sub.currency,
@@ -852,16 +935,6 @@ def buy_addon(
         session, clock, provider, change, call, request, due, sub.catalog_version
     )
     if status is FlowStatus.DONE:
-        if price.interval is None:
-            session.add(
-                AccountAddOn(
-                    account_id=account_id,
-                    addon_id=addon_id,
-                    quantity=1,
-                    active=True,
-                    purchased_at=clock.now(),
-                )
-            )
         message = f"{price.name} is added."
         if offer is not None and offer.status not in (OfferStatus.ACCEPTED, OfferStatus.PAID):
             offers.record_event(session, clock, offer.id, "accepted", account_id=account_id)
@@ -870,6 +943,54 @@ def buy_addon(
     return FlowResult(
         status, change, message, invoice, redirect_url=change.result.get("redirect_url")
     )
+
+
+def _addon_change_id(session: Session, account_id: str, addon_id: str, at: datetime) -> str:
+    """Deterministic per add-on form (its quote time) and attempt: the same form submitted
+    twice is one purchase; a declined one can be tried again from it."""
+    base = f"addon:{account_id}:{addon_id}:{at.isoformat()}"
+    attempt = 1
+    while True:
+        change_id = "chg_" + hashlib.sha256(f"{base}:{attempt}".encode()).hexdigest()[:32]
+        found = session.get(BillingChange, change_id)
+        if found is None or found.status is not ChangeStatus.FAILED:
+            return change_id
+        attempt += 1
+
+
+def _earlier_purchase(
+    session: Session,
+    clock: Clock,
+    provider: BillingProvider,
+    account_id: str,
+    addon_id: str,
+    at: datetime,
+) -> FlowResult | None:
+    """A purchase of this add-on that already answers this one: the same form bought it already
+    (a second submit, Back and submit again), or an earlier purchase's outcome is not known yet
+    (the processor did not answer): it is settled first, so nothing is ever charged twice."""
+    same_form = session.get(BillingChange, _addon_change_id(session, account_id, addon_id, at))
+    if same_form is not None and same_form.status is ChangeStatus.APPLIED:
+        return result_of(session, same_form, "This was bought already: nothing was charged again.")
+    for change in pending_changes(session, account_id):
+        if change.kind != "addon" or change.request.get("addon") != addon_id:
+            continue
+        lock_change(session, change)
+        if change.status is not ChangeStatus.PENDING:
+            continue
+        if in_flight(clock, change):
+            return FlowResult(
+                FlowStatus.PENDING,
+                change,
+                "This purchase is already being confirmed: wait a moment and reload the page.",
+            )
+        found = provider.find_change(change.id)
+        settle_change(session, clock, change, found)  # applied, or failed: never charged
+        if found is not None and found.outcome is Outcome.DONE:
+            return result_of(
+                session, change, "Your earlier purchase went through: nothing was charged again."
+            )
+    return None
 
 
 def remove_addon(
@@ -918,10 +1039,30 @@ def apply_period_end(
     for sub in due:
         # Catch up period by period so each period gets its own invoice.
         while sub.status in LIVE and sub.current_period_end <= now:
-            results.append(_renew_one(session, clock, provider, sub))
+            try:
+                results.append(_renew_one(session, clock, provider, sub))
+            except TiergateError as exc:
+                # One account that cannot be renewed (its plan is no longer sold at its
+                # interval, say) is reported and left as it is; the others still renew.
+                results.append(_not_renewed(session, clock, sub, exc.message))
             if results[-1].status is not FlowStatus.DONE:
                 break
     return results
+
+
+def _not_renewed(session: Session, clock: Clock, sub: Subscription, why: str) -> FlowResult:
+    change = new_change(
+        session,
+        clock,
+        sub.account_id,
+        "renew",
+        {"period_end": sub.current_period_end.isoformat()},
+        currency=sub.currency,
+    )
+    message = f"Not renewed {sub.account_id}: {why}"
+    fail_change(clock, change, message)
+    log.error(message)
+    return FlowResult(FlowStatus.DECLINED, change, message)
 
 
 @settles

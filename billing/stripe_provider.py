@@ -15,13 +15,15 @@ ignore objects tiergate did not create and reconcile can find what a change did.
   renewal bills them) and the entitled items are kept in metadata (`tiergate_entitled`) until
   `tiergate_switch_at`. Another interval (year -> month) cannot be swapped without resetting
   the billing cycle: the subscription is set to cancel at the period end, the next items go to
-  metadata (`tiergate_next`), and `renew` starts the new subscription.
+  metadata (`tiergate_next`). When Stripe ends it, the webhook of its end (or reconcile, or
+  `renew`) starts the next subscription with `continue_switch`, once.
 - renew: Stripe renews on its own; `renew` reads the renewed subscription and its invoice.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -49,22 +51,30 @@ from billing.provider import (
     Outcome,
     PaymentDeclined,
     Price,
-    QuoteMismatch,
     RenewRequest,
     Result,
     ScheduleRequest,
     StartRequest,
     SubscriptionState,
+    quote_mismatch,
 )
 from billing.quotes import start_quote
 from billing.stripe_errors import DECLINED, StripeRejected, stripe_errors
 from billing.stripe_sync import ensure_price, product_id
-from tiergate.exceptions import Conflict, InvalidRequest, PaymentFailed, ProviderUnavailable
+from tiergate.exceptions import (
+    Conflict,
+    InvalidRequest,
+    PaymentFailed,
+    ProviderUnavailable,
+    TiergateError,
+)
 
 API_VERSION = "2026-10-28.endive"  # the Stripe API version every request is made with
 RECENT = 100  # reconcile looks for a change among this many of the newest invoices/subscriptions
 UNSET = ""  # Stripe deletes a metadata key set to ""
 LIVE_STATUSES = ("active", "trialing", "past_due")  # a subscription that still grants its tier
+
+log = logging.getLogger(__name__)
 
 
 class StripeBilling:
@@ -217,65 +227,80 @@ class StripeBilling:
                 "The last payment for a change to this plan was declined and Stripe holds that "
                 f"change until {until:%Y-%m-%d %H:%M} UTC: nothing was charged. Try again then."
             )
+        # The tag before unscheduling names this attempt: a retry after a restore unschedules
+        # again instead of replaying the first answer, and restores under a key of its own.
+        attempt = _digest(_meta(sub).get("tiergate_change"))
         unscheduled = self._swap_pending(sub)
         if unscheduled:
-            sub = self._set_items(sub, (request.current.plan, *request.current.addons), key)
-        items, deleting = self._items_param(sub, request.plan, request.addons)
-        if not items and not request.one_time:
-            if retry:  # applied before, with nothing to invoice
-                return self._finish_change(request, sub_id)
-            raise InvalidRequest("The change has nothing to change: same plan and add-ons.")
-        if request.discount is not None:  # after the items: their prices made the product
-            coupon = self._coupon_id(request.discount, request.plan)
-        when = int(request.proration_date.timestamp())
-        preview: InvoiceCreatePreviewParams = {
-            "subscription": sub_id,
-            "subscription_details": {
-                "items": list(items),  # the same item edits as the real update below
+            prices = (request.current.plan, *request.current.addons)
+            sub = self._set_items(sub, prices, key, attempt)
+        stage = "preview"  # how far the change got: before "tag" nothing was written for it
+        try:
+            items, deleting = self._items_param(sub, request.plan, request.addons)
+            if not items and not request.one_time:
+                if retry:  # applied before, with nothing to invoice
+                    return self._finish_change(request, sub_id)
+                raise InvalidRequest("The change has nothing to change: same plan and add-ons.")
+            if request.discount is not None:  # after the items: their prices made the product
+                coupon = self._coupon_id(request.discount, request.plan)
+            when = int(request.proration_date.timestamp())
+            preview: InvoiceCreatePreviewParams = {
+                "subscription": sub_id,
+                "subscription_details": {
+                    "items": list(items),  # the same item edits as the real update below
+                    "proration_date": when,
+                    "proration_behavior": "always_invoice",
+                },
+            }
+            if coupon is not None:
+                # The coupon as the subscription will carry it: it discounts the new plan's lines.
+                preview["discounts"] = [{"coupon": coupon}]
+            with stripe_errors(f"previewing the change of {sub_id}"):
+                invoice = self.client.v1.invoices.create_preview(preview)
+            end = sub["items"].data[0].current_period_end
+            due = _due_now(invoice, end) + sum(p.amount for p in request.one_time)
+            _check_quote(due, request.expected_amount_due, request.plan.currency)
+            stage = "tag"
+            self._update(sub_id, {"metadata": {"tiergate_change": key}}, key, "tag")
+            kept_discounts = [_id_of(d) for d in (sub.discounts or [])]
+            if coupon is not None:
+                # A pending update cannot carry discounts, so the coupon goes on first. It is
+                # limited to the new plan's product: until the items change it discounts nothing.
+                self._update(sub_id, {"discounts": [{"coupon": coupon}]}, key, "discount")
+            update: SubscriptionUpdateParams = {
+                "items": items,
                 "proration_date": when,
                 "proration_behavior": "always_invoice",
-            },
-        }
-        if coupon is not None:
-            # The coupon as the subscription will carry it: it discounts the new plan's lines.
-            preview["discounts"] = [{"coupon": coupon}]
-        with stripe_errors(f"previewing the change of {sub_id}"):
-            invoice = self.client.v1.invoices.create_preview(preview)
-        end = sub["items"].data[0].current_period_end
-        due = _due_now(invoice, end) + sum(p.amount for p in request.one_time)
-        if due != request.expected_amount_due:
-            if unscheduled:
-                self._restore_schedule(request)
-            _check_quote(due, request.expected_amount_due, request.plan.currency)
-        self._update(sub_id, {"metadata": {"tiergate_change": key}}, key, "tag")
-        kept_discounts = [_id_of(d) for d in (sub.discounts or [])]
-        if coupon is not None:
-            # A pending update cannot carry discounts, so the coupon goes on first. It is limited
-            # to the new plan's product: until the items change it discounts nothing.
-            self._update(sub_id, {"discounts": [{"coupon": coupon}]}, key, "discount")
-        update: SubscriptionUpdateParams = {
-            "items": items,
-            "proration_date": when,
-            "proration_behavior": "always_invoice",
-            # Deleting an item cannot wait in a pending update: then the whole call fails.
-            "payment_behavior": "error_if_incomplete" if deleting else "pending_if_incomplete",
-            "expand": ["latest_invoice"],
-        }
-        if request.one_time:
-            update["add_invoice_items"] = [self._invoice_item(p) for p in request.one_time]
-        changed = self._update(sub_id, update, key, "modify")
-        if changed.pending_update is not None:
-            latest = changed.latest_invoice
-            if isinstance(latest, stripe.Invoice) and latest.status == "open" and latest.id:
-                # So no later retry of the card applies the change we told the customer failed.
-                with stripe_errors(f"voiding the declined invoice {latest.id}"):
-                    self.client.v1.invoices.void_invoice(latest.id, None, _key(key, "void"))
-            if coupon is not None:  # the change did not happen: neither does its promotion
-                restore: SubscriptionUpdateParams = {
-                    "discounts": [{"discount": d} for d in kept_discounts if d] or ""
-                }
-                self._update(sub_id, restore, key, "undiscount")
-            raise PaymentDeclined(DECLINED, details={"subscription": sub_id})
+                # Deleting an item cannot wait in a pending update: then the whole call fails.
+                "payment_behavior": "error_if_incomplete" if deleting else "pending_if_incomplete",
+                "expand": ["latest_invoice"],
+            }
+            if request.one_time:
+                update["add_invoice_items"] = [self._invoice_item(p) for p in request.one_time]
+            stage = "modify"
+            changed = self._update(sub_id, update, key, "modify")
+            stage = "sent"
+            if changed.pending_update is not None:
+                latest = changed.latest_invoice
+                if isinstance(latest, stripe.Invoice) and latest.status == "open" and latest.id:
+                    # So no later retry of the card applies the change the customer was told
+                    # failed.
+                    with stripe_errors(f"voiding the declined invoice {latest.id}"):
+                        self.client.v1.invoices.void_invoice(latest.id, None, _key(key, "void"))
+                if coupon is not None:  # the change did not happen: neither does its promotion
+                    restore: SubscriptionUpdateParams = {
+                        "discounts": [{"discount": d} for d in kept_discounts if d] or ""
+                    }
+                    self._update(sub_id, restore, key, "undiscount")
+                raise PaymentDeclined(DECLINED, details={"subscription": sub_id})
+        except Exception as exc:
+            # A change that did not happen keeps the period-end change scheduled before it.
+            # One whose write failed on the way (Stripe unreachable after the tag) may have been
+            # applied: it stays pending under its key, and the retry or reconcile settles it.
+            unknown = isinstance(exc, ProviderUnavailable) and stage != "preview"
+            if unscheduled and not unknown:
+                self._restore_schedule(request, attempt)
+            raise
         return self._finish_change(request, sub_id)
 
     def schedule(self, request: ScheduleRequest) -> SubscriptionState:
@@ -308,7 +333,7 @@ class StripeBilling:
             meta["tiergate_next"] = self._refs(target)
             meta["tiergate_switch_at"] = switch_at
             meta["tiergate_cancel"] = "1" if cancel else UNSET
-            cancel = True  # Stripe ends the yearly subscription; `renew` starts the monthly one
+            cancel = True  # Stripe ends the yearly subscription; continue_switch starts the next
         params: SubscriptionUpdateParams = {
             "proration_behavior": "none",
             "cancel_at_period_end": cancel,
@@ -323,9 +348,8 @@ class StripeBilling:
         current = request.current
         sub_id = _subscription_id(current)
         sub = self._subscription(sub_id)
-        meta = _meta(sub)
         if sub.status in ("canceled", "incomplete_expired"):
-            if meta.get("tiergate_next") and meta.get("tiergate_cancel") != "1":
+            if _switches(sub):
                 return self._resubscribe(sub, request.idempotency_key)
             return Result(Outcome.DONE, subscription=replace(self._state(sub), status="canceled"))
         state = self._state(sub)
@@ -339,6 +363,15 @@ class StripeBilling:
         if isinstance(invoice, stripe.Invoice) and invoice.billing_reason == "subscription_cycle":
             charge = self._charge(invoice)
         return Result(Outcome.DONE, subscription=state, charge=charge)
+
+    def continue_switch(self, ended_external_id: str, change_key: str) -> Result | None:
+        """The subscription that continues one Stripe ended at a scheduled interval switch
+        (started now, at most once), or None when it ended otherwise (canceled, ended early)."""
+        with stripe_errors(f"reading subscription {ended_external_id}"):
+            ended = self.client.v1.subscriptions.retrieve(ended_external_id)
+        if ended.status != "canceled" or not _switches(ended):
+            return None
+        return self._resubscribe(ended, change_key)
 
     def charge_one_time(self, request: OneTimeRequest) -> Result:
         """A one-time item on its own invoice, finalized and paid at once."""
@@ -428,6 +461,19 @@ class StripeBilling:
             return latest.hosted_invoice_url
         return None
 
+    def close_redirect(self, external_id: str) -> bool:
+        """Expire a Checkout Session so it can no longer be paid. False: it was paid already
+        (the caller settles it)."""
+        doing = f"closing Checkout Session {external_id}"
+        with stripe_errors(doing):
+            session = self.client.v1.checkout.sessions.retrieve(external_id)
+            if session.status == "open":
+                try:
+                    session = self.client.v1.checkout.sessions.expire(external_id)
+                except stripe.InvalidRequestError:  # completed (or expired) meanwhile
+                    session = self.client.v1.checkout.sessions.retrieve(external_id)
+        return session.status != "complete"
+
     def fetch_subscription(self, external_id: str) -> SubscriptionState | None:
         """Stripe's current state of a subscription tiergate created (None: missing/not ours)."""
         with stripe_errors(f"reading subscription {external_id}"):
@@ -503,20 +549,25 @@ class StripeBilling:
             raise PaymentDeclined(DECLINED, details={"subscription": sub.id})
         return self._charge(invoice)
 
-    def _restore_schedule(self, request: ChangeRequest) -> None:
+    def _restore_schedule(self, request: ChangeRequest, attempt: str) -> None:
+        """Put back the period-end change a failed change unscheduled (best effort: the
+        caller raises its own error, which the customer must see)."""
         current = request.current
         restore = ScheduleRequest(
-            f"{request.idempotency_key}:restore",
+            f"{request.idempotency_key}:restore:{attempt}",
             request.customer,
             current,
             current.next_plan,
             current.next_addons,
             current.cancel_at_period_end,
         )
-        self.schedule(restore)
+        try:
+            self.schedule(restore)
+        except TiergateError as exc:
+            log.error("could not restore the schedule of %s: %s", current.external_id, exc)
 
     def _set_items(
-        self, sub: stripe.Subscription, prices: tuple[Price, ...], key: str
+        self, sub: stripe.Subscription, prices: tuple[Price, ...], key: str, attempt: str
     ) -> stripe.Subscription:
         """Put back the entitled items before a change (no proration: they were paid for)."""
         items, _ = self._items_param(sub, prices[0], prices[1:])
@@ -525,18 +576,31 @@ class StripeBilling:
             "proration_behavior": "none",
             "metadata": {"tiergate_entitled": UNSET, "tiergate_switch_at": UNSET},
         }
-        return self._update(_required(sub.id), params, key, "unschedule")
+        return self._update(_required(sub.id), params, key, f"unschedule:{attempt}")
 
     def _resubscribe(self, ended: stripe.Subscription, key: str) -> Result:
-        """The period-end interval switch: the next subscription, charged now, same card."""
+        """The period-end interval switch: the next subscription, charged now, same card.
+
+        Once per ended subscription, whoever asks (the webhook of its end, reconcile, `renew`):
+        the next one is tagged with the ended one's id (`tiergate_follows`) and found by it, and
+        its creation is keyed by that id, so two callers at once cannot start two."""
         meta = _meta(ended)
-        prices = self._from_refs(meta["tiergate_next"])
+        ended_id = _required(ended.id)
         customer = _required(_id_of(ended.customer))
+        found = self._follower(customer, ended_id)
+        if found is not None:
+            return Result(
+                Outcome.DONE,
+                subscription=self._state(found),
+                charge=self._first_charge(found),
+                customer_external_id=customer,
+            )
+        prices = self._from_refs(meta["tiergate_next"])
         tags = self._metadata(key, meta.get("tiergate_account", ""), prices[0])
         params: SubscriptionCreateParams = {
             "customer": customer,
             "items": [{"price": self._price_id(p), "quantity": p.quantity} for p in prices],
-            "metadata": {**tags, "tiergate_change_kind": "change"},
+            "metadata": {**tags, "tiergate_change_kind": "change", "tiergate_follows": ended_id},
             "payment_behavior": "error_if_incomplete",
             "off_session": True,
             "expand": ["latest_invoice"],
@@ -545,13 +609,30 @@ class StripeBilling:
         if method:
             params["default_payment_method"] = method
         with stripe_errors(f"starting the next subscription of {customer}"):
-            sub = self.client.v1.subscriptions.create(params, _key(key, "resubscribe"))
+            sub = self.client.v1.subscriptions.create(
+                params, {"idempotency_key": f"tiergate-next:{ended_id}"}
+            )
         return Result(
             Outcome.DONE,
             subscription=self._state(sub),
             charge=self._charge(sub.latest_invoice),
             customer_external_id=customer,
         )
+
+    def _follower(self, customer: str, ended_id: str) -> stripe.Subscription | None:
+        """The subscription started to continue `ended_id`, if there is one."""
+        with stripe_errors(f"listing the subscriptions of customer {customer}"):
+            subs = self.client.v1.subscriptions.list(
+                {"customer": customer, "status": "all", "limit": RECENT}
+            )
+        return next((s for s in subs.data if _meta(s).get("tiergate_follows") == ended_id), None)
+
+    def _first_charge(self, sub: stripe.Subscription) -> Charge | None:
+        """The invoice that started `sub` (its later renewals are not the switch's charge)."""
+        with stripe_errors(f"listing the invoices of {sub.id}"):
+            invoices = self.client.v1.invoices.list({"subscription": sub.id, "limit": RECENT})
+        first = [i for i in invoices.data if i.billing_reason == "subscription_create"]
+        return self._charge(first[-1]) if first else None
 
     def _items_param(
         self, sub: stripe.Subscription, plan: Price, addons: Iterable[Price]
@@ -830,13 +911,24 @@ def _due_now(preview: stripe.Invoice, period_end: int) -> int:
     return 0
 
 
+def _switches(sub: stripe.Subscription) -> bool:
+    """Whether the subscription ended into a scheduled interval switch: it was set to end at
+    the period end only to start the next plan (`schedule`), not canceled, and did end then
+    (not earlier, e.g. canceled at once in the Dashboard)."""
+    meta = _meta(sub)
+    switch_at = int(meta.get("tiergate_switch_at") or 0)
+    return (
+        meta.get("tiergate") == "1"
+        and bool(meta.get("tiergate_next"))
+        and meta.get("tiergate_cancel") != "1"
+        and switch_at > 0
+        and (sub.ended_at or 0) >= switch_at
+    )
+
+
 def _check_quote(amount: int, expected: int, currency: str | None) -> None:
     if amount != expected:
-        raise QuoteMismatch(
-            f"The amount due is {amount} ({currency}, minor units) but {expected} was quoted; "
-            "nothing was charged. Ask for a new quote.",
-            details={"amount_due": amount, "quoted": expected},
-        )
+        raise quote_mismatch(amount, expected, currency)
 
 
 def _subscription_id(state: SubscriptionState) -> str:

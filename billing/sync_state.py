@@ -13,9 +13,10 @@ once, its invoice recorded once, and the offer it came from marked paid.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from sqlalchemy import select
@@ -23,10 +24,10 @@ from sqlalchemy.orm import Session
 
 from billing.models import BillingChange, ChangeStatus, Invoice
 from billing.provider import Outcome, Price, Result, SubscriptionState
-from billing.records import LIVE, _save_state, account_of, apply_result
+from billing.records import LIVE, _save_state, account_of, apply_result, fail_change, new_change
 from gating.models import Account, Offer, Subscription, SubscriptionStatus
 from tiergate.clock import Clock
-from tiergate.exceptions import NotFound
+from tiergate.exceptions import NotFound, PaymentFailed
 from tiers import store
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,27 @@ class StripeSource(Protocol):
         """The customer's invoice balance (negative: a credit) and its currency; None: Stripe
         has no such customer."""
         ...
+
+
+@runtime_checkable
+class SwitchSource(Protocol):
+    """A provider that ends a subscription to switch its interval (StripeBilling)."""
+
+    def continue_switch(self, ended_external_id: str, change_key: str) -> Result | None:
+        """The subscription continuing one that ended at a scheduled interval switch (started
+        now, once, tagged with `change_key`), or None when it ended for another reason."""
+        ...
+
+
+# How long after the switch time an ended subscription is still continued: a switch that
+# could not start for longer (webhooks and reconcile both down) stays a cancellation rather
+# than charge the customer for a plan out of the blue.
+SWITCH_WINDOW = timedelta(days=7)
+
+
+def switch_change_id(ended_external_id: str) -> str:
+    """The BillingChange id (and Stripe tag) of the switch that continues a subscription."""
+    return "chg_next_" + hashlib.sha256(ended_external_id.encode()).hexdigest()[:24]
 
 
 def as_datetime(timestamp: int) -> datetime:
@@ -150,6 +172,76 @@ def apply_subscription(
         sub.stripe_state_at = seen_at
     session.flush()
     return _changes(before, _describe(sub))
+
+
+def follow_switch(
+    session: Session, clock: Clock, provider: object, account: Account, state: SubscriptionState
+) -> list[str] | None:
+    """When `state` is the account's subscription ended at a scheduled interval switch (yearly
+    to monthly), start the next one and move the account's row onto it; returns what changed.
+
+    None when it is not such an end (then `apply_subscription` records it), when the row follows
+    another subscription already (the switch was applied, by an earlier delivery or `renew`), or
+    when the switch was tried and declined (the subscription then ends as a cancellation).
+    """
+    sub = account.subscription
+    if (
+        not isinstance(provider, SwitchSource)
+        or state.status != SubscriptionStatus.CANCELED.value
+        or state.next_plan is None
+        or state.cancel_at_period_end
+        or state.external_id is None
+        or sub is None
+        or sub.provider != PROVIDER
+        or sub.stripe_subscription_id != state.external_id
+        or clock.now() > state.period_end + SWITCH_WINDOW
+    ):
+        return None
+    change_id = switch_change_id(state.external_id)
+    if session.get(BillingChange, change_id) is not None:
+        return None  # declined before: the end stands (an applied one moved the row)
+    request = {
+        "ended": state.external_id,
+        "tier": state.next_plan.item_id,
+        "interval": state.next_plan.interval,
+    }
+    try:
+        result = provider.continue_switch(state.external_id, change_id)
+    except PaymentFailed as exc:
+        change = new_change(
+            session,
+            clock,
+            account.id,
+            "switch",
+            request,
+            change_id=change_id,
+            currency=state.next_plan.currency,
+        )
+        fail_change(clock, change, exc.message)
+        log.warning("%s: the switch after %s failed: %s", account.id, state.external_id, exc)
+        return None
+    if result is None or result.subscription is None:
+        return None
+    change = new_change(
+        session,
+        clock,
+        account.id,
+        "switch",
+        request,
+        change_id=change_id,
+        currency=state.next_plan.currency,
+    )
+    before = _describe(sub)
+    plan = result.subscription.plan
+    version = catalog_version_for(session, sub, plan)
+    # The new subscription's invoice.paid may have recorded its invoice first: linked, not copied.
+    apply_result(session, clock, PROVIDER, change, result, version)
+    if result.subscription.status != SubscriptionStatus.PAST_DUE.value:
+        sub.past_due_since = None
+    session.flush()
+    return [f"switched from {state.external_id} to {result.subscription.external_id}"] + _changes(
+        before, _describe(sub)
+    )
 
 
 def settle_change(

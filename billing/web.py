@@ -7,6 +7,7 @@ CSRF-protected (this blueprint only: the JSON API and webhooks stay exempt).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -20,8 +21,9 @@ from billing import downgrade, portal, records, service
 from billing.models import BillingChange, ChangeStatus, Invoice
 from billing.proration import add_interval
 from billing.provider import BillingProvider, QuoteMismatch
+from billing.quotes import renewal_quote
 from gating import offers
-from gating.models import Offer, OfferStatus, SubscriptionStatus
+from gating.models import Offer, OfferStatus, Subscription, SubscriptionStatus
 from tiergate.db import get_session
 from tiergate.exceptions import InvalidRequest, NotFound, TiergateError
 from tiergate.extensions import get_billing, get_clock
@@ -102,7 +104,8 @@ def offer_view(offer: Offer) -> dict[str, Any]:
         "contact_sales_url": details.get("contact_sales_url") or catalog.offers.contact_sales_url,
         "expired": offer.expires_at is not None and clock.now() >= offer.expires_at,
         "unlocked": _unlocked(session, catalog, offer, from_tier, to_tier),
-        "blocked": service.past_due_block(session, sub, clock.now()),
+        "blocked": service.past_due_block(session, sub, clock.now())
+        or service.stale_offer(session, offer, sub),
         "billing_url": url_for(
             "billing.account_page",
             t=portal.account_token(current_app.config, offer.account_id),
@@ -121,8 +124,11 @@ def offer_view(offer: Offer) -> dict[str, Any]:
         interval=interval,
         new_recurring=offer.new_recurring_amount,
         due_today=offer.amount_due_today,
-        # Only a running paid period is prorated; from the free tier the full price is due.
-        prorated=sub is not None and offer.proration_date is not None,
+        # Only a running paid period is prorated; from the free tier the full price is due, and
+        # during a trial nothing is charged today.
+        prorated=sub is not None
+        and sub.status is not SubscriptionStatus.TRIALING
+        and offer.proration_date is not None,
         next_renewal=offer.next_renewal_amount,
         renews_at=renews_at,
         note=details.get("note"),
@@ -413,7 +419,11 @@ def offer_dismiss(offer_id: str) -> Page:
     target = _return_url()
     if target:
         return redirect(target)
-    return render_template("billing_dismissed.html", base_url=current_app.config["BASE_URL"])
+    # No app to go back to: the account's own billing page (tiergate's base URL has no page).
+    billing_url = url_for(
+        "billing.account_page", t=portal.account_token(current_app.config, account_id)
+    )
+    return render_template("billing_dismissed.html", billing_url=billing_url)
 
 
 @bp.get("/offers/<offer_id>/done")
@@ -519,10 +529,14 @@ def _submit(
     session = get_session()
     try:
         result = flow()
+        session.commit()
     except service.QuoteExpired as exc:
         session.rollback()
         return None, exc.message
-    session.commit()
+    except IntegrityError:
+        # The same form submitted twice at once: the other request wrote this change first.
+        session.rollback()
+        return None, "This is already being done: reload the page in a moment to see it."
     return _done(result, account_id), None
 
 
@@ -571,11 +585,13 @@ def account_page() -> Page:
     lower: list[Tier] = []
     higher: list[Tier] = []
     for tier in catalog.listed_tiers:
-        if tier.free or tier.contact_sales or current is None:
+        if tier.free or tier.contact_sales or current is None or tier.id == current.id:
             continue
-        (
-            higher if tier.order > current.order else lower if tier.order < current.order else []
-        ).append(tier)
+        if sub is not None and state is not None:  # by price: a legacy tier sits anywhere
+            moving_down = downgrade.moves_down(current, state.plan, tier, sub.interval)
+            (lower if moving_down else higher).append(tier)
+        else:
+            (higher if tier.order > current.order else lower).append(tier)
     addons = [a for a in catalog.addons if current is not None and a.purchasable_by(current)]
     invoices = session.scalars(
         select(Invoice)
@@ -699,14 +715,34 @@ def yearly_page() -> Page:
             return done
     at = clock.now()
     quote, withheld = service.yearly_quote(session, clock, account_id, at, _provider())
+    after_trial = None
+    if quote.trial_end is not None:  # nothing is charged today: the yearly price is, then
+        after_trial = _yearly_after_trial(account_id, at, promoted=withheld is None)
     return render_template(
         "billing_yearly.html",
         quote=quote,
         withheld=withheld,
+        after_trial=after_trial,
         at=at.isoformat(),
         notice=notice,
         **_ctx(account_id),
     ), (409 if notice else 200)
+
+
+def _yearly_after_trial(account_id: str, at: datetime, *, promoted: bool) -> int:
+    """What switching to yearly during a trial charges when the trial ends: the yearly plan and
+    add-ons (with the catalog's yearly promotion unless the provider withholds it)."""
+    session = get_session()
+    _, sub = records.live_or_conflict(session, account_id)
+    state = records.state_of(session, sub)
+    catalog = store.load(session).catalog
+    tier = catalog.tier(sub.tier_id)
+    plan = records.tier_price(catalog, sub.tier_id, "year", sub.currency)
+    addons = records.reprice(catalog, state.addons, "year", sub.currency)
+    promo = catalog.automatic_promotion(tier, "year", sub.currency, at) if tier else None
+    discount = records.discount_for(catalog, promo.id, sub.currency) if promo else None
+    switched = replace(state, plan=plan, addons=addons, next_plan=None, next_addons=None)
+    return renewal_quote(switched, discount if promoted else None).amount_due
 
 
 @bp.route("/billing/downgrade", methods=["GET", "POST"])
@@ -798,17 +834,42 @@ def addon_page(addon_id: str) -> Page:
         if offer.status is OfferStatus.SHOWN:
             offers.record_event(session, clock, offer.id, "clicked", account_id=account_id)
             session.commit()
-    addon = store.load(session).catalog.addon(addon_id)
+    catalog = store.load(session).catalog
+    addon = catalog.addon(addon_id)
+    sub = records.live_subscription(records.account_of(session, account_id))
     return render_template(
         "billing_addon.html",
         price=price,
         due=due,
         addon=addon,
+        withdrawn=_withdrawn(catalog, sub, price.name) if price.interval else None,
         at=at.isoformat(),
         offer_id=offer_id,
         notice=notice,
         **_ctx(account_id),
     ), (409 if notice else 200)
+
+
+def _withdrawn(catalog: Catalog, sub: Subscription | None, name: str) -> str | None:
+    """What adding a recurring add-on now withdraws: a change of plan takes effect at once
+    (prorated), so a cancellation or move scheduled for the period end no longer happens."""
+    if sub is None:
+        return None
+    day = f"{sub.current_period_end:%B} {sub.current_period_end.day}"
+    if sub.cancel_at_period_end:
+        return (
+            f"Your plan is set to end on {day}. Adding {name} keeps it: "
+            "the cancellation is withdrawn."
+        )
+    if sub.scheduled_tier_id or sub.scheduled_interval:
+        tier = catalog.tier(sub.scheduled_tier_id or sub.tier_id)
+        move = tier.name if tier is not None else sub.scheduled_tier_id
+        billed = f", billed {sub.scheduled_interval}ly" if sub.scheduled_interval else ""
+        return (
+            f"Your move to {move}{billed} on {day} is withdrawn if you add {name}: "
+            "you stay on your current plan."
+        )
+    return None
 
 
 @bp.post("/billing/addons/<addon_id>/remove")

@@ -31,6 +31,7 @@ from billing.sync_state import (
     StripeSource,
     apply_subscription,
     as_datetime,
+    follow_switch,
     refresh_balance,
     settle_change,
 )
@@ -307,7 +308,13 @@ def _sync(
     state = provider.fetch_subscription(subscription_id)
     if state is None:
         return f"ignored: Stripe has no tiergate subscription {subscription_id}"
-    changes = apply_subscription(session, clock, account, state, seen_at=at)
+    # An end at a scheduled interval switch (yearly -> monthly) starts the next subscription.
+    switched = follow_switch(session, clock, provider, account, state)
+    changes = (
+        switched
+        if switched is not None
+        else apply_subscription(session, clock, account, state, seen_at=at)
+    )
     return f"{account.id}: " + (", ".join(changes) if changes else "up to date")
 
 

@@ -85,6 +85,9 @@ class DecliningBilling:
     def payment_url(self, current: SubscriptionState) -> str | None:
         return None
 
+    def close_redirect(self, external_id: str) -> bool:
+        return True
+
 
 @dataclass
 class Harness:

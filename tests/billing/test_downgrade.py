@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing import downgrade
+from billing import downgrade, records, service
 from billing.manual import ManualBilling
-from gating.models import Account
+from gating.models import Account, AccountAddOn
 from tests.billing.conftest import PERIOD_END, set_gauge, subscribe
 from tiergate.clock import FixedClock
 from tiergate.exceptions import Conflict, InvalidRequest
@@ -107,3 +108,140 @@ def test_a_free_account_has_nothing_to_downgrade(
     add_account(session, "newco", clock)
     with pytest.raises(Conflict, match="no paid subscription"):
         downgrade.downgrade_preview(session, clock, "newco", None)
+
+
+def _renewal(session: Session, clock: FixedClock, end: datetime = PERIOD_END) -> list[int]:
+    """Run `tiergate billing renew` just after `end`: the amounts of the invoice it records."""
+    clock.set(end + timedelta(minutes=1))
+    [result] = service.apply_period_end(session, clock, MANUAL)
+    assert result.invoice is not None
+    return [line["amount"] for line in result.invoice.lines]
+
+
+def test_a_yearly_to_monthly_switch_renews_the_addons_that_stay_at_their_monthly_price(
+    session: Session, clock: FixedClock, version: int
+) -> None:
+    end = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    start = datetime(2025, 11, 30, 12, 0, tzinfo=UTC)
+    subscribe(
+        session,
+        "acme",
+        clock,
+        version,
+        interval="year",
+        period_start=start,
+        period_end=end,
+        addons=("seat_pack",),
+    )
+    session.scalars(select(AccountAddOn)).one().quantity = 2
+    downgrade.confirm_downgrade(session, clock, MANUAL, "acme", "starter", "month")
+    sub = session.get(Account, "acme").subscription  # type: ignore[union-attr]
+    state = records.state_of(session, sub)  # type: ignore[arg-type]
+    assert [(a.item_id, a.interval, a.unit_amount, a.quantity) for a in state.addons] == [
+        ("seat_pack", "year", 25000, 2)
+    ]
+    assert [
+        (a.item_id, a.interval, a.unit_amount, a.quantity) for a in state.next_addons or ()
+    ] == [("seat_pack", "month", 2500, 2)]
+    assert _renewal(session, clock, end) == [900, 2 * 2500]
+    assert (sub.interval, sub.scheduled_interval) == ("month", None)  # type: ignore[union-attr]
+
+
+def test_the_downgrade_preview_amount_is_the_first_renewal_with_the_addons_that_stay(
+    session: Session, clock: FixedClock, version: int
+) -> None:
+    subscribe(session, "acme", clock, version, tier="pro", addons=("seat_pack",))
+    preview = downgrade.downgrade_preview(session, clock, "acme", "starter")
+    assert preview.new_recurring_amount == 900 + 2500
+    downgrade.confirm_downgrade(session, clock, MANUAL, "acme", "starter")
+    assert sum(_renewal(session, clock)) == preview.new_recurring_amount
+
+
+def test_the_yearly_to_monthly_preview_amount_has_the_addons_at_their_monthly_price(
+    session: Session, clock: FixedClock, version: int
+) -> None:
+    # A yearly -> monthly switch moves every add-on that stays to its monthly price.
+    end = datetime(2027, 10, 31, 12, 0, tzinfo=UTC)
+    subscribe(
+        session,
+        "acme",
+        clock,
+        version,
+        tier="pro",
+        interval="year",
+        period_end=end,
+        addons=("extended_support", "seat_pack"),
+    )
+    preview = downgrade.downgrade_preview(session, clock, "acme", "pro", "month")
+    assert preview.new_recurring_amount == 2900 + 4900 + 2500
+    assert preview.interval_switch
+
+
+def test_the_downgrade_preview_amount_leaves_out_an_addon_already_removed(
+    session: Session, clock: FixedClock, version: int
+) -> None:
+    subscribe(session, "acme", clock, version, tier="pro", addons=("seat_pack",))
+    service.remove_addon(session, clock, MANUAL, "acme", "seat_pack")
+    preview = downgrade.downgrade_preview(session, clock, "acme", "starter")
+    assert preview.new_recurring_amount == 900
+    downgrade.confirm_downgrade(session, clock, MANUAL, "acme", "starter")
+    assert _renewal(session, clock) == [900]
+
+
+@pytest.mark.parametrize("then_resume", [False, True], ids=["cancel", "cancel-then-resume"])
+def test_canceling_or_resuming_keeps_an_addon_removal(
+    session: Session, clock: FixedClock, version: int, then_resume: bool
+) -> None:
+    subscribe(session, "acme", clock, version, addons=("seat_pack",))
+    service.remove_addon(session, clock, MANUAL, "acme", "seat_pack")
+    downgrade.cancel(session, clock, MANUAL, "acme")
+    if then_resume:
+        downgrade.resume(session, clock, MANUAL, "acme")
+    [row] = session.scalars(select(AccountAddOn)).all()
+    assert row.ended_at == PERIOD_END  # still removed at the period end
+    if then_resume:
+        assert _renewal(session, clock) == [900]  # "Keep my plan" renews Starter alone
+
+
+def test_resuming_a_yearly_to_monthly_switch_keeps_the_addons_at_the_yearly_price(
+    session: Session, clock: FixedClock, version: int
+) -> None:
+    end = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    start = datetime(2025, 11, 30, 12, 0, tzinfo=UTC)
+    subscribe(
+        session,
+        "acme",
+        clock,
+        version,
+        interval="year",
+        period_start=start,
+        period_end=end,
+        addons=("seat_pack",),
+    )
+    downgrade.confirm_downgrade(session, clock, MANUAL, "acme", "starter", "month")
+    downgrade.resume(session, clock, MANUAL, "acme")
+    assert _renewal(session, clock, end) == [9000, 25000]
+
+
+def test_a_legacy_subscriber_can_move_down_only_to_cheaper_tiers(
+    session: Session, clock: FixedClock, version: int
+) -> None:
+    # Team (legacy) is $15.00 per month and last in the catalog order.
+    subscribe(session, "leg", clock, version, tier="team_legacy")
+    for pricier in ("pro", "business"):
+        with pytest.raises(InvalidRequest, match="costs more than you pay for Team"):
+            downgrade.downgrade_preview(session, clock, "leg", pricier)
+        with pytest.raises(InvalidRequest, match="is an upgrade"):
+            downgrade.confirm_downgrade(session, clock, MANUAL, "leg", pricier)
+    sub = session.get(Account, "leg").subscription  # type: ignore[union-attr]
+    assert sub.scheduled_tier_id is None  # type: ignore[union-attr]
+    assert downgrade.downgrade_preview(session, clock, "leg", "starter").new_recurring_amount == 900
+
+
+def test_a_cheaper_tier_per_month_is_a_downgrade_from_a_yearly_plan(
+    session: Session, clock: FixedClock, version: int
+) -> None:
+    end = datetime(2027, 10, 31, 12, 0, tzinfo=UTC)
+    subscribe(session, "acme", clock, version, tier="business", interval="year", period_end=end)
+    # $29.00 per month is $348.00 a year, less than Business's $790.00.
+    assert downgrade.downgrade_preview(session, clock, "acme", "pro", "month").to_tier == "Pro"

@@ -16,10 +16,11 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import func, select
 
-from billing import portal
+from billing import portal, service
 from billing.cli import billing_group
+from billing.manual import ManualBilling
 from billing.models import Invoice
-from gating.models import Account, Offer, OfferEvent
+from gating.models import Account, AccountAddOn, Offer, OfferEvent
 from tests.billing.conftest import (
     PERIOD_END,
     DecliningBilling,
@@ -1128,3 +1129,129 @@ def test_an_expired_coded_offer_is_quoted_again_with_its_code(
     page = html.unescape(client.get(path(moved.headers["Location"])).get_data(as_text=True))
     assert "has expired: here is the current price" in page
     assert "Code PROHALF (Half off your first Pro month) is included" in page
+
+
+# ---- the account's plan changes, as the customer reads them ------------------------------------
+
+
+def test_a_legacy_subscriber_sees_only_cheaper_tiers_as_moving_down(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    with db() as s:
+        subscribe(s, "leg", clock, version, tier="team_legacy")  # $15.00 per month
+    token = portal.account_token(app.config, "leg")
+    overview = client.get(f"/billing?t={token}").get_data(as_text=True)
+    assert "Move down to Starter ($9.00 per month)" in overview
+    assert "Move down to Pro" not in overview and "Move down to Business" not in overview
+    response = client.get(f"/billing/downgrade?t={token}&tier=business")
+    assert response.status_code == 422
+    assert "Business per month costs more than you pay for Team (legacy) now" in html.unescape(
+        response.get_data(as_text=True)
+    )
+    # A form changed by hand (or an old page) posting Business as the move down.
+    starter = client.get(f"/billing/downgrade?t={token}&tier=starter").get_data(as_text=True)
+    refused = post_form(client, starter, SELF, {"tier": "business"}, url="/billing/downgrade")
+    assert refused.status_code == 422
+    with db() as s:
+        assert s.get(Account, "leg").subscription.scheduled_tier_id is None  # type: ignore[union-attr]
+
+
+def test_switching_to_yearly_during_a_trial_says_the_trial_goes_on_and_what_is_charged_then(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    with db() as s:
+        add_account(s, "newco", clock)
+    token = portal.account_token(app.config, "newco")
+    checkout = client.get(f"/billing/checkout?t={token}&tier=pro&interval=month")
+    post_form(client, checkout.get_data(as_text=True), SELF, url="/billing/checkout")
+    page = client.get(f"/billing/yearly?t={token}").get_data(as_text=True)
+    assert "starts today" not in page
+    # Pro yearly $290.00 with the yearly launch promotion (20 % off the first year).
+    assert (
+        "Your trial continues until November 29, 2026. Then yearly billing starts: $232.00 is "
+        "charged on November 29, 2026 for the first year."
+    ) in page
+    assert "pay $0.00 today" in page
+    post_form(client, page, SELF, url="/billing/yearly")
+    clock.set(clock.now() + timedelta(days=14, minutes=1))
+    with db() as s:
+        [renewed] = service.apply_period_end(s, clock, ManualBilling())
+        assert renewed.invoice is not None and renewed.invoice.amount_paid == 23200
+
+
+def test_the_yearly_to_monthly_switch_is_called_a_switch_not_a_move_to_the_same_tier(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    end = PERIOD_END + timedelta(days=335)
+    with db() as s:
+        subscribe(s, "acme", clock, version, tier="pro", interval="year", period_end=end)
+        s.add(
+            AccountAddOn(
+                account_id="acme",
+                addon_id="seat_pack",
+                quantity=1,
+                active=True,
+                purchased_at=clock.now(),
+            )
+        )
+    overview = client.get(account_link(app)).get_data(as_text=True)
+    link = re.search(r'href="([^"]+)">Switch to monthly billing', overview)
+    assert link is not None
+    page = client.get(html.unescape(link.group(1))).get_data(as_text=True)
+    assert "<h1>Switch Pro to monthly billing</h1>" in page
+    assert "Move from Pro to Pro" not in page and "Move to Pro on" not in page
+    assert "After that you pay $54.00 per month." in page  # Pro $29.00 + Seat pack $25.00
+    assert "Switch to monthly billing on October 31, 2027" in page
+    post_form(client, page, SELF, url="/billing/downgrade")
+    overview = client.get(account_link(app)).get_data(as_text=True)
+    assert "On October 31, 2027 you move to Pro, $29.00 per month." in overview
+    assert "Seat pack (+5 members) ends" not in overview  # it stays, at its monthly price
+
+
+def test_a_trial_offer_does_not_call_its_zero_amount_prorated(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    with db() as s:
+        subscribe(s, "acme", clock, version, status="trialing")
+        s.get(Account, "acme").subscription.trial_end = clock.now() + timedelta(days=7)  # type: ignore[union-attr]
+        set_gauge(s, "acme", "projects", 10, clock)
+        s.flush()
+        offer_id = gate_offer(s, clock, "acme", "projects", used=10, requested=1).id
+    page = client.get(path(portal.offer_link(app.config, "acme", offer_id))).get_data(as_text=True)
+    assert "nothing is charged today" in page
+    assert "prorated" not in page
+
+
+def test_not_now_without_a_return_url_continues_to_the_billing_page(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    offer_id, link = make_offer(app, db, clock, version)
+    page = client.get(path(link)).get_data(as_text=True)
+    dismissed = post_form(client, page, f"/offers/{offer_id}/dismiss")
+    assert dismissed.status_code == 200
+    href = re.search(r'href="([^"]+)">Continue<', dismissed.get_data(as_text=True))
+    assert href is not None and href.group(1).startswith("/billing?t=")
+    billing = client.get(html.unescape(href.group(1)))
+    assert billing.status_code == 200 and "You are on <strong>Starter</strong>" in (
+        billing.get_data(as_text=True)
+    )

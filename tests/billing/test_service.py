@@ -342,6 +342,24 @@ def test_renewal_catches_up_every_missed_period_with_its_own_invoice(
     assert sub.current_period_end == datetime(2027, 2, 28, 12, 0, tzinfo=UTC)
 
 
+def test_one_account_that_cannot_be_renewed_does_not_stop_the_others(
+    session: Session, clock: FixedClock, version: int
+) -> None:
+    """A plan no longer sold at the account's interval (a catalog migration gone wrong) is
+    reported; the other accounts still renew."""
+    subscribe(session, "acme", clock, version)
+    subscribe(session, "bolt", clock, version, tier="pro")
+    session.get(Account, "acme").subscription.currency = "jpy"  # type: ignore[union-attr]
+    clock.set(PERIOD_END + timedelta(minutes=1))
+    results = {r.change.account_id: r for r in service.apply_period_end(session, clock, MANUAL)}
+    assert results["acme"].status is service.FlowStatus.DECLINED
+    assert results["acme"].message.startswith("Not renewed acme: ")
+    assert results["acme"].change.status is ChangeStatus.FAILED
+    assert results["bolt"].status is service.FlowStatus.DONE
+    assert [i.amount_paid for i in invoices(session, "bolt")] == [2900]
+    assert invoices(session, "acme") == []
+
+
 def test_renewal_ends_a_cancelled_subscription_without_charging(
     session: Session, clock: FixedClock, version: int
 ) -> None:

@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import stripe
 
 from billing.provider import (
     ChangeRequest,
@@ -173,7 +174,7 @@ def test_a_start_with_a_wrong_quote_creates_nothing_in_stripe(
 ) -> None:
     customer = Customer("acme", "acme@example.com", "Acme")
     request = StartRequest("chg_1", customer, PRO, (), (), HALFWAY, 0, None, 2800, URL, URL)
-    with pytest.raises(QuoteMismatch, match="2800 was quoted"):
+    with pytest.raises(QuoteMismatch, match=r"not the \$28\.00 you were shown"):
         stripe_billing.start_subscription(request)
     assert [r for r in fake_stripe.requests if r.method == "POST"] == []
 
@@ -217,7 +218,7 @@ def test_an_upgrade_with_a_stale_quote_changes_nothing_in_stripe(
 ) -> None:
     customer, current = subscribe(fake_stripe, stripe_billing)
     before = len(fake_stripe.requests)
-    with pytest.raises(QuoteMismatch, match="amount due is 1000"):
+    with pytest.raises(QuoteMismatch, match=r"amount due is now \$10\.00"):
         stripe_billing.change_subscription(upgrade(customer, current, expected=900))
     changes = [r for r in fake_stripe.requests[before:] if r.path.startswith("/v1/subscriptions/")]
     assert all(r.method == "GET" for r in changes)
@@ -387,6 +388,69 @@ def test_an_upgrade_while_a_downgrade_is_scheduled_prorates_from_the_paid_plan(
     assert result.charge is not None and result.charge.amount_paid == 1000
     assert result.subscription is not None
     assert result.subscription.addons == (SEATS,) and result.subscription.next_addons is None
+
+
+def _pro_with_a_downgrade(
+    fake: FakeStripe, billing: StripeBilling, **kw: bool
+) -> tuple[Customer, SubscriptionState]:
+    customer, current = subscribe(fake, billing, PRO, **kw)
+    scheduled = billing.schedule(
+        ScheduleRequest("chg_down", customer, current, STARTER, None, False)
+    )
+    assert item_prices(fake, current.external_id or "") == [900]
+    return customer, scheduled
+
+
+BUSINESS = Price(ItemKind.TIER, "business", "Business", "month", "usd", 9900)
+
+
+def test_a_declined_upgrade_keeps_the_downgrade_scheduled_before_it(
+    fake_stripe: FakeStripe, stripe_billing: StripeBilling
+) -> None:
+    customer, scheduled = _pro_with_a_downgrade(fake_stripe, stripe_billing, declining=True)
+    request = ChangeRequest(
+        "chg_biz", customer, scheduled, BUSINESS, (), (), HALFWAY, None, 3500, URL
+    )
+    with pytest.raises(PaymentDeclined):
+        stripe_billing.change_subscription(request)
+    after = stripe_billing.fetch_subscription(scheduled.external_id or "")
+    assert after is not None
+    assert (after.plan, after.next_plan) == (PRO, STARTER)
+    fake_stripe.advance_to_period_end(scheduled.external_id or "")
+    renewal = invoices_of(fake_stripe, customer)[0]  # newest first
+    assert (renewal.billing_reason, renewal.amount_due) == ("subscription_cycle", 900)
+
+
+def test_an_upgrade_refused_or_unreachable_before_any_write_keeps_the_downgrade(
+    fake_stripe: FakeStripe, stripe_billing: StripeBilling, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    customer, scheduled = _pro_with_a_downgrade(fake_stripe, stripe_billing)
+    sub_id = scheduled.external_id or ""
+    stale = ChangeRequest("chg_a", customer, scheduled, BUSINESS, (), (), HALFWAY, None, 1, URL)
+    with pytest.raises(QuoteMismatch):
+        stripe_billing.change_subscription(stale)
+    after = stripe_billing.fetch_subscription(sub_id)
+    assert after is not None and (after.plan, after.next_plan) == (PRO, STARTER)
+
+    previews = stripe_billing.client.v1.invoices.create_preview
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise stripe.APIConnectionError("connection refused (test)")
+
+    monkeypatch.setattr(stripe_billing.client.v1.invoices, "create_preview", unreachable)
+    request = ChangeRequest(
+        "chg_b", customer, scheduled, BUSINESS, (), (), HALFWAY, None, 3500, URL
+    )
+    with pytest.raises(ProviderUnavailable):
+        stripe_billing.change_subscription(request)
+    after = stripe_billing.fetch_subscription(sub_id)
+    assert after is not None and (after.plan, after.next_plan) == (PRO, STARTER)
+    # Stripe is back: the retry with the same key unschedules again and charges as quoted.
+    monkeypatch.setattr(stripe_billing.client.v1.invoices, "create_preview", previews)
+    done = stripe_billing.change_subscription(request)
+    assert done.charge is not None and done.charge.amount_paid == 3500
+    assert done.subscription is not None and done.subscription.plan == BUSINESS
+    assert done.subscription.next_plan is None
 
 
 def test_yearly_to_monthly_at_renewal_starts_a_monthly_subscription_on_the_same_card(

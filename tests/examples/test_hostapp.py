@@ -3,6 +3,7 @@ redirects for pages and 402 JSON for the API, and units given back when a projec
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import pytest
@@ -115,7 +116,30 @@ def test_deleting_a_project_frees_a_unit_for_the_next_one(trackly, tiergate):
     response = create(trackly, "d")
     assert (response.status_code, response.location) == (303, "/projects")
     assert projects_used(tiergate) == 3
-    assert trackly.get("/projects").text.count("<button>Delete</button>") == 3
+    assert trackly.get("/projects").text.count(">Delete</button>") == 3
+
+
+def test_pages_declare_a_mobile_viewport(trackly):
+    # Without it a phone lays the page out 980 px wide and shrinks it: unreadable at 375 px.
+    for path in ("/projects", "/login"):
+        page = trackly.get(path).text
+        assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+
+
+def test_the_new_project_field_has_a_visible_label(trackly):
+    page = trackly.get("/projects").text
+    field = re.search(r'<input id="([^"]+)" name="name"', page)
+    assert field is not None
+    assert f'<label for="{field.group(1)}">New project</label>' in page
+
+
+def test_each_delete_button_names_its_project(trackly, tiergate):
+    for name in ("Website", "Mobile & web"):
+        create(trackly, name)
+    labels = re.findall(
+        r'<button aria-label="([^"]+)">Delete</button>', trackly.get("/projects").text
+    )
+    assert labels == ["Delete Website", "Delete Mobile &amp; web"]
 
 
 def test_a_project_without_a_name_is_refused_and_costs_nothing(trackly, tiergate):
@@ -177,8 +201,17 @@ def test_trackly_shows_tiergates_notifications_and_applies_a_new_plan_at_once(
         app.config["NOTIFY_SECRET"] = NOTIFY_SECRET
         with get_db(app).session() as s:  # acme subscribes to Business (no trial): paid today
             urls = service.Urls("http://localhost/ok", "http://localhost/no")
-            done = service.checkout(s, clock, ManualBilling(), "acme", "business", "month",
-                                    "usd", expected_amount_due=7900, urls=urls)
+            done = service.checkout(
+                s,
+                clock,
+                ManualBilling(),
+                "acme",
+                "business",
+                "month",
+                "usd",
+                expected_amount_due=7900,
+                urls=urls,
+            )
             assert done.status is service.FlowStatus.DONE
         result = app.test_cli_runner().invoke(notifications_group, ["deliver"])
         assert "subscription.changed (acme): delivered" in result.output, result.output
@@ -214,7 +247,8 @@ def test_trackly_refuses_a_notification_it_cannot_verify(live_tiergate, tmp_path
     )
     client = trackly.test_client()
     body = b'{"id": "ntf_x", "type": "subscription.changed", "account_id": "acme", "data": {}}'
-    forged = client.post("/tiergate/notifications", data=body,
-                         headers={"Tiergate-Signature": "t=1,v1=00"})
+    forged = client.post(
+        "/tiergate/notifications", data=body, headers={"Tiergate-Signature": "t=1,v1=00"}
+    )
     assert forged.status_code == 400
     assert "does not match" in forged.get_json()["error"]
