@@ -83,7 +83,7 @@ from tiergate.exceptions import (
     TiergateError,
 )
 from tiers import store
-from tiers.model import Catalog, Promotion
+from tiers.model import AddOnBilling, Catalog, Promotion
 
 # Re-exported: the flows' result types, for callers that only import this module.
 __all__ = ["FlowResult", "FlowStatus", "QuoteExpired", "Urls"]
@@ -370,7 +370,14 @@ def accept_offer(
         return FlowResult(status, change, message)
     if status is not FlowStatus.DONE:
         return FlowResult(status, change, message, redirect_url=change.result.get("redirect_url"))
-    follow = complete_offer(session, clock, offer, invoice, interval=plan.interval)
+    follow = complete_offer(
+        session,
+        clock,
+        offer,
+        invoice,
+        interval=plan.interval,
+        addon_id=addon.item_id if addon is not None else None,
+    )
     change.result = {**change.result, "follow_up_offer_id": follow}
     return FlowResult(
         FlowStatus.DONE, change, f"You are now on {plan.name}.", invoice, follow_up_offer_id=follow
@@ -384,11 +391,19 @@ def complete_offer(
     invoice: Invoice | None,
     *,
     interval: str | None = None,
+    addon_id: str | None = None,
 ) -> str | None:
     """After payment: record accepted + paid (and the interval, when the customer took the
-    yearly alternative: the funnel counts its revenue), and create the post-purchase offer."""
+    yearly alternative, and the recurring add-on taken with it: the funnel counts their
+    revenue), and create the post-purchase offer."""
     if interval is not None and interval != offer.interval:
         offer.details = {**(offer.details or {}), "accepted_interval": interval}
+    catalog = store.load(session, offer.catalog_version).catalog
+    spec = catalog.addon(addon_id) if addon_id else None
+    if spec is not None and spec.billing is not AddOnBilling.ONE_TIME:
+        price = addon_price(catalog, spec, interval or offer.interval, offer.currency)
+        taken = {"id": spec.id, "recurring_amount": price.amount, "interval": price.interval}
+        offer.details = {**(offer.details or {}), "accepted_addon": taken}
     offers.record_event(session, clock, offer.id, "accepted", account_id=offer.account_id)
     paid = offers.record_event(session, clock, offer.id, "paid", account_id=offer.account_id)
     if invoice is not None and paid.events and paid.events[-1].type is OfferStatus.PAID:

@@ -291,9 +291,14 @@ def _complete_offer(
         return
     from billing import service  # lazily: the flows import the offer funnel
 
-    interval = change.request.get("interval")
+    interval, addon = change.request.get("interval"), change.request.get("addon")
     follow = service.complete_offer(
-        session, clock, offer, invoice, interval=interval if isinstance(interval, str) else None
+        session,
+        clock,
+        offer,
+        invoice,
+        interval=interval if isinstance(interval, str) else None,
+        addon_id=addon if isinstance(addon, str) else None,
     )
     change.result = {**change.result, "follow_up_offer_id": follow}
 

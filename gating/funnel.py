@@ -191,6 +191,9 @@ def _mrr_added(session: Session, catalogs: dict[int, Catalog], offer: Offer) -> 
     yearly = details.get("yearly_alternative")
     if details.get("accepted_interval") == "year" and isinstance(yearly, dict):
         new = _per_month(int(yearly["recurring_amount"]), "year")  # the alternative was taken
+    addon = details.get("accepted_addon")  # the recurring add-on taken with the offer
+    if isinstance(addon, dict) and isinstance(addon.get("recurring_amount"), int):
+        new += _per_month(addon["recurring_amount"], addon.get("interval"))
     if offer.to_tier_id is None:  # an add-on offer adds to what the account pays
         return new
     old_ref = details.get("from") or {}

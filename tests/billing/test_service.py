@@ -626,7 +626,11 @@ SPRING = """promotions:
 
 
 def test_a_repeating_promotion_is_charged_on_the_renewals_the_offer_quoted(
-    app, session: Session, clock: FixedClock, demo_catalog, tmp_path  # type: ignore[no-untyped-def]
+    app,
+    session: Session,
+    clock: FixedClock,
+    demo_catalog,
+    tmp_path,  # type: ignore[no-untyped-def]
 ) -> None:
     from gating import service as gate
     from tests.conftest import DEMO_CATALOG
@@ -636,8 +640,9 @@ def test_a_repeating_promotion_is_charged_on_the_renewals_the_offer_quoted(
     path = tmp_path / "catalog.yaml"
     path.write_text(DEMO_CATALOG.read_text().replace("promotions:\n", SPRING, 1))
     catalog, source = load_catalog_file(path)
-    version = store.publish(session, catalog, source=source, author="t", note="spring",
-                            now=clock.now()).version.version
+    version = store.publish(
+        session, catalog, source=source, author="t", note="spring", now=clock.now()
+    ).version.version
     subscribe(session, "acme", clock, version)
     session.commit()
     settings = gate.GateSettings(past_due_grace_days=7, base_url="http://localhost")
@@ -721,3 +726,25 @@ def test_an_addon_bought_on_a_plan_pinned_to_an_older_catalog_renews_at_the_pric
     clock.set(PERIOD_END + timedelta(minutes=1))
     [renewal] = service.apply_period_end(session, clock, MANUAL)
     assert renewal.invoice is not None and renewal.invoice.amount_paid == 900 + 3000
+
+
+def test_the_funnel_counts_the_recurring_addon_taken_with_an_offer(
+    session: Session, clock: FixedClock, version: int
+) -> None:
+    """Starter (9.00) -> Pro (29.00) with Extended support (49.00) ticked: the account now pays
+    78.00 a month instead of 9.00, so the offer added 69.00 of monthly recurring revenue."""
+    from gating import offers
+    from gating.funnel import funnel
+
+    since = clock.now()
+    subscribe(session, "acme", clock, version)
+    set_gauge(session, "acme", "projects", 10, clock)
+    offer = gate_offer(session, clock, "acme", "projects", used=10, requested=1)
+    assert (offer.to_tier_id, offer.addon_id) == ("pro", "extended_support")
+    offers.record_event(session, clock, offer.id, "shown")
+    result = service.accept_offer(
+        session, clock, MANUAL, offer.id, "acme", urls=URLS, with_addon=True
+    )
+    assert result.status is service.FlowStatus.DONE
+    report = funnel(session, since=since, until=clock.now() + timedelta(seconds=1))
+    assert report.total.mrr_added == {"usd": 2900 + 4900 - 900}
