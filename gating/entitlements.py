@@ -150,12 +150,12 @@ def _build(
     }
     for addon, quantity in _owned_addons(tier, catalog, newer, addons):
         for fid, grant in addon.grants.items():
-            if fid in grants:
+            if _ensure(grants, fid, newer):
                 grants[fid] = _add(grants[fid], grant, quantity, f"addon:{addon.id}")
     for o in overrides:
-        current = grants.get(o.feature_id or "")
-        if current is None:
+        if not _ensure(grants, o.feature_id or "", newer):
             continue
+        current = grants[o.feature_id or ""]
         if o.kind == "limit" and current.feature.metered:
             enabled = o.limit is None or o.limit > 0
             grants[current.feature.id] = FeatureAccess(
@@ -178,6 +178,21 @@ def _build(
         billing_anchor=(sub.period_start, sub.period_end, sub.interval) if sub else None,
         features=grants,
     )
+
+
+def _ensure(grants: dict[str, FeatureAccess], feature_id: str, newer: Catalog | None) -> bool:
+    """Is `feature_id` in `grants`? A feature introduced after the pinned catalog version is
+    added from the newest one, not included (as the tier does not name it), so that an add-on
+    or override granting it applies."""
+    if feature_id in grants:
+        return True
+    feature = newer.feature(feature_id) if newer is not None else None
+    if feature is None:
+        return False
+    grants[feature_id] = FeatureAccess(
+        feature, False, 0 if feature.metered else None, None, 0, "tier"
+    )
+    return True
 
 
 def _owned_addons(

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing.proration import add_interval
 from billing.records import LIVE
 from gating import policy
 from gating.models import (
@@ -29,20 +28,24 @@ from gating.models import (
     OfferTrigger,
     SubscriptionStatus,
 )
+from gating.periods import billing_bounds
 from tiergate.clock import Clock
 from tiergate.exceptions import Conflict, InvalidRequest, NotFound
 from tiers import store
-from tiers.model import Catalog, FeatureKind, Promotion, Tier
+from tiers.model import Catalog, FeatureKind, Grant, Promotion, Tier
 from tiers.money import format_money, yearly_saving
 
 EVENT_TYPES = ("shown", "clicked", "dismissed", "accepted", "paid", "failed")
 # Statuses an identical new quote may reuse: not yet used up, turned down or paid.
 REUSABLE = (OfferStatus.CREATED, OfferStatus.SHOWN, OfferStatus.CLICKED, OfferStatus.FAILED)
 DONE = (OfferStatus.ACCEPTED, OfferStatus.PAID)
+# What a reused offer states anew each time: the usage and limits the need was quoted for.
+_STATED = ("usage", "reason", "from", "to")
 
 
 class Entitlements(Protocol):
-    """What offer_for reads of gating/entitlements.py's resolved entitlements."""
+    """What offer_for reads of gating/entitlements.py's resolved entitlements (and, when they
+    have them, their `features`: the account's effective grants, see _granted)."""
 
     @property
     def tier(self) -> Tier: ...
@@ -78,11 +81,16 @@ def offer_for(
     feature = catalog.feature(feature_id)
     if feature is None:
         return None
+    if _set_for_account(entitlements, feature_id):
+        # A limit the product team set for this account replaces what any plan grants, so no
+        # upgrade would change it: none is sold (the denial still says why).
+        return None
     current = _current(session, account, entitlements, catalog, now)
+    grant = _granted(entitlements, feature_id)
     if feature.kind is FeatureKind.BOOLEAN:
-        need = policy.Need.enable(feature_id)
+        need = policy.Need.enable(feature_id, grant)
     else:
-        need = policy.Need.units(feature_id, used or 0, requested or 0)
+        need = policy.Need.units(feature_id, used or 0, requested or 0, grant)
     plan = policy.choose_upgrade(catalog, current, need, now)
     if plan is None:
         return None
@@ -95,8 +103,11 @@ def offer_for(
             existing.prompt = prompt
         if existing.quantity != requested:
             existing.quantity = requested
-            usage = {"usage": body["usage"], "reason": body["reason"]}
-            existing.details = {**(existing.details or {}), **usage}
+        # The same quote, but it states the customer's numbers as they are now (UPSELL 5).
+        details = existing.details or {}
+        now_stated = {k: body[k] for k in _STATED if details.get(k) != body[k]}
+        if now_stated:
+            existing.details = {**details, **now_stated}
         return existing
     return _create(session, catalog, now, fields, plan, body, quantity=requested, prompt=prompt)
 
@@ -329,6 +340,24 @@ def _trigger(value: OfferTrigger | str) -> OfferTrigger:
         raise InvalidRequest(f"Unknown offer trigger {value!r}: use one of {names}.") from None
 
 
+def _set_for_account(entitlements: Entitlements, feature_id: str) -> bool:
+    """Does an override of the account decide this feature's grant?"""
+    features = getattr(entitlements, "features", None) or {}
+    access = features.get(feature_id)
+    return access is not None and getattr(access, "source", None) == "override"
+
+
+def _granted(entitlements: Entitlements, feature_id: str) -> Grant | None:
+    """The account's effective grant of the feature now (its overrides and add-ons included),
+    or None to let the policy read it off the tier."""
+    features = getattr(entitlements, "features", None) or {}
+    access = features.get(feature_id)
+    if access is None:
+        return None
+    limit = access.limit if access.enabled else 0
+    return Grant(enabled=access.enabled, limit=limit, overage=access.overage)
+
+
 def _current(
     session: Session, account: Account, entitlements: Entitlements, catalog: Catalog, now: datetime
 ) -> policy.Current:
@@ -353,9 +382,10 @@ def _current(
         addon = own.addon(row.addon_id) or catalog.addon(row.addon_id)
         if addon is not None:
             owned.append(policy.OwnedAddOn(addon, row.quantity))
-    start, end = sub.current_period_start, sub.current_period_end
-    while end <= now and end > start:  # a renewal not recorded yet: the period it is in now
-        start, end = end, add_interval(end, sub.interval)
+    # A renewal not recorded yet: the period it is in now, on the anchor billing renews on.
+    start, end = billing_bounds(
+        now, (sub.current_period_start, sub.current_period_end, sub.interval)
+    )
     trialing = sub.status is SubscriptionStatus.TRIALING and sub.trial_end is not None
     return policy.Current(
         tier,

@@ -46,9 +46,13 @@ def billing_bounds(now: datetime, anchor: BillingAnchor) -> tuple[datetime, date
     if interval is None:
         interval = "year" if end - start > _YEARLY_AFTER else "month"
     months = 12 if interval == "year" else 1
-    # A clamped boundary (Jan 31 -> Feb 28, or Feb 28 -> Mar 31) hides the anchor day on one
-    # side only, so the later of the two days is the anchor.
+    # As billing renews (billing/quotes.py next_period_end): a clamped boundary (Jan 31 -> Feb
+    # 28, or Feb 28 -> Mar 31) hides the anchor day on one side only, so the later of the two
+    # days is the anchor of a regular period; an irregular one (a trial, a switch) makes its
+    # end the anchor.
     day = max(start.day, end.day)
+    if add_months(start, months, day) != end:
+        day = end.day
     # Whole intervals elapsed since the stored end, estimated by months then corrected.
     k = max(0, ((now.year - end.year) * 12 + now.month - end.month) // months - 1)
     while True:

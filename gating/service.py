@@ -313,24 +313,29 @@ def _allow(
     used: int | None,
     settings: GateSettings,
     *,
-    reported: int | None = None,
+    requested: int = 0,
 ) -> Decision:
-    """Allowed at `used` (the usage the nudge is judged on); `reported` is shown when given."""
+    """Allowed at `used` (the usage now). The nudge is judged on the usage after `requested`
+    more units (a check's prospective use; a consume has counted them already)."""
     fid = access.feature.id
     limit = access.limit if access.feature.metered else None
-    shown = used if reported is None else reported
-    remaining = None if limit is None or shown is None else max(limit - shown, 0)
+    remaining = None if limit is None or used is None else max(limit - used, 0)
+    after = None if used is None else used + requested
     nudge = (
         access.feature.metered
-        and used is not None
+        and after is not None
         and limit is not None
-        and ((access.nudge_at is not None and used >= access.nudge_at) or used > limit)
+        and ((access.nudge_at is not None and after >= access.nudge_at) or after > limit)
     )
-    if not nudge:
-        return Decision(True, fid, limit, shown, remaining)
-    offer = _offer(session, clock, account_id, ent, fid, used, 0, "nudge", settings)
-    message = f"{_usage_text(access, used or 0)}."
-    return Decision(True, fid, limit, shown, remaining, None, offer, True, message)
+    if not nudge or used is None or after is None or limit is None:
+        return Decision(True, fid, limit, used, remaining)
+    offer = _offer(session, clock, account_id, ent, fid, used, requested, "nudge", settings)
+    message = f"{_usage_text(access, used)}."
+    if requested:  # nothing is counted yet: say what the use would make it
+        message = (
+            f"{_usage_text(access, used)}; {requested:,} more would make {after:,} of {limit:,}."
+        )
+    return Decision(True, fid, limit, used, remaining, None, offer, True, message)
 
 
 # ---- the gate -----------------------------------------------------------------------------
@@ -357,8 +362,8 @@ def check(
     cap = access.cap
     if ent.tier is None or not access.enabled or (cap is not None and used + quantity > cap):
         return _deny(session, clock, account_id, ent, access, quantity, used, settings)
-    # Judge the nudge on the usage after this prospective use; report the usage as it is now.
-    return _allow(session, clock, account_id, ent, access, used + quantity, settings, reported=used)
+    # Judge the nudge on the usage after this prospective use; state the usage as it is now.
+    return _allow(session, clock, account_id, ent, access, used, settings, requested=quantity)
 
 
 def consume(

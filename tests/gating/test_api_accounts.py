@@ -8,6 +8,8 @@ from sqlalchemy import func, select
 from gating.models import Account, Override
 from tests.factories import make_account
 from tiergate.db import get_db
+from tiers import store
+from tiers.model import Catalog
 
 pytest_plugins = ["tests.gating.api_fixtures"]
 
@@ -97,6 +99,30 @@ def test_limit_override_is_added_listed_applied_and_removed(app, make_api_client
     assert removed.status_code == 204 and removed.data == b""
     assert gate.post("/v1/check", json=CHECK).get_json()["limit"] == 3
     assert _overrides(app) == 0
+
+
+def test_feature_override_of_a_feature_newer_than_the_pinned_catalog_is_applied(
+    app, clock, make_api_client, accounts, demo_catalog
+):
+    with get_db(app).session() as s:
+        make_account(s, "acme", now=clock.now(), tier="pro", catalog_version=demo_catalog.version)
+        doc = store.load(s).catalog.to_document()
+        doc["features"]["webhooks"] = {"name": "Webhooks", "type": "boolean"}
+        newer = Catalog.from_document(doc)
+        store.publish(s, newer, source="", author="test", note="webhooks", now=clock.now())
+    gate = make_api_client("gate")
+    check = {"account_id": "acme", "feature": "webhooks"}
+    assert gate.post("/v1/check", json=check).get_json()["allowed"] is False
+
+    body = {"kind": "feature", "feature": "webhooks", "reason": "pilot customer"}
+    assert accounts.post("/v1/accounts/acme/overrides", json=body).status_code == 201
+    assert gate.post("/v1/check", json=check).get_json()["allowed"] is True
+    ents = gate.get("/v1/accounts/acme/entitlements").get_json()
+    assert ents["catalog_version"] == demo_catalog.version and ents["tier"]["id"] == "pro"
+    assert (ents["features"]["webhooks"]["enabled"], ents["features"]["webhooks"]["source"]) == (
+        True,
+        "override",
+    )
 
 
 @pytest.mark.parametrize(

@@ -279,3 +279,63 @@ def test_legacy_tier_pinned_to_an_old_version_resolves_after_it_left_the_newest_
         grace_days=7,
     )
     assert (e.tier.id, e.catalog_version, e.features["seats"].limit) == ("team_legacy", 3, 10)
+
+
+def _with_newer_features(doc):
+    """A newer catalog version: `webhooks` (boolean) and `exports` (metered) in Business only,
+    and a `exports_pack` add-on granting exports."""
+    doc["features"]["webhooks"] = {"name": "Webhooks", "type": "boolean"}
+    doc["features"]["exports"] = {"name": "Exports", "type": "counter", "unit": "export"}
+    for tier in doc["tiers"]:
+        if tier["id"] == "business":
+            tier["features"]["webhooks"] = True
+            tier["features"]["exports"] = {"enabled": True, "limit": 1000}
+    doc["addons"].append(
+        {
+            "id": "exports_pack",
+            "name": "Exports pack",
+            "billing": "recurring",
+            "prices": {"month": {"usd": 900}},
+            "grants": {"exports": 200},
+        }
+    )
+
+
+def _pinned_to_the_older_version(overrides=(), addons=()):
+    newest = _variant(_with_newer_features)
+    return resolve(
+        newest=(2, newest),
+        pinned=(1, CATALOG),
+        subscription=sub("pro"),
+        addons=list(addons),
+        overrides=list(overrides),
+        now=NOW,
+        grace_days=7,
+    )
+
+
+def test_overrides_of_features_newer_than_the_pinned_catalog_apply_from_the_newest():
+    e = _pinned_to_the_older_version(
+        [OverrideView("feature", "webhooks"), OverrideView("limit", "exports", limit=50)]
+    )
+    assert e.catalog_version == 1 and e.tier.id == "pro"
+    webhooks, exports = e.features["webhooks"], e.features["exports"]
+    assert (webhooks.enabled, webhooks.limit, webhooks.source) == (True, None, "override")
+    assert (exports.enabled, exports.limit, exports.nudge_at, exports.source) == (
+        True,
+        50,
+        40,
+        "override",
+    )
+
+
+def test_addon_grant_of_a_feature_newer_than_the_pinned_catalog_adds_to_nothing():
+    e = _pinned_to_the_older_version(addons=[("exports_pack", 2)])
+    exports = e.features["exports"]
+    assert (exports.enabled, exports.limit, exports.source) == (True, 400, "addon:exports_pack")
+
+
+def test_newer_features_nothing_grants_stay_out_of_the_pinned_entitlements():
+    e = _pinned_to_the_older_version([OverrideView("feature", "no_such_feature")])
+    assert "webhooks" not in e.features and "exports" not in e.features
+    assert "no_such_feature" not in e.features

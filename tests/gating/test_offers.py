@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gating import offers
+from gating.entitlements import FeatureAccess
 from gating.models import (
     Account,
     AccountAddOn,
@@ -31,6 +32,13 @@ class Resolved:
 
     tier: Tier
     catalog_version: int
+
+
+@dataclass(frozen=True)
+class ResolvedWithGrants(Resolved):
+    """Resolved entitlements with the account's effective grants, as the gate passes them."""
+
+    features: dict[str, FeatureAccess]
 
 
 @dataclass(frozen=True)
@@ -152,6 +160,21 @@ def test_a_repeated_denial_reuses_the_open_offer_instead_of_writing_rows(
     assert count_offers(session) == 2
 
 
+def test_a_reused_offer_states_the_usage_of_the_latest_need(session, clock, demo_catalog):
+    account = make_account(session, clock, "acme", "starter", version=demo_catalog.version)
+    first = quote(session, clock, account, demo_catalog, used=10, requested=1)
+    assert first.details["usage"]["text"] == "10 of 10 projects used"
+    clock.advance(seconds=1)
+    # A project deleted, the same request: the same quote, stating the usage as it is now.
+    again = quote(session, clock, account, demo_catalog, used=9, requested=1)
+    assert again.id == first.id and count_offers(session) == 1
+    assert again.details["usage"] == {"used": 9, "limit": 10, "text": "9 of 10 projects used"}
+    assert again.details["reason"].startswith("Starter includes 10 projects and 9 are used;")
+    session.expire_all()  # stored, not only changed in memory
+    stored = session.get(Offer, first.id)
+    assert offers.offer_json(stored, "http://x")["usage"]["text"] == "9 of 10 projects used"
+
+
 def test_an_expired_quote_is_not_reused(session, clock, demo_catalog):
     account = make_account(session, clock, "acme", "starter", version=demo_catalog.version)
     first = quote(session, clock, account, demo_catalog)
@@ -227,6 +250,87 @@ def test_kept_add_ons_are_in_the_renewal(session, clock, demo_catalog):
     )
     offer = quote(session, clock, account, demo_catalog)
     assert offer.next_renewal_amount == 2900 + 2500
+
+
+def test_offer_states_the_accounts_own_limit_with_its_addons(session, clock, demo_catalog):
+    account = make_account(session, clock, "solo", version=demo_catalog.version)
+    free = demo_catalog.catalog.tier("free")
+    projects = demo_catalog.catalog.feature("projects")
+    custom = FeatureAccess(projects, True, 5, 4, 0, "addon:more_projects")  # free is 3
+    resolved = ResolvedWithGrants(free, demo_catalog.version, {"projects": custom})
+    offer = offers.offer_for(
+        session,
+        clock,
+        account=account,
+        entitlements=resolved,
+        feature_id="projects",
+        used=5,
+        requested=1,
+        trigger="limit_reached",
+        settings=Settings(),
+    )
+    assert offer.to_tier_id == "starter"
+    assert offer.details["usage"] == {"used": 5, "limit": 5, "text": "5 of 5 projects used"}
+    assert offer.details["from"]["limit"] == 5
+    assert offer.details["reason"].startswith("Free includes 5 projects and 5 are used;")
+
+
+def test_no_upgrade_is_sold_for_a_limit_set_for_the_account(session, clock, demo_catalog):
+    """A limit override replaces what any plan grants: upgrading would not change it."""
+    account = make_account(session, clock, "solo", version=demo_catalog.version)
+    free = demo_catalog.catalog.tier("free")
+    projects = demo_catalog.catalog.feature("projects")
+    custom = FeatureAccess(projects, True, 5, 4, 0, "override")
+    resolved = ResolvedWithGrants(free, demo_catalog.version, {"projects": custom})
+    offer = offers.offer_for(
+        session,
+        clock,
+        account=account,
+        entitlements=resolved,
+        feature_id="projects",
+        used=5,
+        requested=1,
+        trigger="limit_reached",
+        settings=Settings(),
+    )
+    assert offer is None
+
+
+def test_no_offer_when_no_tier_grants_more_than_the_accounts_own_limit(
+    session, clock, demo_catalog
+):
+    account = make_account(session, clock, "solo", version=demo_catalog.version)
+    free = demo_catalog.catalog.tier("free")
+    sso = demo_catalog.catalog.feature("sso")
+    granted = ResolvedWithGrants(
+        free, demo_catalog.version, {"sso": FeatureAccess(sso, True, None, None, 0, "override")}
+    )
+    offer = offers.offer_for(
+        session,
+        clock,
+        account=account,
+        entitlements=granted,
+        feature_id="sso",
+        used=None,
+        requested=None,
+        trigger="limit_reached",
+        settings=Settings(),
+    )
+    assert offer is None and count_offers(session) == 0
+
+
+def test_renewal_not_recorded_yet_keeps_a_day_31_anchor(session, clock, demo_catalog):
+    account = make_account(session, clock, "acme", "starter", version=demo_catalog.version)
+    sub = account.subscription
+    # Anchored on the 31st: stored period Oct 31 -> Nov 30, and it is Dec 1 now.
+    sub.current_period_start = datetime(2026, 10, 31, tzinfo=UTC)
+    sub.current_period_end = datetime(2026, 11, 30, tzinfo=UTC)
+    session.flush()
+    clock.set(datetime(2026, 12, 1, tzinfo=UTC))
+    body = offers.offer_json(quote(session, clock, account, demo_catalog), "http://x")
+    assert body["next_renewal_at"] == "2026-12-31T00:00:00Z"  # not Dec 30
+    # 30 of 31 days of Nov 30 -> Dec 31 remain: credit 900 -> 871, debit 2900 -> 2806.
+    assert body["amount_due_today"] == 2806 - 871
 
 
 def test_contact_sales_offer_has_no_amounts_and_no_expiry(session, clock, demo_catalog):

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from billing.quotes import next_period_end
 from gating.periods import GAUGE_PERIOD, add_months, billing_bounds, current_period
 from tiers.model import Feature, FeatureKind, ResetPeriod
 
@@ -115,3 +116,32 @@ def test_rolled_period_always_contains_now_and_is_one_interval_long(months_later
     start, end = billing_bounds(now, anchor)
     assert start <= now < end
     assert end == add_months(start, 1, 31)
+
+
+def test_rolled_period_after_an_irregular_stored_period_is_anchored_on_its_end():
+    # A 14-day trial Nov 20 -> Dec 4 stored as the period: billing renews it to Dec 4 -> Jan 4
+    # (billing/quotes.py next_period_end), so the gate counts from Dec 4, not from Nov 20.
+    trial = (at(2026, 11, 20), at(2026, 12, 4), "month")
+    assert billing_bounds(at(2026, 12, 5), trial) == (at(2026, 12, 4), at(2027, 1, 4))
+    assert billing_bounds(at(2027, 2, 10), trial) == (at(2027, 2, 4), at(2027, 3, 4))
+    # A trial ending on the 31st anchors there, clamped in short months like a regular period.
+    to_31st = (at(2027, 1, 17), at(2027, 1, 31), "month")
+    assert billing_bounds(at(2027, 3, 5), to_31st) == (at(2027, 2, 28), at(2027, 3, 31))
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        (at(2026, 11, 20), at(2026, 12, 4)),  # a trial
+        (at(2027, 1, 17), at(2027, 1, 31)),  # a trial ending on the 31st
+        (at(2027, 1, 31), at(2027, 2, 28)),  # regular, clamped end
+        (at(2027, 2, 28), at(2027, 3, 31)),  # regular, clamped start
+        (at(2026, 10, 10, 8, 30), at(2026, 11, 10, 8, 30)),
+    ],
+)
+def test_rolled_periods_follow_the_renewals_billing_records(stored):
+    start, end = stored
+    for _ in range(14):  # each rolled period is the one billing would record next
+        following = next_period_end(start, end, "month")
+        assert billing_bounds(end, (*stored, "month")) == (end, following)
+        start, end = end, following

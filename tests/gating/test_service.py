@@ -149,6 +149,42 @@ def test_check_nudges_when_the_prospective_use_crosses_the_threshold(db, clock):
     assert (d.allowed, d.nudge, d.used) == (True, True, 6)
 
 
+@needs_offers
+def test_a_check_nudge_states_the_usage_now_and_what_the_use_would_make_it(db, clock):
+    account(db, clock)  # free: 1,000 API calls a month, nudged from 800
+    d = run(db, clock, service.check, "acme", "api_calls", 900)
+    assert (d.allowed, d.nudge, d.used, d.remaining) == (True, True, 0, 1000)
+    assert d.message == "0 of 1,000 API calls used; 900 more would make 900 of 1,000."
+    assert d.offer["usage"] == {"used": 0, "limit": 1000, "text": "0 of 1,000 API calls used"}
+    assert "0 are used; 900 more API calls requested." in d.offer["reason"]
+    assert count(db, UsageCounter) == 0
+
+
+@needs_offers
+def test_repeated_nudges_reuse_one_offer_stating_the_latest_usage(db, clock):
+    account(db, clock, tier="starter")
+    first = run(db, clock, service.consume, "acme", "projects", 8)
+    assert first.nudge and first.offer["usage"]["text"] == "8 of 10 projects used"
+    clock.advance(seconds=1)
+    second = run(db, clock, service.consume, "acme", "projects", 1)
+    assert second.offer["id"] == first.offer["id"] and count(db, Offer) == 1
+    assert second.message == "9 of 10 projects used."
+    assert second.offer["usage"]["text"] == "9 of 10 projects used"
+
+
+@needs_offers
+def test_a_limit_set_for_the_account_is_stated_and_no_upgrade_is_sold(db, clock):
+    """The override replaces what any plan grants, so Starter's 10 projects would not apply:
+    selling it would charge for nothing."""
+    account(db, clock)  # free: 3 projects
+    with db.session() as s:
+        add_override(s, "acme", "limit", feature="projects", limit=5, now=clock.now())
+        set_usage(s, "acme", "projects", 5, now=clock.now())
+    d = run(db, clock, service.check, "acme", "projects", 1)
+    assert (d.allowed, d.reason, d.limit, d.used) == (False, "limit_reached", 5, 5)
+    assert d.offer is None
+
+
 def test_consume_below_the_nudge_threshold_does_not_nudge(db, clock):
     account(db, clock, tier="starter")
     assert not run(db, clock, service.consume, "acme", "projects", 7).nudge
