@@ -33,15 +33,19 @@ from tiergate_client.client import (
     Entitlements,
     GateResult,
     TiergateClient,
+    TiergateError,
     TiergateUnavailable,
     _as_dict,
 )
 
-__all__ = ["Gate", "UNAVAILABLE"]
+__all__ = ["Gate", "REFUSED", "UNAVAILABLE"]
 
 log = logging.getLogger("tiergate_client")
 
 UNAVAILABLE = "tiergate_unavailable"  # GateResult.reason when tiergate could not answer
+# GateResult.reason when tiergate refused the question itself (an account it does not know, a
+# feature not in the catalog, a revoked key): a bug to fix, answered closed, never a 500
+REFUSED = "tiergate_refused"
 WARN_EVERY = 60.0  # seconds between "tiergate is unreachable" warnings
 
 DENIED_PAGE = """<!doctype html>
@@ -227,7 +231,7 @@ class Gate:
     def deny(self, result: GateResult) -> BaseResponse | tuple[Any, int]:
         """The response for a denial: JSON for API requests, a redirect or a page for HTML."""
         unavailable = result.reason == UNAVAILABLE
-        status = 503 if unavailable else 402
+        status = 503 if unavailable else 403 if result.reason == REFUSED else 402
         message = describe(result)
         if self._wants_json():
             body = {
@@ -244,7 +248,13 @@ class Gate:
         target = self._upgrade_target(result)
         if target is not None:
             return redirect(target, 303)
-        title = "Temporarily unavailable" if unavailable else "Upgrade needed"
+        title = (
+            "Temporarily unavailable"
+            if unavailable
+            else "Not available"
+            if result.reason == REFUSED
+            else "Upgrade needed"
+        )
         context = {"title": title, "message": message, "offer": result.offer, "result": result}
         if self.denied_template:
             return render_template(self.denied_template, **context), status
@@ -272,6 +282,9 @@ class Gate:
             ents = self._guarded(self._client().entitlements, account_id)
         except TiergateUnavailable:
             return None
+        except TiergateError as exc:
+            self._refused(exc, "entitlements", account_id)
+            return frozenset()  # closed: nothing is enabled for a question tiergate refused
         enabled = frozenset(fid for fid, f in ents.features.items() if f.enabled)
         with self._lock:
             self._cache.pop(account_id, None)  # re-insert at the end: dict order = age
@@ -293,6 +306,20 @@ class Gate:
             return result
         except TiergateUnavailable:
             return GateResult(feature in self.fail_open, feature, reason=UNAVAILABLE)
+        except TiergateError as exc:
+            self._refused(exc, feature, *args[:1])
+            return GateResult(False, feature, reason=REFUSED)
+
+    def _refused(self, exc: TiergateError, what: str, *about: Any) -> None:
+        """tiergate answered, but refused the question: log it loudly (it is a bug or a setup
+        problem), and answer closed. It says nothing about tiergate being down."""
+        log.error(
+            "tiergate refused the %s request for %s: %s (%s)",
+            what,
+            ", ".join(str(a) for a in about) or "-",
+            exc.message,
+            exc.code,
+        )
 
     def _guarded(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Call tiergate unless it failed moments ago; remember and report failures."""
@@ -343,6 +370,8 @@ def describe(result: GateResult) -> str:
     """Plain sentences saying why the request was refused and what the upgrade costs."""
     if result.reason == UNAVAILABLE:
         return "Feature checks are temporarily unavailable; please try again in a moment."
+    if result.reason == REFUSED:
+        return "This could not be checked for your account. Please contact support."
     offer = result.offer or {}
     if isinstance(offer.get("reason"), str):  # tiergate's own words, e.g. "3 of 3 projects..."
         text = str(offer["reason"]).rstrip(".") + "."

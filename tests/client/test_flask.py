@@ -10,7 +10,7 @@ from flask import Flask, g, jsonify
 from tests.client import fake_tiergate
 from tests.client.fake_tiergate import API_KEY, Fault
 from tiergate_client import GateResult, TiergateClient
-from tiergate_client.flask import UNAVAILABLE, Gate, describe
+from tiergate_client.flask import REFUSED, UNAVAILABLE, Gate, describe
 
 
 class Ticker:
@@ -268,3 +268,22 @@ def test_outage_warning_is_logged_once_a_minute_not_per_request(outage_gate, fak
     fake.fail_next(Fault(status=503))
     host.post("/api/tasks")
     assert len([r for r in caplog.records if r.name == "tiergate_client"]) == 2
+
+
+def test_an_account_tiergate_does_not_know_is_answered_closed_and_logged_not_a_500(
+    gate, fake, caplog
+):
+    """A signed-in user whose account was never created in tiergate (a host-app bug): the
+    pages refuse with a plain 403, the API with JSON, and the error is logged for the
+    operator; nothing fails open and nothing is counted."""
+    host = make_host(gate, account="nobody").test_client()
+    caplog.set_level(logging.ERROR, logger="tiergate_client")
+    page = host.get("/reports/export")
+    assert page.status_code == 403 and "could not be checked" in page.text
+    assert gate.is_enabled("nobody", "audit_log") is False
+    response = host.post("/api/tasks")
+    assert response.status_code == 403
+    assert response.get_json()["reason"] == REFUSED
+    assert "does not exist" in caplog.text and "nobody" in caplog.text
+    # tiergate itself is fine: the others are not failed over
+    assert make_host(gate).test_client().get("/reports/export").status_code in (200, 303, 402)
