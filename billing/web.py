@@ -25,7 +25,7 @@ from billing.quotes import renewal_quote
 from gating import offers
 from gating.models import Offer, OfferStatus, Subscription, SubscriptionStatus
 from tiergate.db import get_session
-from tiergate.exceptions import InvalidRequest, NotFound, TiergateError
+from tiergate.exceptions import Conflict, InvalidRequest, NotFound, TiergateError
 from tiergate.extensions import get_billing, get_clock
 from tiers import store
 from tiers.model import AddOnBilling, Catalog, Tier
@@ -632,6 +632,50 @@ def _past_due(sub: Any, state: Any) -> dict[str, Any] | None:
         "fallen_back": get_clock().now() >= kept_until,
         "payment_url": url,
     }
+
+
+@bp.get("/billing/upgrade")
+def upgrade_page() -> Page:
+    """An upgrade the signed-in customer chose (the pricing page, the billing page): a first
+    plan goes to checkout; a paid account gets an offer for that tier, quoted and paid like
+    the gate's own (trigger `pricing_page`)."""
+    session, clock = get_session(), get_clock()
+    account_id = _account_id()
+    tier_id = request.args.get("tier", "")
+    account = records.account_of(session, account_id)
+    sub = records.live_subscription(account)
+    if sub is None:
+        interval = request.args.get("interval", "month")
+        return redirect(
+            url_for(
+                "billing.checkout_page",
+                t=request.args["t"],
+                tier=tier_id,
+                interval=interval,
+                currency=request.args.get("currency") or None,
+                return_url=_return_url(),
+            )
+        )
+    from gating import service as gate
+
+    config = current_app.config
+    settings = gate.GateSettings(
+        past_due_grace_days=config["PAST_DUE_GRACE_DAYS"],
+        base_url=config["BASE_URL"],
+        cache=current_app.extensions.get("tiergate.gate_cache"),
+    )
+    blocked = service.past_due_block(session, sub, clock.now())
+    if blocked is not None:
+        raise Conflict(blocked)
+    entitlements = gate.load_entitlements(session, clock, account_id, settings)
+    if entitlements.tier is None:
+        raise Conflict("This account has no plan to upgrade from: see the billing page.")
+    held = cast(offers.Entitlements, entitlements)  # its tier is known now
+    offer = offers.offer_for_tier(
+        session, clock, account=account, entitlements=held, tier_id=tier_id
+    )
+    session.commit()
+    return redirect(portal.offer_link(config, account_id, offer.id, _return_url()))
 
 
 @bp.route("/billing/checkout", methods=["GET", "POST"])

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing.records import LIVE
+from billing.records import LIVE, usage_of
 from gating import policy
 from gating.models import (
     Account,
@@ -32,7 +32,7 @@ from gating.periods import billing_bounds
 from tiergate.clock import Clock
 from tiergate.exceptions import Conflict, InvalidRequest, NotFound
 from tiers import store
-from tiers.model import Catalog, FeatureKind, Grant, Promotion, Tier
+from tiers.model import Catalog, Feature, FeatureKind, Grant, Promotion, Tier
 from tiers.money import format_money, yearly_saving
 
 EVENT_TYPES = ("shown", "clicked", "dismissed", "accepted", "paid", "failed")
@@ -110,6 +110,67 @@ def offer_for(
             existing.details = {**details, **now_stated}
         return existing
     return _create(session, catalog, now, fields, plan, body, quantity=requested, prompt=prompt)
+
+
+def offer_for_tier(
+    session: Session,
+    clock: Clock,
+    *,
+    account: Account,
+    entitlements: Entitlements,
+    tier_id: str,
+) -> Offer:
+    """The upgrade a signed-in customer chose on the pricing page (trigger `pricing_page`),
+    quoted exactly like the gate's own offers: the prorated amount due today, the renewal,
+    the yearly alternative, the automatic promotion. It leads with the first feature the tier
+    gives more of than the account has now. Reused while the same quote holds.
+
+    NotFound: no such listed tier. Conflict: not an upgrade from where the account is."""
+    now = clock.now()
+    newest = store.load(session)
+    catalog = newest.catalog
+    target = catalog.tier(tier_id)
+    if target is None or target.hidden:
+        raise NotFound(f"Tier {tier_id!r} is not on the pricing page.")
+    current = _current(session, account, entitlements, catalog, now)
+    feature = _first_gain(catalog, current, entitlements, target)
+    plan = None
+    if feature is not None:
+        grant = _granted(entitlements, feature.id)
+        if feature.kind is FeatureKind.BOOLEAN:
+            need = policy.Need.enable(feature.id, grant)
+        else:
+            used = usage_of(session, account.id, feature.id, feature.kind)
+            need = policy.Need.units(feature.id, used, 0, grant)
+        plan = policy.price_upgrade(catalog, current, need, now, target)
+    if plan is None:
+        raise Conflict(
+            f"{target.name} is not an upgrade from your plan: see the billing page to change plans."
+        )
+    body = _body(plan, current)
+    fields = _fields(account.id, OfferTrigger.PRICING_PAGE, newest.version, current, plan)
+    existing = _reusable(session, fields, now)
+    if existing is not None:
+        return existing
+    return _create(session, catalog, now, fields, plan, body, quantity=None)
+
+
+def _first_gain(
+    catalog: Catalog, current: policy.Current, entitlements: Entitlements, target: Tier
+) -> Feature | None:
+    """The first feature (catalog order) that `target` grants more of than the account has."""
+    for feature in catalog.features.values():
+        if _set_for_account(entitlements, feature.id):
+            continue  # a limit set for the account: the tier would not change it
+        now_grant = _granted(entitlements, feature.id) or current.tier.grant(feature.id)
+        then = policy.effective_grant(target, current.addons, feature.id)
+        if not then.enabled or (now_grant.enabled and not feature.metered):
+            continue
+        if not now_grant.enabled or (
+            now_grant.limit is not None and (then.limit is None or then.limit > now_grant.limit)
+        ):
+            return feature
+    return None
 
 
 def requote(

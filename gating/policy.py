@@ -369,6 +369,11 @@ def _satisfies(grant: Grant, need: Need) -> bool:
     return grant.limit >= need.required  # overage is a soft allowance, not sold
 
 
+def effective_grant(tier: Tier, addons: Sequence[OwnedAddOn], feature_id: str) -> Grant:
+    """What the account would be granted on `tier` with the add-ons it keeps."""
+    return _effective(tier, addons, feature_id)
+
+
 def _effective(tier: Tier, addons: Sequence[OwnedAddOn], feature_id: str) -> Grant:
     """The tier's grant plus what kept recurring add-ons add to it."""
     grant = tier.grant(feature_id)
