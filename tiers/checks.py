@@ -8,6 +8,7 @@ Pure: no Flask, no database.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,7 +25,14 @@ class CatalogIssue:
 
 def closest(word: str, candidates: Iterable[str]) -> str | None:
     """The candidate nearest to `word` (difflib), or None when nothing is close."""
-    close = difflib.get_close_matches(word, [str(c) for c in candidates], n=1, cutoff=0.6)
+    return _closest(word, tuple(str(c) for c in candidates))
+
+
+@functools.lru_cache(maxsize=4096)
+def _closest(word: str, candidates: tuple[str, ...]) -> str | None:
+    # Cached: a file repeats one misspelling in every tier, and each lookup compares the word
+    # with every candidate (seconds for a few thousand references to a few hundred features).
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     return close[0] if close else None
 
 
@@ -247,6 +255,12 @@ class _Checker:
                 if tier is not None and (tier.get("contact_sales") or not tier.get("prices")):
                     self.add(
                         f"{path}.tiers[{k}]", f"tier '{tid}' has no self-serve price to discount"
+                    )
+                elif tier is not None and tier.get("hidden"):
+                    self.add(
+                        f"{path}.tiers[{k}]",
+                        f"tier '{tid}' is hidden: it is never listed or offered, so its price "
+                        "is not self-serve and the promotion could never apply to it",
                     )
             starts, ends = promo.get("starts_at"), promo.get("ends_at")
             if starts and ends and ends <= starts:

@@ -14,6 +14,7 @@ from typing import NoReturn
 
 import click
 from flask.cli import with_appcontext
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tiergate.db import get_db
@@ -124,13 +125,24 @@ def publish_command(file: str, note: str, author: str | None) -> None:
     if not author:
         _fail("Error: --author must not be empty.")
     catalog, source = _load(file)
-    with _session() as session:
-        latest = _latest(session)
-        result = store.publish(
-            session, catalog, source=source, author=author, note=note.strip(), now=get_clock().now()
+    try:
+        with _session() as session:
+            latest = _latest(session)
+            result = store.publish(
+                session,
+                catalog,
+                source=source,
+                author=author,
+                note=note.strip(),
+                now=get_clock().now(),
+            )
+            row = result.version
+            version, digest = row.version, row.content_hash
+    except IntegrityError:  # store.publish serialises publishes; this is only a backstop
+        _fail(
+            "Error: another publish took the same version number; nothing was published: "
+            "run the command again."
         )
-        row = result.version
-        version, digest = row.version, row.content_hash
     if not result.created:
         newest = (
             f" (the newest is {latest.version})" if latest and latest.version != version else ""

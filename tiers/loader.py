@@ -8,6 +8,7 @@ reported twice.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,7 @@ def validate_catalog_text(text: str) -> tuple[dict[str, Any] | None, list[Catalo
     for key, empty in (("features", {}), ("addons", []), ("promotions", []), ("offers", {})):
         if raw.get(key) is None:
             document[key] = empty
+    _keep_declared_features(raw, document)
     issues += schema_issues
     broken = [i.path for i in issues]
     if any(_related("currencies", path) for path in broken):
@@ -106,8 +108,27 @@ def validate_catalog_text(text: str) -> tuple[dict[str, Any] | None, list[Catalo
         document.pop("currencies", None)
     issues += [i for i in run_checks(document) if not any(_related(i.path, b) for b in broken)]
     if issues:
-        return None, sorted(issues, key=lambda i: _line_of(i.path, lines))
+        ordered = sorted(issues, key=lambda i: _line_of(i.path, lines))
+        return None, [CatalogIssue(_printable(i.path), _printable(i.message)) for i in ordered]
     return document, []
+
+
+def _keep_declared_features(raw: dict[Any, Any], document: dict[str, Any]) -> None:
+    """A feature whose definition is broken (reported at `features.ID`) is still declared:
+    keep its id, kind unknown, so that tiers granting it are not told it is unknown."""
+    declared = raw.get("features")
+    if not isinstance(declared, dict):
+        return
+    valid = document.get("features") or {}
+    document["features"] = {
+        fid: valid.get(fid, {}) for fid in declared if isinstance(fid, str)
+    } | valid
+
+
+def _printable(text: str) -> str:
+    # A YAML escape can put a lone surrogate in a key or value that a message repeats; printing
+    # it would crash (UnicodeEncodeError), so it is shown escaped.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 MAX_VALUES = 100_000  # the demo catalog has about 1,000; aliases must not multiply it past this
@@ -167,6 +188,12 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
     return sizes[id(node)]
 
 
+# Mappings keyed by currency: `usd` and `USD` are one currency there (loaded lower-case).
+_CURRENCY_KEYED = re.compile(
+    r"(?:tiers|addons)\[\d+\]\.prices\.[^.\[]+|promotions\[\d+\]\.amount_off"
+)
+
+
 def _scan(node: yaml.Node | None, path: str, lines: dict[str, int]) -> list[CatalogIssue]:
     """Record each path's line and report duplicate mapping keys (YAML keeps only the last)."""
     if node is None:
@@ -175,6 +202,8 @@ def _scan(node: yaml.Node | None, path: str, lines: dict[str, int]) -> list[Cata
     issues: list[CatalogIssue] = []
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
+        currencies: dict[str, tuple[str, int]] = {}
+        currency_keyed = _CURRENCY_KEYED.fullmatch(path) is not None
         for key_node, value_node in node.value:
             key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
             child = _join(path, key)
@@ -188,7 +217,19 @@ def _scan(node: yaml.Node | None, path: str, lines: dict[str, int]) -> list[Cata
                     )
                 )
                 continue
+            if currency_keyed and key.lower() in currencies:
+                first, first_line = currencies[key.lower()]
+                issues.append(
+                    CatalogIssue(
+                        child,
+                        f"currency '{key.lower()}' written twice ('{key}' on line {line}, "
+                        f"'{first}' on line {first_line}): currencies ignore letter case, so one "
+                        "would silently replace the other",
+                    )
+                )
+                continue
             seen[key] = line
+            currencies[key.lower()] = (key, line)
             lines[child] = line
             issues += _scan(value_node, child, lines)
     elif isinstance(node, yaml.SequenceNode):

@@ -4,10 +4,14 @@ The page (templates/pricing.html) and `GET /v1/catalog` both render this one mod
 table and the JSON a host app renders its own table from never disagree. Prices for both
 intervals are always present (the page switches between them without a reload); `interval`
 says which one is selected.
+
+Plan buttons lead only where the caller says (`PlanLinks`): this module builds no URLs. A button
+with nowhere to go is disabled with a note saying why, never a link to nowhere.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields, is_dataclass, replace
 from datetime import datetime
 from enum import Enum
@@ -70,8 +74,31 @@ class PriceView:
 @dataclass(frozen=True)
 class CallToAction:
     label: str  # "Start free", "Start 14-day trial", "Upgrade", "Contact sales", ...
-    href: str | None  # None: nothing to do (the customer's own plan)
-    kind: str  # "primary" | "secondary" | "current"
+    href: str | None  # None: the customer's own plan, or nowhere to go (`note` says why)
+    kind: str  # "primary" (at most the recommended one) | "secondary" | "current"
+    note: str = ""  # why a button without `href` is disabled
+
+
+LinkTo = Callable[[str, str], str]  # (tier id, interval) -> URL
+
+
+@dataclass(frozen=True)
+class PlanLinks:
+    """Where the plan buttons lead, as the page's caller knows it.
+
+    `upgrade` and `downgrade` serve a known account (the page opened with a signed link):
+    tiergate's checkout, billing or downgrade pages. `signup` serves a visitor: the host app's
+    sign-up page. Contact-sales tiers lead to the catalog's `contact_sales_url`."""
+
+    upgrade: LinkTo | None = None
+    downgrade: LinkTo | None = None
+    signup: LinkTo | None = None
+
+
+# Why a button is disabled when the caller gave no destination for it.
+NO_SIGNUP_NOTE = "Sign up in the app to choose this plan."
+NO_ACCOUNT_NOTE = "Change plans from Billing in the app."
+NO_SALES_NOTE = "Ask your account manager about this plan."
 
 
 @dataclass(frozen=True)
@@ -197,25 +224,26 @@ def build_pricing_table(
     now: datetime,
     current_tier_id: str | None = None,
     recommended_tier_id: str | None = None,
+    links: PlanLinks | None = None,
     locale: str = DEFAULT_LOCALE,
 ) -> PricingTable:
     """The comparison table of the catalog's listed tiers for one interval and currency."""
     interval = Interval(interval)
     currency = currency.lower()
     listed = catalog.listed_tiers
-    listed_ids = {t.id for t in listed}
-    if recommended_tier_id not in listed_ids:
-        recommended_tier_id = next((t.id for t in listed if t.recommended), None)
     current = catalog.tier(current_tier_id) if current_tier_id else None
+    recommended = _recommended(listed, recommended_tier_id, current, currency)
     promotions = catalog.active_promotions(now)
     columns = tuple(
         _column(
             catalog,
             tier,
+            interval=interval,
             currency=currency,
             promotions=promotions,
-            recommended=tier.id == recommended_tier_id,
+            recommended=recommended,
             current=current,
+            links=links or PlanLinks(),
             locale=locale,
         )
         for tier in listed
@@ -230,7 +258,7 @@ def build_pricing_table(
         tiers=columns,
         groups=_groups(catalog, listed, locale),
         addons=tuple(_addon(a, listed, currency, locale) for a in catalog.addons),
-        promotions=tuple(_banner(p) for p in promotions if any(_promotable(p, t) for t in listed)),
+        promotions=tuple(_banner(p) for p in promotions if _advertised(p, listed, currency)),
         best_saving_text=_best_saving(columns),
         current_tier_unlisted=current.name if current is not None and current.hidden else None,
     )
@@ -239,14 +267,35 @@ def build_pricing_table(
 # --- tiers -------------------------------------------------------------------------------------
 
 
+def _recommended(
+    listed: tuple[Tier, ...], asked: str | None, current: Tier | None, currency: str
+) -> Tier | None:
+    """The tier to highlight: the one asked for, else the catalog's choice, else the next one up.
+
+    A customer is never recommended their own tier or one below it (rule 8: the value of the
+    higher tier); then the cheapest listed tier above theirs is, if there is one."""
+
+    def above_current(tier: Tier) -> bool:
+        return current is None or _rank(tier, currency) > _rank(current, currency)
+
+    choices = [t for t in listed if t.id == asked] + [t for t in listed if t.recommended]
+    chosen = next((t for t in choices if above_current(t)), None)
+    if chosen is None and current is not None:
+        higher = [t for t in listed if above_current(t)]
+        chosen = min(higher, key=lambda t: _rank(t, currency), default=None)
+    return chosen
+
+
 def _column(
     catalog: Catalog,
     tier: Tier,
     *,
+    interval: Interval,
     currency: str,
     promotions: list[Promotion],
-    recommended: bool,
+    recommended: Tier | None,
     current: Tier | None,
+    links: PlanLinks,
     locale: str,
 ) -> TierColumn:
     prices = {
@@ -263,10 +312,10 @@ def _column(
         contact_sales=tier.contact_sales,
         trial_days=trial,
         trial_text=f"{trial}-day free trial" if trial else "",
-        recommended=recommended,
+        recommended=recommended is not None and recommended.id == tier.id,
         current=is_current,
         prices=prices,
-        cta=_cta(catalog, tier, current, trial, currency),
+        cta=_cta(catalog, tier, current, trial, currency, interval, links, recommended),
     )
 
 
@@ -342,29 +391,57 @@ def _repeating_span(months: int, interval: Interval) -> str:
     return "for the first month" if months == 1 else f"for the first {months} months"
 
 
-def _promotable(promotion: Promotion, tier: Tier) -> bool:
-    # An empty tier list means every paid tier: never the free or a contact-sales tier.
-    if promotion.tiers:
-        return tier.id in promotion.tiers
-    return not tier.free and not tier.contact_sales
+def _advertised(promotion: Promotion, listed: tuple[Tier, ...], currency: str) -> bool:
+    """Whether the page may carry the promotion's banner: only when it takes something off a
+    listed tier's price in the page's currency (rule 6: no discount the customer cannot get).
+    Either interval counts: the page switches between them without a reload."""
+    return any(promotion.takes_off(t, i, currency) > 0 for t in listed for i in Interval)
 
 
 def _cta(
-    catalog: Catalog, tier: Tier, current: Tier | None, trial: int, currency: str
+    catalog: Catalog,
+    tier: Tier,
+    current: Tier | None,
+    trial: int,
+    currency: str,
+    interval: Interval,
+    links: PlanLinks,
+    recommended: Tier | None,
 ) -> CallToAction:
+    is_recommended = recommended is not None and recommended.id == tier.id
+
+    def emphasis(moves_up: bool) -> str:
+        # One primary button (rule 7): the recommended tier's; without one, every move up's.
+        return "primary" if is_recommended or (moves_up and recommended is None) else "secondary"
+
+    if current is not None and tier.id == current.id:  # before contact sales: their own plan
+        return CallToAction("Your plan", None, "current")
     if tier.contact_sales:
-        return CallToAction("Contact sales", catalog.offers.contact_sales_url or "#", "secondary")
+        url = catalog.offers.contact_sales_url
+        return CallToAction("Contact sales", url, emphasis(False), "" if url else NO_SALES_NOTE)
     if current is not None:
-        if tier.id == current.id:
-            return CallToAction("Your plan", None, "current")
-        if _rank(tier, currency) < _rank(current, currency):
-            return CallToAction(f"Switch to {tier.name}", "#", "secondary")
-        return CallToAction("Upgrade", "#", "primary")
+        if _rank(tier, currency) <= _rank(current, currency):  # never the recommended one
+            return _link(f"Switch to {tier.name}", "secondary", links.downgrade, tier, interval)
+        return _link("Upgrade", emphasis(True), links.upgrade, tier, interval)
+    # A visitor: they start at the host app's sign-up, when the caller gave one.
     if tier.free:
-        return CallToAction("Start free", "#", "secondary")
-    if trial:
-        return CallToAction(f"Start {trial}-day trial", "#", "primary")
-    return CallToAction("Upgrade", "#", "primary")
+        return _link("Start free", emphasis(False), links.signup, tier, interval, NO_SIGNUP_NOTE)
+    label = f"Start {trial}-day trial" if trial else "Upgrade"
+    return _link(label, emphasis(True), links.signup, tier, interval, NO_SIGNUP_NOTE)
+
+
+def _link(
+    label: str,
+    kind: str,
+    link_to: LinkTo | None,
+    tier: Tier,
+    interval: Interval,
+    missing: str = NO_ACCOUNT_NOTE,
+) -> CallToAction:
+    """A button to `link_to`'s page for `tier`, or disabled with `missing` when there is none."""
+    if link_to is None:
+        return CallToAction(label, None, kind, missing)
+    return CallToAction(label, link_to(tier.id, interval.value), kind)
 
 
 def _rank(tier: Tier, currency: str) -> tuple[int, int]:

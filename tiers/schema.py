@@ -37,6 +37,8 @@ def _describe(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, date):  # a datetime too: ISO, as written, not Python's repr
+        return value.isoformat()
     return repr(value)
 
 
@@ -109,16 +111,45 @@ class Percent(fields.Field):
         return check_range(number, self.minimum, self.maximum, " %")
 
 
+# Control characters (Unicode category Cc) and lone surrogates (Cs)
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNPRINTABLE_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 class Text(fields.String):
-    def __init__(self, **kwargs: Any) -> None:
+    """Text that every page, JSON answer and terminal can print: no lone surrogate (YAML's
+    "\\ud800" escape, which cannot be encoded as UTF-8) and no control character (line breaks
+    and tabs allowed only where `multiline`, as in descriptions)."""
+
+    def __init__(self, *, multiline: bool = False, **kwargs: Any) -> None:
         kwargs.setdefault("allow_none", True)
         kwargs.setdefault("error_messages", {"invalid": "must be text"})
         super().__init__(**kwargs)
+        self.multiline = multiline
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if not isinstance(value, str):
             raise ValidationError(f"must be text, not {_describe(value)}")
-        return value
+        return check_printable(value, multiline=self.multiline)
+
+
+def check_printable(text: str, *, multiline: bool = False) -> str:
+    """`text`, or a ValidationError naming its first lone surrogate or control character."""
+    found = (_UNPRINTABLE_MULTILINE if multiline else _UNPRINTABLE).search(text)
+    if found is None:
+        return text
+    shown = found.group().encode("unicode_escape").decode("ascii")
+    position = found.start() + 1
+    if "\ud800" <= found.group() <= "\udfff":
+        raise ValidationError(
+            f"contains a lone surrogate ({shown}, character {position}), which cannot be "
+            "written as UTF-8: remove that \\u escape"
+        )
+    allowed = "" if multiline else " (a line break or tab included)"
+    raise ValidationError(
+        f"contains the control character {shown} (character {position}): write plain text "
+        f"without control characters{allowed}"
+    )
 
 
 class Ident(Text):
@@ -147,6 +178,8 @@ class Choice(Text):
         self.choices = choices
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, str):
+            check_printable(value)  # the message below repeats the value
         if value not in self.choices:
             shown = value if isinstance(value, str) else _describe(value)
             raise ValidationError(
@@ -205,9 +238,16 @@ class Instant(fields.Field):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         if isinstance(value, date | str) and not isinstance(value, bool):
+            if isinstance(value, str):
+                check_printable(value)  # the message below repeats the value
             try:
                 parsed = parse_instant(value)
-            except (ValueError, OverflowError):  # OverflowError: a date beyond 1..9999 in UTC
+            except OverflowError:  # in range as written, not once converted to UTC
+                raise ValidationError(
+                    "must be a date like 2026-01-31 or a time like 2026-01-31T12:00:00Z, from "
+                    f"0001-01-01 to 9999-12-31 in UTC, not {_describe(value)}"
+                ) from None
+            except ValueError:
                 parsed = None
             if parsed is not None:
                 return parsed
@@ -255,6 +295,10 @@ class GrantValue(fields.Field):
         result: dict[str, Any] = {}
         for key, item in value.items():
             try:
+                if key == "limit" and item is None and "enabled" not in value:
+                    # A blank `limit:` is a number left out, not "unlimited". (The canonical
+                    # form, GET /v1/catalog, states `enabled: true` beside a null limit.)
+                    raise ValidationError("may not be empty: write a number or 'unlimited'")
                 result[str(key)] = self._entry(str(key), item)
             except ValidationError as error:
                 errors[str(key)] = error.messages  # type: ignore[assignment]
@@ -308,7 +352,7 @@ class FeatureSchema(StrictSchema):
     name = Text()
     type = Choice(("boolean", "counter", "gauge"), required=True)
     group = Text()
-    description = Text()
+    description = Text(multiline=True)
     unit = Text()
     unit_plural = Text()
     resets = Choice(("month", "day", "billing_period"), allow_none=True)
@@ -334,7 +378,7 @@ class SuggestedWithSchema(StrictSchema):
 class AddOnSchema(StrictSchema):
     id = Ident(required=True)
     name = Text()
-    description = Text()
+    description = Text(multiline=True)
     billing = Choice(("recurring", "one_time"), required=True)
     prices = _prices(("month", "year", "once"))
     available_to = _ids()
@@ -347,7 +391,7 @@ class AddOnSchema(StrictSchema):
 class PromotionSchema(StrictSchema):
     id = Ident(required=True)
     name = Text()
-    description = Text()
+    description = Text(multiline=True)
     percent_off = WholeNumber(minimum=1, maximum=100, allow_none=True)
     amount_off = fields.Dict(keys=CurrencyKey(), values=Amount(), allow_none=True)
     tiers = _ids()

@@ -11,10 +11,10 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from tiergate.exceptions import NoCatalog, NotFound
+from tiergate.exceptions import InvalidRequest, NoCatalog, NotFound
 from tiers.model import Catalog
 from tiers.models import CatalogVersion
 
@@ -37,11 +37,18 @@ def content_hash(catalog: Catalog) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# pg_advisory_xact_lock key serialising publishes (an arbitrary constant: "tgcat" in ASCII)
+PUBLISH_LOCK_KEY = 0x7467636174
+
+
 def publish(
     session: Session, catalog: Catalog, *, source: str, author: str, note: str, now: datetime
 ) -> PublishResult:
     """Store a new immutable version, or return the existing one when the content is identical."""
+    _check_column("author", author)
+    _check_column("note", note)
     digest = content_hash(catalog)
+    _lock_publishing(session)
     existing = session.scalar(select(CatalogVersion).where(CatalogVersion.content_hash == digest))
     if existing is not None:
         return PublishResult(existing, created=False)
@@ -58,6 +65,29 @@ def publish(
     session.add(row)
     session.flush()
     return PublishResult(row, created=True)
+
+
+def _lock_publishing(session: Session) -> None:
+    """Serialise publishes until this transaction ends: the next version number is read, then
+    inserted, and two publishes at once would both take the same one."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PUBLISH_LOCK_KEY})
+    elif dialect == "sqlite":
+        # A write that changes nothing takes SQLite's one write lock (waiting for the busy
+        # timeout while another writer holds it), and the reads below then see its commit.
+        session.execute(text("UPDATE catalog_versions SET version = version WHERE 0 = 1"))
+
+
+def _check_column(name: str, value: str) -> None:
+    """InvalidRequest when `value` does not fit its catalog_versions column."""
+    length = getattr(CatalogVersion.__table__.c[name].type, "length", None)
+    if length is not None and len(value) > length:
+        raise InvalidRequest(f"The {name} is {len(value):,} characters long: at most {length}.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # e.g. undecodable bytes in a command-line argument
+        raise InvalidRequest(f"The {name} is not valid UTF-8 text.") from None
 
 
 MAX_VERSION = 2**31 - 1  # catalog_versions.version is a 32-bit INTEGER

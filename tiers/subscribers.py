@@ -49,12 +49,27 @@ class AccountImpact:
 
 
 @dataclass(frozen=True)
+class Unsold:
+    """A subscription the target version does not sell its tier to, at its interval and
+    currency: moved there, it would have no price to renew at."""
+
+    account_id: str
+    tier_id: str
+    interval: str
+    currency: str
+
+    def describe(self) -> str:
+        return f"'{self.tier_id}' per {self.interval} in {self.currency}"
+
+
+@dataclass(frozen=True)
 class MigrationReport:
     from_version: int
     to_version: int
     dry_run: bool
     moved: tuple[AccountImpact, ...]
     skipped: tuple[tuple[str, str], ...] = field(default=())  # (account id, tier id)
+    unsold: tuple[Unsold, ...] = field(default=())  # skipped too: not sold at their price
 
     def lines(self) -> list[str]:
         """The report as text lines for the CLI."""
@@ -76,6 +91,11 @@ class MigrationReport:
                 f"  skipped {account_id}: tier '{tier_id}' does not exist in version "
                 f"{self.to_version}; it stays on version {self.from_version}"
             )
+        for unsold in self.unsold:
+            out.append(
+                f"  skipped {unsold.account_id}: version {self.to_version} does not sell "
+                f"{unsold.describe()}; it stays on version {self.from_version}"
+            )
         out.append(USAGE_NOTE)
         if self.dry_run:
             out.append("Dry run: nothing was changed.")
@@ -95,7 +115,8 @@ def migrate_subscribers(
     """Re-pin subscriptions on `from_version` (optionally one tier) to `to_version`.
 
     Refuses (Conflict) when a subscription's tier, or its scheduled tier, does not exist in the
-    target version, unless `force`, which leaves those subscriptions where they are.
+    target version, or the target does not sell its tier at its interval and currency (it could
+    not renew), unless `force`, which leaves those subscriptions where they are.
     """
     if from_version == to_version:
         raise InvalidRequest(f"--from and --to are both version {from_version}: nothing to move.")
@@ -120,15 +141,36 @@ def migrate_subscribers(
             if t is not None and new.tier(t) is None
         }
     )
-    if missing and not force:
-        count = sum(1 for s in subscriptions if _missing_tier(s, new))
+    unsold = [u for s in subscriptions if not _missing_tier(s, new) and (u := _unsold(s, old, new))]
+    if (missing or unsold) and not force:
+        problems = []
+        if missing:
+            count = sum(1 for s in subscriptions if _missing_tier(s, new))
+            problems.append(
+                f"Catalog version {to_version} has no tier {', '.join(repr(t) for t in missing)}: "
+                f"{count} subscription(s) would be left without their tier."
+            )
+        if unsold:
+            what = ", ".join(dict.fromkeys(u.describe() for u in unsold))
+            problems.append(
+                f"Catalog version {to_version} does not sell {what}: {len(unsold)} "
+                "subscription(s) would be left without a price to renew at."
+            )
         raise Conflict(
-            f"Catalog version {to_version} has no tier {', '.join(repr(t) for t in missing)}: "
-            f"{count} subscription(s) would be left without their tier. Map them to another "
-            f"tier first, or pass --force to leave them on version {from_version}.",
-            details={"missing_tiers": missing},
+            " ".join(problems) + " Map them to another tier first, or pass --force to leave "
+            f"them on version {from_version}.",
+            details={
+                "missing_tiers": missing,
+                "unsold": [
+                    {"tier_id": t, "interval": i, "currency": c}
+                    for t, i, c in dict.fromkeys(
+                        (u.tier_id, u.interval, u.currency) for u in unsold
+                    )
+                ],
+            },
         )
     now = clock.now()
+    unsold_accounts = {u.account_id for u in unsold}
     moved: list[AccountImpact] = []
     skipped: list[tuple[str, str]] = []
     for subscription in subscriptions:
@@ -136,15 +178,19 @@ def migrate_subscribers(
         if gone:
             skipped.append((subscription.account_id, gone))
             continue
+        if subscription.account_id in unsold_accounts:
+            continue
         old_tier, new_tier = old.tier(subscription.tier_id), new.tier(subscription.tier_id)
         assert old_tier is not None and new_tier is not None  # checked above
         usage = _usage(session, subscription.account_id)
-        moved.append(_impact(subscription, old_tier, new_tier, new, usage, now))
+        moved.append(_impact(subscription, old_tier, new_tier, old, new, usage, now))
         if not dry_run:
             subscription.catalog_version = to_version
             subscription.updated_at = now
     session.flush()
-    return MigrationReport(from_version, to_version, dry_run, tuple(moved), tuple(skipped))
+    return MigrationReport(
+        from_version, to_version, dry_run, tuple(moved), tuple(skipped), tuple(unsold)
+    )
 
 
 def _missing_tier(subscription: Subscription, catalog: Catalog) -> str | None:
@@ -152,6 +198,17 @@ def _missing_tier(subscription: Subscription, catalog: Catalog) -> str | None:
         if tier_id is not None and catalog.tier(tier_id) is None:
             return tier_id
     return None
+
+
+def _unsold(subscription: Subscription, old: Catalog, new: Catalog) -> Unsold | None:
+    old_tier, new_tier = old.tier(subscription.tier_id), new.tier(subscription.tier_id)
+    assert old_tier is not None and new_tier is not None  # a missing tier is checked first
+    interval, currency = subscription.interval, subscription.currency
+    if (old_tier.free and new_tier.free) or (old_tier.contact_sales and new_tier.contact_sales):
+        return None  # nothing to renew at a price
+    if new_tier.price(interval, currency) is not None and not new_tier.free:
+        return None
+    return Unsold(subscription.account_id, subscription.tier_id, interval, currency)
 
 
 def period_start(feature: Feature, subscription: Subscription, now: datetime) -> datetime:
@@ -174,13 +231,16 @@ def _impact(
     subscription: Subscription,
     old_tier: Tier,
     new_tier: Tier,
-    catalog: Catalog,
+    old: Catalog,
+    new: Catalog,
     usage: dict[tuple[str, datetime], int],
     now: datetime,
 ) -> AccountImpact:
     lost: list[str] = []
     over: list[OverLimit] = []
-    for fid, feature in catalog.features.items():
+    # Both catalogs' features: one the new version removes is lost to whoever had it.
+    removed = {fid: f for fid, f in old.features.items() if fid not in new.features}
+    for fid, feature in {**new.features, **removed}.items():
         before, after = old_tier.grant(fid), new_tier.grant(fid)
         if before.enabled and not after.enabled:
             lost.append(fid)
@@ -204,7 +264,7 @@ def _price_notes(subscription: Subscription, old_tier: Tier, new_tier: Tier) -> 
     if (old_tier.free and new_tier.free) or (old_tier.contact_sales and new_tier.contact_sales):
         return []
     before, after = old_tier.price(interval, currency), new_tier.price(interval, currency)
-    if after is None:
+    if after is None:  # not moved (see _unsold); kept so the report never hides it
         return [f"the new version does not sell '{new_tier.id}' per {interval} in {currency}"]
     if before != after:
         new_amount = money(after, currency).split(" ", 1)[1]

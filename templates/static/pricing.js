@@ -17,6 +17,13 @@
     });
     root.querySelectorAll("[data-cta]").forEach(function (link) {
       link.setAttribute("data-interval", interval);
+      // A plan link that names the interval (checkout, sign-up) follows the switch.
+      var href = link.getAttribute("href");
+      if (href && /[?&]interval=/.test(href)) {
+        var target = new URL(href, window.location.href);
+        target.searchParams.set("interval", interval);
+        link.setAttribute("href", target.toString());
+      }
     });
     // Keep the other forms (currency) on the chosen interval when they reload the page.
     root.querySelectorAll("form.currency-form").forEach(function (form) {

@@ -28,12 +28,29 @@ def test_interval_switch_changes_prices_without_a_reload(live_server, demo_catal
     assert yearly.get_attribute("aria-pressed") == "true"
     assert page.get_by_role("button", name="Monthly").get_attribute("aria-pressed") == "false"
     assert page.url.endswith("/pricing?currency=eur&interval=year")
-    assert page.get_attribute("a[data-cta][data-tier='pro']", "data-interval") == "year"
+    assert page.get_attribute("[data-cta][data-tier='pro']", "data-interval") == "year"
     # The currency form now reloads into yearly prices.
     assert page.input_value("form.currency-form [name='interval']") == "year"
     assert page.inner_text("[data-interval-status]") == "Showing yearly prices."
     addon = page.inner_text("[data-addon='extended_support'] .addon-price")
     assert addon.strip() == "€450.00 / year"
+
+
+def test_interval_switch_carries_the_interval_into_plan_links_that_name_it(
+    live_server, demo_catalog, page_at
+):
+    page = open_pricing(page_at, live_server, 1280)
+    # A plan link as a caller's PlanLinks makes it (tiers/pricing.py), next to one without.
+    page.evaluate(
+        """document.querySelector("td.cta-cell").insertAdjacentHTML("beforeend",
+        '<a data-cta id="checkout" href="/billing/checkout?tier=pro&interval=month">Go</a>')"""
+    )
+    page.get_by_role("button", name="Yearly").click()
+    assert page.get_attribute("#checkout", "href").endswith(
+        "/billing/checkout?tier=pro&interval=year"
+    )
+    contact = "[data-cta][data-tier='enterprise']"
+    assert page.get_attribute(contact, "href") == "https://trackly.example/contact-sales"
 
 
 def test_keyboard_reaches_the_switch_and_enter_and_space_activate_it(

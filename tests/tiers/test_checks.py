@@ -500,3 +500,19 @@ def test_did_you_mean_stays_silent_when_nothing_is_close():
 )  # fmt: skip
 def test_money_uses_the_currency_decimals(amount, currency, shown):
     assert money(amount, currency) == shown
+
+
+def test_a_promotion_for_a_hidden_tier_is_refused():
+    def hide_business(doc):
+        tier(doc, "business")["hidden"] = True
+        tier(doc, "business").pop("recommended", None)
+
+    issues = issues_after(hide_business)
+    assert (
+        CatalogIssue(
+            "promotions[0].tiers[1]",
+            "tier 'business' is hidden: it is never listed or offered, so its price is not "
+            "self-serve and the promotion could never apply to it",
+        )
+        in issues
+    )

@@ -203,3 +203,40 @@ def test_migrate_unknown_version_exits_1(run, demo_catalog):
     result = run("migrate", "--from", "1", "--to", "5")
     assert result.exit_code == 1
     assert result.output == "Error: Catalog version 5 does not exist.\n"
+
+
+def test_migrate_refuses_a_tier_the_target_does_not_sell_at_the_interval(
+    run, demo_catalog, session, clock, tmp_path
+):
+    from .test_subscribers import monthly_only_starter_text
+
+    path = tmp_path / "monthly.yaml"
+    path.write_text(monthly_only_starter_text())
+    run("publish", str(path), "--note", "starter monthly only")
+    subscribe(session, clock, "acme", "starter", 1, interval="year")
+    session.commit()
+    result = run("migrate", "--from", "1", "--to", "2")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: Catalog version 2 does not sell 'starter' per year")
+    forced = run("migrate", "--from", "1", "--to", "2", "--force")
+    assert forced.exit_code == 0
+    assert "skipped acme: version 2 does not sell 'starter' per year in usd" in forced.output
+    assert pinned(session) == {"acme": 1}
+
+
+def test_publish_refuses_an_author_longer_than_its_column(run, session):
+    result = run("publish", str(DEMO), "--note", "v1", "--author", "a" * 201)
+    assert (result.exit_code, result.output) == (
+        1,
+        "Error: The author is 201 characters long: at most 200.\n",
+    )
+    assert version_count(session) == 0
+
+
+def test_publish_of_an_unprintable_name_is_refused_without_a_traceback(run, session, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(DEMO_TEXT.replace("    name: Pro\n", '    name: "Pro \\ud800"\n', 1))
+    result = run("publish", str(path), "--note", "v1")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "tiers[2].name: contains a lone surrogate (\\ud800, character 5)" in result.output
+    assert version_count(session) == 0

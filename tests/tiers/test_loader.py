@@ -315,3 +315,148 @@ def test_complete_example_in_the_docs_is_the_small_fixture_and_valid():
     fixture = (CATALOGS / "small.yaml").read_text()
     assert fixture.endswith(example)
     assert load_catalog_text(example, "docs/catalog.md").name == "Notely"
+
+
+# --- found in review: each case once silently accepted or misreported ----------------------
+
+SMALL = """format: 1
+currencies: [usd, eur]
+features:
+  seats: {type: gauge}
+  sso: {type: boolean}
+tiers:
+  - id: free
+    features: {seats: 2}
+  - id: pro
+    prices:
+      month: {usd: 1000, eur: 900}
+    features: {seats: 10, sso: true}
+"""
+
+
+def test_a_price_written_twice_in_two_letter_cases_is_an_error_with_both_lines():
+    text = SMALL.replace(
+        "month: {usd: 1000, eur: 900}",
+        "month:\n        USD: 1000\n        eur: 900\n        usd: 5",
+    )
+    assert issues_of(text) == [
+        CatalogIssue(
+            "tiers[1].prices.month.usd",
+            "currency 'usd' written twice ('usd' on line 14, 'USD' on line 12): currencies "
+            "ignore letter case, so one would silently replace the other",
+        )
+    ]
+
+
+def test_an_amount_off_written_twice_in_two_letter_cases_is_an_error():
+    text = SMALL + "promotions:\n  - id: launch\n    amount_off: {usd: 100, USD: 900, eur: 100}\n"
+    [issue] = issues_of(text)
+    assert issue.path == "promotions[0].amount_off.USD"
+    assert issue.message.startswith("currency 'usd' written twice ('USD' on line 15, 'usd'")
+
+
+def test_keys_in_two_letter_cases_elsewhere_are_still_only_unknown_fields():
+    text = SMALL.replace("seats: {type: gauge}", "seats: {type: gauge, Type: gauge}")
+    assert [i.message for i in issues_of(text)] == ["unknown field 'Type': did you mean 'type'?"]
+
+
+@pytest.mark.parametrize(
+    ("escape", "message"),
+    [
+        (
+            "\\ud800",
+            "contains a lone surrogate (\\ud800, character 5), which cannot be written as "
+            "UTF-8: remove that \\u escape",
+        ),
+        (
+            "\\x07",
+            "contains the control character \\x07 (character 5): write plain text without "
+            "control characters (a line break or tab included)",
+        ),
+        (
+            "\\n",
+            "contains the control character \\n (character 5): write plain text without "
+            "control characters (a line break or tab included)",
+        ),
+    ],
+)
+def test_a_name_that_cannot_be_printed_is_refused_naming_the_field(escape, message):
+    text = SMALL.replace("  - id: pro\n", f'  - id: pro\n    name: "Pro {escape}"\n')
+    issues = issues_of(text)
+    assert issues == [CatalogIssue("tiers[1].name", message)]
+    str(CatalogInvalid("c.yaml", issues)).encode("utf-8")  # printable: no UnicodeEncodeError
+
+
+def test_a_description_may_span_lines_but_not_hold_other_control_characters():
+    folded = SMALL.replace(
+        "seats: {type: gauge}",
+        "seats:\n    type: gauge\n    description: >\n      Seats\n      in use.\n",
+    )
+    assert load_catalog_text(folded).feature("seats").description == "Seats in use.\n"
+    bell = SMALL.replace("seats: {type: gauge}", 'seats: {type: gauge, description: "a\\x07"}')
+    assert [i.path for i in issues_of(bell)] == ["features.seats.description"]
+
+
+def test_an_unprintable_key_is_reported_escaped_never_crashing_the_report():
+    text = SMALL.replace("features: {seats: 2}", 'features: {seats: 2, "s\\ud800": 1}')
+    issues = issues_of(text)
+    assert [i.path for i in issues] == ["tiers[0].features.s\\ud800"]
+    str(CatalogInvalid("c.yaml", issues)).encode("utf-8")
+
+
+def test_a_blank_limit_is_an_error_not_unlimited():
+    text = SMALL.replace(
+        "features: {seats: 10, sso: true}",
+        "features:\n      sso: true\n      seats:\n        limit:\n        overage: 5\n",
+    )
+    assert issues_of(text) == [
+        CatalogIssue(
+            "tiers[1].features.seats.limit", "may not be empty: write a number or 'unlimited'"
+        )
+    ]
+
+
+def test_a_null_limit_beside_an_explicit_enabled_is_the_canonical_unlimited():
+    text = SMALL.replace("seats: 10,", "seats: {enabled: true, limit: null, overage: 0},")
+    assert load_catalog_text(text).tier("pro").grant("seats") == Grant(True, None)
+
+
+def test_a_broken_feature_definition_is_reported_once_not_as_unknown_in_every_tier():
+    issues = issues_of(SMALL.replace("sso: {type: boolean}", "sso:"))
+    assert issues == [CatalogIssue("features.sso", "may not be empty")]
+
+
+def test_an_out_of_range_date_is_shown_as_written_in_iso_form():
+    text = (
+        SMALL
+        + "promotions:\n  - id: p\n    percent_off: 10\n    ends_at: 9999-12-31T23:00:00-05:00\n"
+    )
+    assert issues_of(text) == [
+        CatalogIssue(
+            "promotions[0].ends_at",
+            "must be a date like 2026-01-31 or a time like 2026-01-31T12:00:00Z, from "
+            "0001-01-01 to 9999-12-31 in UTC, not 9999-12-31T23:00:00-05:00",
+        )
+    ]
+
+
+def test_many_references_to_renamed_features_are_validated_quickly_with_suggestions():
+    import time
+
+    features, tiers = 300, 12
+    lines = ["format: 1", "currencies: [usd]", "features:"]
+    lines += [f"  feat_{i}: {{type: gauge}}" for i in range(features)]
+    lines.append("tiers:")
+    for t in range(tiers):
+        lines.append(f"  - id: t{t}")
+        if t:
+            lines.append(f"    prices: {{month: {{usd: {100 * t}}}}}")
+        lines.append("    features:")
+        lines += [f"      faet_{i}: {t}" for i in range(features)]
+    started = time.monotonic()
+    issues = issues_of("\n".join(lines) + "\n")
+    assert time.monotonic() - started < 10
+    assert len(issues) == features * tiers
+    assert issues[0] == CatalogIssue(
+        "tiers[0].features.faet_0", "unknown feature 'faet_0': did you mean 'feat_0'?"
+    )

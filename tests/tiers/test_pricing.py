@@ -11,7 +11,15 @@ import pytest
 from tests.conftest import DEMO_CATALOG
 from tiers.loader import load_catalog_file
 from tiers.model import Interval, Promotion, ResetPeriod
-from tiers.pricing import build_pricing_table, resolve_options
+from tiers.pricing import (
+    NO_ACCOUNT_NOTE,
+    NO_SALES_NOTE,
+    NO_SIGNUP_NOTE,
+    CallToAction,
+    PlanLinks,
+    build_pricing_table,
+    resolve_options,
+)
 
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
 
@@ -120,6 +128,116 @@ def test_recommended_is_the_catalogs_choice_unless_overridden(catalog):
     assert [t.id for t in hidden.tiers if t.recommended] == ["pro"]
 
 
+def recommended(table):
+    return [t.id for t in table.tiers if t.recommended]
+
+
+def primary(table):
+    return {t.id: t.cta.label for t in table.tiers if t.cta.kind == "primary"}
+
+
+def test_a_customer_is_never_recommended_their_own_tier_or_one_below_it(catalog):
+    # Business ($79) is above the catalog's Pro ($29): the next tier up is recommended instead.
+    business = table_of(catalog, current_tier_id="business")
+    assert recommended(business) == ["enterprise"]
+    assert primary(business) == {"enterprise": "Contact sales"}
+    assert column(business, "pro").cta == CallToAction(
+        "Switch to Pro", None, "secondary", NO_ACCOUNT_NOTE
+    )
+    # A host app's `recommended` at or below the current tier is ignored the same way.
+    asked_down = table_of(catalog, current_tier_id="business", recommended_tier_id="starter")
+    assert recommended(asked_down) == ["enterprise"]
+    # On Pro itself: Business (the next one up) is the recommended and only primary button.
+    pro = table_of(catalog, current_tier_id="pro")
+    assert recommended(pro) == ["business"]
+    assert primary(pro) == {"business": "Upgrade"}
+    # Nothing above Enterprise: nothing is recommended, nothing is pushed.
+    enterprise = table_of(catalog, current_tier_id="enterprise")
+    assert recommended(enterprise) == [] and primary(enterprise) == {}
+
+
+def test_recommendations_above_the_current_tier_stay_as_chosen(catalog):
+    assert recommended(table_of(catalog, current_tier_id="starter")) == ["pro"]
+    asked = table_of(catalog, current_tier_id="starter", recommended_tier_id="business")
+    assert recommended(asked) == ["business"] and primary(asked) == {"business": "Upgrade"}
+    # Team (legacy) costs $15.00 a month, ranked by price although it sits last in the catalog:
+    # Pro ($29.00) is above it.
+    legacy = table_of(catalog, current_tier_id="team_legacy")
+    assert recommended(legacy) == ["pro"] and primary(legacy) == {"pro": "Upgrade"}
+
+
+def test_a_visitor_has_one_primary_button_the_recommended_tiers(catalog):
+    assert primary(table_of(catalog)) == {"pro": "Start 14-day trial"}
+
+
+def test_an_enterprise_customer_sees_their_own_plan_not_contact_sales(catalog):
+    table = table_of(catalog, current_tier_id="enterprise")
+    enterprise = column(table, "enterprise")
+    assert enterprise.current and enterprise.badge == "Your plan"
+    assert (enterprise.cta.label, enterprise.cta.href, enterprise.cta.kind) == (
+        "Your plan",
+        None,
+        "current",
+    )
+    assert column(table, "business").cta.label == "Switch to Business"
+
+
+def test_without_links_plan_buttons_are_disabled_with_the_reason_never_a_dead_link(catalog):
+    for table in (table_of(catalog), table_of(catalog, current_tier_id="starter")):
+        hrefs = {t.id: t.cta.href for t in table.tiers}
+        assert "#" not in hrefs.values() and "" not in hrefs.values()
+    visitor = table_of(catalog)
+    assert {t.id: t.cta.note for t in visitor.tiers} == {
+        "free": NO_SIGNUP_NOTE,
+        "starter": NO_SIGNUP_NOTE,
+        "pro": NO_SIGNUP_NOTE,
+        "business": NO_SIGNUP_NOTE,
+        "enterprise": "",
+    }
+    assert column(visitor, "enterprise").cta.href == "https://trackly.example/contact-sales"
+    customer = table_of(catalog, current_tier_id="starter")
+    assert column(customer, "free").cta.note == NO_ACCOUNT_NOTE  # Switch to Free
+    assert column(customer, "pro").cta.note == NO_ACCOUNT_NOTE  # Upgrade
+    assert column(customer, "starter").cta.note == ""  # Your plan: nothing to explain
+
+
+def test_a_contact_sales_tier_without_a_url_is_disabled_with_the_reason(catalog):
+    offers = dataclasses.replace(catalog.offers, contact_sales_url=None)
+    table = table_of(dataclasses.replace(catalog, offers=offers))
+    cta = column(table, "enterprise").cta
+    assert (cta.label, cta.href, cta.note) == ("Contact sales", None, NO_SALES_NOTE)
+
+
+def test_plan_buttons_lead_where_the_caller_says(catalog):
+    links = PlanLinks(
+        upgrade=lambda tier, interval: f"/billing/checkout?tier={tier}&interval={interval}",
+        downgrade=lambda tier, interval: f"/billing/downgrade?tier={tier}",
+        signup=lambda tier, interval: f"https://app.example/signup?plan={tier}&interval={interval}",
+    )
+    visitor = table_of(catalog, interval="year", links=links)
+    assert column(visitor, "pro").cta.href == "https://app.example/signup?plan=pro&interval=year"
+    assert column(visitor, "free").cta.href == "https://app.example/signup?plan=free&interval=year"
+    customer = table_of(catalog, current_tier_id="pro", links=links)
+    assert {t.id: t.cta.href for t in customer.tiers} == {
+        "free": "/billing/downgrade?tier=free",
+        "starter": "/billing/downgrade?tier=starter",
+        "pro": None,
+        "business": "/billing/checkout?tier=business&interval=month",
+        "enterprise": "https://trackly.example/contact-sales",
+    }
+    assert all(t.cta.note == "" for t in customer.tiers)
+
+
+def test_the_json_table_says_why_a_button_is_disabled(catalog):
+    pro = table_of(catalog).to_json()["tiers"][2]
+    assert pro["cta"] == {
+        "label": "Start 14-day trial",
+        "href": None,
+        "kind": "primary",
+        "note": NO_SIGNUP_NOTE,
+    }
+
+
 def test_feature_rows_are_grouped_in_catalog_order(catalog):
     groups = [(g.name, [r.id for r in g.rows]) for g in table_of(catalog).groups]
     assert groups == [
@@ -226,3 +344,20 @@ def test_json_form_has_integers_and_strings_only_never_floats(catalog):
     assert pro["badge"] == "Recommended"
     assert pro["prices"]["year"]["saving"] == {"amount": 5800, "percent": 16, "months_free": 2}
     assert document["promotions"][0]["ends_at"] == "2027-03-31T00:00:00Z"
+
+
+def test_a_promotion_that_takes_nothing_off_in_this_currency_has_no_banner(catalog):
+    usd_only = Promotion(
+        id="welcome",
+        name="2.00 off",
+        amount_off={"usd": 200},
+        ends_at=datetime(2027, 1, 31, tzinfo=UTC),
+    )
+    changed = dataclasses.replace(catalog, promotions=(usd_only,))
+    assert table_of(changed, currency="eur").promotions == ()
+    assert [p.id for p in table_of(changed, currency="usd").promotions] == ["welcome"]
+
+
+def test_a_yearly_promotion_keeps_its_banner_on_the_monthly_table(catalog):
+    # The page switches intervals without a reload, and the banner invites the switch.
+    assert [p.id for p in table_of(catalog, interval="month").promotions] == ["yearly_launch"]

@@ -209,17 +209,65 @@ def test_unknown_currency_or_interval_falls_back_with_a_notice(client, demo_cata
 
 def test_ctas_per_tier_carry_the_tier_and_interval(client, demo_catalog):
     doc = get_page(client, "?interval=year")
-    ctas = {a.attrs["data-tier"]: a for a in doc.find_all("a", data_cta="")}
-    assert {tier: a.text() for tier, a in ctas.items()} == {
+    ctas = {b.attrs["data-tier"]: b for b in doc.find_all(data_cta="")}
+    assert {tier: b.text() for tier, b in ctas.items()} == {
         "free": "Start free: Free",
         "starter": "Start 14-day trial: Starter",
         "pro": "Start 14-day trial: Pro",
         "business": "Upgrade: Business",
         "enterprise": "Contact sales: Enterprise",
     }
+    assert ctas["enterprise"].tag == "a"
     assert ctas["enterprise"].attrs["href"] == "https://trackly.example/contact-sales"
-    assert {a.attrs["data-interval"] for a in ctas.values()} == {"year"}
-    assert "button-primary" in ctas["pro"].attrs["class"]
+    assert {b.attrs["data-interval"] for b in ctas.values()} == {"year"}
+
+
+def test_plan_buttons_with_nowhere_to_go_are_disabled_and_say_why(client, demo_catalog):
+    # The public page knows no account and no sign-up page: no link to nowhere (href="#").
+    for query in ("", "?current=starter"):
+        doc = get_page(client, query)
+        cells = doc.find_all("td", class_="cta-cell")
+        assert [a.attrs["href"] for c in cells for a in c.find_all("a")] == [
+            "https://trackly.example/contact-sales"
+        ]
+    visitor = get_page(client)
+    pro = visitor.find("button", data_cta="", data_tier="pro")
+    assert "disabled" in pro.attrs and pro.attrs["type"] == "button"
+    note = visitor.find(id=pro.attrs["aria-describedby"])
+    assert note.text() == "Sign up in the app to choose this plan."
+    customer = get_page(client, "?current=starter")
+    business = customer.find("button", data_cta="", data_tier="business")
+    assert customer.find(id=business.attrs["aria-describedby"]).text() == (
+        "Change plans from Billing in the app."
+    )
+
+
+def primary_buttons(doc: Node) -> dict[str, str]:
+    return {
+        b.attrs["data-tier"]: b.text()
+        for b in doc.find_all(data_cta="")
+        if "button-primary" in (b.attrs.get("class") or "").split()
+    }
+
+
+def test_the_primary_button_is_never_a_downgrade_for_the_customer(client, demo_catalog):
+    business = get_page(client, "?current=business")
+    assert primary_buttons(business) == {"enterprise": "Contact sales: Enterprise"}
+    assert business.find("th", id="tier-enterprise").find(class_="badge-recommended")
+    assert not business.find("th", id="tier-pro").find_all(class_="badge-recommended")
+    # On Pro, Business is recommended; its button is disabled here (no account link), not primary.
+    pro = get_page(client, "?current=pro")
+    assert pro.find("th", id="tier-business").find(class_="badge-recommended")
+    assert primary_buttons(pro) == {}
+
+
+def test_an_enterprise_customers_own_plan_says_your_plan(client, demo_catalog):
+    doc = get_page(client, "?current=enterprise")
+    cell = doc.find("tr", class_="cta-row").find("td", class_="is-current")
+    assert cell.text() == "Your plan"
+    assert doc.find("th", id="tier-enterprise").find(class_="badge-current").text() == "Your plan"
+    assert doc.find_all(data_cta="", data_tier="enterprise") == []
+    assert doc.find_all(class_="badge-recommended") == []
 
 
 def test_current_tier_is_marked_your_plan(client, demo_catalog):

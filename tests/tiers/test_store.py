@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tiergate.exceptions import NoCatalog, NotFound
+from tiergate.exceptions import InvalidRequest, NoCatalog, NotFound
 from tiers import store
 from tiers.loader import load_catalog_text
 
@@ -48,3 +48,85 @@ def test_publishing_identical_content_is_a_no_op(demo_catalog, session, clock):
     result = store.publish(session, catalog, source="x", author="a", note="n", now=clock.now())
     assert not result.created and result.version.version == demo_catalog.version
     assert len(store.history(session)) == 1
+
+
+# --- concurrent publishes: serialised, never an IntegrityError -------------------------------
+
+
+def _publish_while_another_is_open(app, clock, first_text: str, second_text: str):
+    """Publish `first_text` in an open transaction, publish `second_text` from a thread, then
+    commit the first: the second waits on the lock and sees the first's version."""
+    import threading
+    import time
+
+    from tiergate.db import get_db
+
+    outcome: dict[str, object] = {}
+
+    def second() -> None:
+        try:
+            with get_db(app).session() as s:
+                outcome["result"] = publish_text(s, clock, second_text, note="second")
+        except Exception as error:  # reported below, with the main thread's assertion
+            outcome["error"] = error
+
+    with get_db(app).session() as first:
+        outcome["first"] = publish_text(first, clock, first_text, note="first")
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(0.5)  # the second publish is now waiting for the first
+    thread.join(timeout=60)
+    assert "error" not in outcome, repr(outcome.get("error"))
+    return outcome["first"], outcome["result"]
+
+
+def test_a_publish_waits_for_a_concurrent_one_and_takes_the_next_version(app, session, clock):
+    first, second = _publish_while_another_is_open(app, clock, DEMO_TEXT, demo_v2_text())
+    assert (first, second) == (1, 2)
+    assert [r.note for r in store.history(session)] == ["second", "first"]
+
+
+def test_a_concurrent_publish_of_identical_content_is_the_usual_no_op(app, session, clock):
+    first, second = _publish_while_another_is_open(app, clock, DEMO_TEXT, DEMO_TEXT)
+    assert (first, second) == (1, 1)
+    assert len(store.history(session)) == 1
+
+
+def test_many_simultaneous_publishes_each_get_their_own_version(postgres_url, app, session, clock):
+    import threading
+
+    from tiergate.db import get_db
+
+    texts = [DEMO_TEXT.replace("name: Trackly", f"name: Trackly {n}", 1) for n in range(6)]
+    texts += texts[:2]  # two of them published twice at once: no-ops
+    barrier = threading.Barrier(len(texts))
+    errors: list[BaseException] = []
+
+    def publish_one(text: str) -> None:
+        try:
+            with get_db(app).session() as s:
+                barrier.wait(timeout=30)
+                publish_text(s, clock, text)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=publish_one, args=(t,)) for t in texts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert sorted(r.version for r in store.history(session)) == [1, 2, 3, 4, 5, 6]
+
+
+def test_publish_refuses_an_author_that_does_not_fit_its_column(app, session, clock):
+    catalog = load_catalog_text(DEMO_TEXT)
+    with pytest.raises(InvalidRequest, match="The author is 201 characters long: at most 200."):
+        store.publish(
+            session, catalog, source=DEMO_TEXT, author="a" * 201, note="", now=clock.now()
+        )
+    with pytest.raises(InvalidRequest, match="The note is not valid UTF-8 text."):
+        store.publish(
+            session, catalog, source=DEMO_TEXT, author="me", note="\udcff", now=clock.now()
+        )
+    assert store.history(session) == []

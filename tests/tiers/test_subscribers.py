@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import select
 
 from gating.models import Account, Subscription, SubscriptionStatus, UsageCounter
@@ -186,3 +187,60 @@ def test_unknown_versions_and_tiers_are_clear_errors(versions, session, clock):
     assert info.value.message == (
         f"Tier 'prp' does not exist in catalog version {v1}: did you mean 'pro'?"
     )
+
+
+def monthly_only_starter_text() -> str:
+    """The demo with Starter sold monthly only."""
+    text = DEMO_TEXT.replace(
+        "      month: {usd: 900, eur: 900}\n      year: {usd: 9000, eur: 9000}\n",
+        "      month: {usd: 900, eur: 900}\n",
+    )
+    assert text != DEMO_TEXT
+    return text
+
+
+def test_a_target_that_does_not_sell_the_tier_at_its_interval_is_refused(
+    demo_catalog, session, clock
+):
+    v1 = demo_catalog.version
+    v2 = publish_text(session, clock, monthly_only_starter_text())
+    subscribe(session, clock, "acme", "starter", v1, interval="year")
+    subscribe(session, clock, "bolt", "starter", v1)
+    with pytest.raises(Conflict) as info:
+        migrate_subscribers(session, clock, from_version=v1, to_version=v2)
+    assert info.value.message == (
+        f"Catalog version {v2} does not sell 'starter' per year in usd: 1 subscription(s) "
+        "would be left without a price to renew at. Map them to another tier first, or pass "
+        f"--force to leave them on version {v1}."
+    )
+    assert pinned(session) == {"acme": v1, "bolt": v1}
+
+
+def test_force_leaves_a_subscription_its_target_does_not_sell_where_it_is(
+    demo_catalog, session, clock
+):
+    v1 = demo_catalog.version
+    v2 = publish_text(session, clock, monthly_only_starter_text())
+    subscribe(session, clock, "acme", "starter", v1, interval="year")
+    subscribe(session, clock, "bolt", "starter", v1)
+    report = migrate_subscribers(session, clock, from_version=v1, to_version=v2, force=True)
+    session.commit()
+    assert [i.account_id for i in report.moved] == ["bolt"]
+    assert (
+        f"  skipped acme: version {v2} does not sell 'starter' per year in usd; it stays on "
+        f"version {v1}"
+    ) in report.lines()
+    assert pinned(session) == {"acme": v1, "bolt": v2}
+
+
+def test_a_feature_removed_from_the_catalog_is_reported_as_lost(demo_catalog, session, clock):
+    v1 = demo_catalog.version
+    without_sso = load_catalog_text(DEMO_TEXT).to_document()
+    del without_sso["features"]["sso"]
+    for tier in without_sso["tiers"]:
+        tier["features"].pop("sso", None)
+    v2 = publish_text(session, clock, yaml.safe_dump(without_sso, sort_keys=False))
+    subscribe(session, clock, "acme", "business", v1)
+    report = migrate_subscribers(session, clock, from_version=v1, to_version=v2, dry_run=True)
+    [impact] = report.moved
+    assert impact.lost_features == ("sso",)
