@@ -10,15 +10,24 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, render_template, request
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    url_for,
+)
 
 from tiergate.db import get_session
 from tiergate.errors import error_response
-from tiergate.exceptions import InvalidRequest, NoCatalog
+from tiergate.exceptions import InvalidRequest, NoCatalog, TiergateError
 from tiergate.extensions import get_clock
 from tiers import store
 from tiers.model import Catalog
-from tiers.pricing import PricingTable, build_pricing_table, resolve_options
+from tiers.pricing import PlanLinks, PricingTable, build_pricing_table, resolve_options
 
 bp = Blueprint("tiers", __name__)
 
@@ -49,10 +58,46 @@ def pricing_page() -> Any:
             command='tiergate catalog publish catalog.yaml --note "first catalog"',
         )
         return page, 503, {"Retry-After": "300"}
-    table, notices = _table(published.catalog, strict=False)
+    current, links, problem = _signed_in(published.catalog)
+    table, notices = _table(published.catalog, strict=False, current=current, links=links)
+    query = _kept_query()
+    if links is not None:
+        query["t"] = request.args["t"]  # the interval switch keeps the customer's buttons
+    if problem:
+        notices.append(problem)
     return render_template(
-        "pricing.html", table=table, notices=notices, query=_kept_query(), version=published.version
+        "pricing.html", table=table, notices=notices, query=query, version=published.version
     )
+
+
+def _signed_in(catalog: Catalog) -> tuple[str | None, PlanLinks | None, str | None]:
+    """The page opened with the customer's signed link (`t`, as the billing page's): their
+    plan is marked and each button leads to its exact quote (tiergate's upgrade, checkout or
+    downgrade pages). Without one (a visitor), the buttons say where to go instead. A link
+    that has expired is said so; the page still shows the plans."""
+    token = request.args.get("t")
+    if not token or current_app.extensions.get("tiergate.billing") is None:
+        return None, None, None
+    from billing import portal, records  # the billing pages: present in the full app
+
+    try:
+        account_id = portal.read_account_token(current_app.config, token)
+        account = records.account_of(get_session(), account_id)
+    except TiergateError as exc:
+        return None, None, f"{exc.message} Until then the buttons below do not change plans."
+    sub = records.live_subscription(account)
+    free = catalog.free_tier
+    current = sub.tier_id if sub is not None else (free.id if free is not None else None)
+
+    def upgrade(tier: str, interval: str) -> str:
+        return url_for("billing.upgrade_page", t=token, tier=tier, interval=interval)
+
+    def downgrade(tier: str, interval: str) -> str:
+        if free is not None and tier == free.id:
+            return url_for("billing.cancel_page", t=token)
+        return url_for("billing.downgrade_page", t=token, tier=tier, interval=interval)
+
+    return current, PlanLinks(upgrade=upgrade, downgrade=downgrade), None
 
 
 @bp.get("/v1/catalog")
@@ -96,13 +141,20 @@ def _catalog_answer(version: int | None) -> Response:
     return response
 
 
-def _table(catalog: Catalog, *, strict: bool) -> tuple[PricingTable, list[str]]:
-    """The view model for the request's query; `strict` turns a bad parameter into a 422."""
+def _table(
+    catalog: Catalog,
+    *,
+    strict: bool,
+    current: str | None = None,
+    links: PlanLinks | None = None,
+) -> tuple[PricingTable, list[str]]:
+    """The view model for the request's query; `strict` turns a bad parameter into a 422.
+    `current` and `links`: the signed-in customer's plan and buttons (over `current=`)."""
     args = request.args
     options = resolve_options(catalog, args.get("interval"), args.get("currency"))
     notices = list(options.problems)
     errors = list(options.errors)  # the same, without "showing ..." / "ignored": refused
-    current = args.get("current") or None
+    current = current or args.get("current") or None
     recommended = args.get("recommended") or None
     for name, value in (("current", current), ("recommended", recommended)):
         if value is not None and catalog.tier(value) is None:
@@ -121,6 +173,7 @@ def _table(catalog: Catalog, *, strict: bool) -> tuple[PricingTable, list[str]]:
         now=get_clock().now(),
         current_tier_id=current if current and catalog.tier(current) else None,
         recommended_tier_id=recommended,
+        links=links,
     )
     return table, notices
 
