@@ -27,6 +27,7 @@ from tiergate.clock import Clock
 from tiergate.exceptions import InvalidRequest
 from tiers import store
 from tiers.model import Catalog
+from tiers.money import format_money
 
 # Each step and the events that prove it was reached.
 STEPS: dict[str, tuple[OfferStatus, ...]] = {
@@ -239,7 +240,7 @@ def funnel_text(result: Funnel) -> str:
     """A plain table for the terminal: one line per trigger and per feature."""
     header = (
         f"{'':24} {'offers':>7} {'shown':>6} {'clicked':>8} {'dismissed':>9} "
-        f"{'paid':>5} {'conv.':>7}  MRR added"
+        f"{'paid':>5} {'conv.':>7}  MRR added (per month)"
     )
     lines = [
         f"Offers created {result.since:%Y-%m-%d %H:%M} to {result.until:%Y-%m-%d %H:%M} UTC",
@@ -249,7 +250,7 @@ def funnel_text(result: Funnel) -> str:
     def line(label: str, row: FunnelRow) -> str:
         bp = row.conversion_bp
         conv = "-" if bp is None else f"{bp // 100}.{bp % 100:02d}%"
-        mrr = ", ".join(f"{c} {a}" for c, a in sorted(row.mrr_added.items())) or "-"
+        mrr = ", ".join(format_money(a, c) for c, a in sorted(row.mrr_added.items())) or "-"
         return (
             f"{label[:24]:24} {row.created:>7} {row.shown:>6} {row.clicked:>8} "
             f"{row.dismissed:>9} {row.paid:>5} {conv:>7}  {mrr}"

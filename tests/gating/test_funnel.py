@@ -129,3 +129,15 @@ def test_an_offer_quoted_again_counts_once_with_the_steps_of_its_chain(
     row = report.total
     assert (row.created, row.shown, row.clicked, row.paid) == (1, 1, 1, 1)
     assert row.conversion_bp == 10000 and row.mrr_added == {"usd": 2900 - 900}
+
+
+def test_the_terminal_table_writes_revenue_as_money_per_currency():
+    from datetime import UTC, datetime
+
+    from gating.funnel import Funnel, FunnelRow, funnel_text
+
+    total = FunnelRow(None, None, created=3, shown=2, paid=1, mrr_added={"usd": 2000, "eur": 1550})
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    text = funnel_text(Funnel(at, at, total, (), (), ()))
+    assert "MRR added (per month)" in text
+    assert "€15.50, $20.00" in text and "usd 2000" not in text
