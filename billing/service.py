@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing.models import BillingChange, ChangeStatus, Invoice
+from billing.models import BillingChange, ChangeStatus, CodeAttempt, Invoice
 from billing.provider import (
     BillingProvider,
     ChangeRequest,
@@ -505,6 +505,39 @@ def _checkout_discount(
         return _auto_discount(catalog, tier_id, interval, currency, now)
     promo = code_promotion(catalog, code, tier_id, (interval,), currency, now)
     return discount_for(catalog, promo.id, currency)
+
+
+CODE_TRIES = 10  # refused promotion codes an account may type per CODE_WINDOW
+CODE_WINDOW = timedelta(hours=1)
+
+
+class TooManyCodes(InvalidRequest):
+    """The account typed too many codes that were refused: codes cannot be guessed."""
+
+    code = "too_many_codes"
+
+
+def guard_code_tries(session: Session, clock: Clock, account_id: str) -> None:
+    """TooManyCodes once the account had CODE_TRIES codes refused within CODE_WINDOW."""
+    since = clock.now() - CODE_WINDOW
+    refused = session.scalars(
+        select(CodeAttempt.at)
+        .where(CodeAttempt.account_id == account_id, CodeAttempt.at > since)
+        .order_by(CodeAttempt.at)
+        .limit(CODE_TRIES)
+    ).all()
+    if len(refused) >= CODE_TRIES:
+        again = refused[0] + CODE_WINDOW
+        raise TooManyCodes(
+            f"Too many promotion codes were tried for this account. Try again after "
+            f"{again:%H:%M} UTC.",
+            details={"retry_after": again.isoformat()},
+        )
+
+
+def refused_code(session: Session, clock: Clock, account_id: str, typed: str) -> None:
+    """Count a refused code against the account's tries (the caller commits it)."""
+    session.add(CodeAttempt(account_id=account_id, typed=typed[:64], at=clock.now()))
 
 
 def code_promotion(

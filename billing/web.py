@@ -276,11 +276,17 @@ def offer_page(offer_id: str) -> Page:
             return redirect(fresh)
     typed = request.args.get("code", "").strip()[:64]
     code_error = None
+    code_status = 422
     if typed and not view["expired"] and open_to_change:
         try:
+            service.guard_code_tries(session, get_clock(), account_id)
             coded = service.offer_with_code(session, get_clock(), offer, typed)
+        except service.TooManyCodes as exc:
+            code_error, code_status = exc.message, 429
         except InvalidRequest as exc:  # a code that does not apply: say why, keep the offer
             session.rollback()
+            service.refused_code(session, get_clock(), account_id, typed)
+            session.commit()
             code_error = exc.message
         else:
             session.commit()
@@ -297,7 +303,7 @@ def offer_page(offer_id: str) -> Page:
         typed_code=typed if code_error else (offer.details or {}).get("code"),
         code_error=code_error,
         **view,
-    ), (422 if code_error else 200)
+    ), (code_status if code_error else 200)
 
 
 def _codes_running() -> bool:
@@ -688,14 +694,21 @@ def checkout_page() -> Page:
     catalog = store.load(session).catalog
     currency = request.values.get("currency") or catalog.default_currency
     code = request.values.get("code", "").strip()[:64] or None
-    code_error = None
+    code_error, code_status = None, 422
     try:
+        if code is not None:
+            service.guard_code_tries(session, clock, account_id)
         plan, quote, trial_days = service.checkout_quote(
             session, clock, account_id, tier_id, interval, currency.lower(), code
         )
     except InvalidRequest as exc:
         if code is None:
             raise
+        if isinstance(exc, service.TooManyCodes):
+            code_status = 429
+        else:  # counted against the account's tries, whatever the page does next
+            service.refused_code(session, clock, account_id, code)
+            session.commit()
         # A code that does not apply: say why, and show the price without it.
         code_error, code = exc.message, None
         plan, quote, trial_days = service.checkout_quote(
@@ -733,7 +746,7 @@ def checkout_page() -> Page:
         code=code,
         code_error=code_error,
         **_ctx(account_id),
-    ), (422 if code_error else 409 if notice else 200)
+    ), (code_status if code_error else 409 if notice else 200)
 
 
 @bp.route("/billing/yearly", methods=["GET", "POST"])

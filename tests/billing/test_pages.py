@@ -1255,3 +1255,42 @@ def test_not_now_without_a_return_url_continues_to_the_billing_page(
     assert billing.status_code == 200 and "You are on <strong>Starter</strong>" in (
         billing.get_data(as_text=True)
     )
+
+
+def test_codes_cannot_be_guessed_ten_refused_codes_an_hour_per_account(
+    app, client, db, clock, version, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """Ten refused codes within an hour, on the offer page or at checkout: the next one, even a
+    real code, is answered 429 with when to try again, and nothing is quoted with it."""
+    publish_upgrade_codes(app, clock, tmp_path)
+    offer_id, _, _ = _gate_offer_page(app, client, db, clock, version)
+    link = path(portal.offer_link(app.config, "acme", offer_id))
+    for n in range(10):
+        response = client.get(link + f"&code=GUESS{n}")
+        assert response.status_code == 422, n
+    blocked = client.get(link + "&code=PROHALF")
+    assert blocked.status_code == 429
+    text = html.unescape(blocked.get_data(as_text=True))
+    assert "Too many promotion codes were tried for this account. Try again after 13:00" in text
+    token = portal.account_token(app.config, "acme")
+    checkout = client.get(f"/billing/checkout?t={token}&tier=business&interval=month&code=X")
+    assert checkout.status_code in (409, 422, 429)  # acme already subscribes: no checkout
+    clock.advance(minutes=61)  # the hour has passed (the offer's price expired meanwhile)
+    fresh = client.get(link)  # re-quoted at today's price
+    assert fresh.status_code == 302
+    response = client.get(path(fresh.headers["Location"]) + "&code=PROHALF")
+    while response.status_code == 302:
+        response = client.get(path(response.headers["Location"]))
+    assert "Code PROHALF (Half off your first Pro month) is included" in html.unescape(
+        response.get_data(as_text=True)
+    )
+
+
+def test_refused_codes_at_checkout_count_too(app, client, db, clock, coded) -> None:  # type: ignore[no-untyped-def]
+    base = f"/billing/checkout?t={coded}&tier=business&interval=month"
+    for n in range(10):
+        assert client.get(base + f"&code=GUESS{n}").status_code == 422
+    blocked = client.get(base + "&code=WELCOME25")
+    assert blocked.status_code == 429
+    page = blocked.get_data(as_text=True)
+    assert "Too many promotion codes" in page and 'data-amount="due_today">$79.00' in page
