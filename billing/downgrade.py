@@ -257,7 +257,7 @@ def confirm_downgrade(
     return FlowResult(
         result.status,
         result.change,
-        f"You move to {preview.to_tier} per {preview.interval} on {when}.",
+        f"You move to {preview.to_tier}, billed {preview.interval}ly, on {when}.",
     )
 
 

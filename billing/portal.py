@@ -14,7 +14,7 @@ from urllib.parse import urlencode, urlsplit
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from tiergate.exceptions import Forbidden
+from tiergate.exceptions import Forbidden, TiergateError
 
 OFFER_SALT = "offer"
 ACCOUNT_SALT = "account"
@@ -120,3 +120,30 @@ def safe_return_url(config: Mapping[str, Any], url: str | None) -> str | None:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+def way_back(
+    config: Mapping[str, Any], values: Mapping[str, Any], view_args: Mapping[str, Any] | None
+) -> dict[str, str]:
+    """For an error page shown to a customer: their billing page (when the request carries a
+    valid account or offer token) and the app's return URL (when it is an allowed one), so
+    an error (Back after a purchase, a change already made) is never a dead end."""
+    found: dict[str, str] = {}
+    token = values.get("t")
+    account_id = None
+    if isinstance(token, str) and token:
+        offer_id = (view_args or {}).get("offer_id")
+        try:
+            if isinstance(offer_id, str):
+                account_id = read_offer_token(config, token, offer_id)
+            else:
+                account_id = read_account_token(config, token)
+        except TiergateError:
+            account_id = None
+    raw = values.get("return_url")
+    back = safe_return_url(config, raw if isinstance(raw, str) else None)
+    if account_id is not None:
+        found["billing_url"] = account_link(config, account_id, back)
+    if back:
+        found["return_url"] = back
+    return found

@@ -27,7 +27,7 @@ Pure: no Flask, no database, no stripe.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -50,6 +50,7 @@ class Discount:
     promotion_id: str
     percent_off: int | None = None
     amount_off: int = 0
+    name: str = field(default="", compare=False)  # the customer-facing name, for the line
 
     def off(self, amount: int) -> int:
         """The discount on a line of `amount`: percent rounds half up, never exceeds the line."""
@@ -238,7 +239,7 @@ def _discount_lines(item: Item, line: Line) -> list[Line]:
         return []
     return [
         Line(
-            f"Promotion {item.discount.promotion_id} on {item.label}",
+            f"{item.discount.name or 'Promotion ' + item.discount.promotion_id} on {item.label}",
             -off,
             item.quantity,
             item.price_id,

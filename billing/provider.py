@@ -110,6 +110,7 @@ class Discount:
     duration: str = "once"  # once | forever | repeating
     duration_in_months: int | None = None
     code: str | None = None
+    name: str = field(default="", compare=False)  # the customer-facing name, for invoice lines
 
     def off(self, amount: int) -> int:
         """The discount on `amount`: percent rounds half up; never more than the amount."""

@@ -78,7 +78,7 @@ def _item(price: Price, discount: Discount | None = None) -> proration.Item:
     off = None
     if discount is not None:
         off = proration.Discount(
-            discount.promotion_id, discount.percent_off, discount.amount_off or 0
+            discount.promotion_id, discount.percent_off, discount.amount_off or 0, discount.name
         )
     return proration.Item(price.item_id, price.unit_amount, price.quantity, price.name, off)
 

@@ -163,6 +163,7 @@ def discount_for(catalog: Catalog, promotion_id: str | None, currency: str) -> D
         duration=promo.duration,
         duration_in_months=promo.duration_in_months,
         code=promo.code,
+        name=promo.name,
     )
 
 

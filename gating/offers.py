@@ -463,7 +463,8 @@ def _current(
 def _cooling_down(
     session: Session, account_id: str, feature_id: str, catalog: Catalog, now: datetime
 ) -> bool:
-    """Did the account dismiss an offer for this feature within the cooldown?"""
+    """Did the account dismiss an offer for this feature within the cooldown? (A plan the
+    customer looked up on the pricing page and left is not a prompt they turned down.)"""
     since = now - timedelta(days=catalog.offers.dismissal_cooldown_days)
     found = session.scalar(
         select(OfferEvent.id)
@@ -471,6 +472,7 @@ def _cooling_down(
         .where(
             Offer.account_id == account_id,
             Offer.feature_id == feature_id,
+            Offer.trigger != OfferTrigger.PRICING_PAGE,
             OfferEvent.type == OfferStatus.DISMISSED,
             OfferEvent.created_at > since,
         )

@@ -473,7 +473,7 @@ def _promotion(
 def _discount(promo: Promotion | None, currency: str) -> Discount | None:
     if promo is None:
         return None
-    return Discount(promo.id, promo.percent_off, promo.amount_off.get(currency, 0))
+    return Discount(promo.id, promo.percent_off, promo.amount_off.get(currency, 0), promo.name)
 
 
 def _renewal_discounted(promo: Promotion, now: datetime, renewal_at: datetime | None) -> bool:

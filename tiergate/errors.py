@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, make_response, render_template, request
+from flask import Flask, Response, current_app, jsonify, make_response, render_template, request
 from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, UnprocessableEntity
@@ -62,6 +62,18 @@ def _malformed_json_message(cause: Any) -> str:
     return f"The request body is not valid JSON{where}."
 
 
+def _way_back() -> dict[str, str]:
+    """The customer's billing page and the app to go back to, when the request can tell."""
+    if current_app.extensions.get("tiergate.billing") is None:
+        return {}
+    try:
+        from billing import portal  # the billing pages: present in the full app
+
+        return portal.way_back(current_app.config, request.values, request.view_args)
+    except Exception:  # noqa: BLE001 - an error page must render whatever the request holds
+        return {}
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(TiergateError)
     def _domain(exc: TiergateError) -> Any:
@@ -71,7 +83,8 @@ def init_app(app: Flask) -> None:
             if isinstance(exc, Unauthorized):
                 response.headers["WWW-Authenticate"] = 'Bearer realm="tiergate"'
             return response
-        return render_template("error.html", status=status, message=exc.message), status
+        page = render_template("error.html", status=status, message=exc.message, **_way_back())
+        return page, status
 
     @app.errorhandler(ValidationError)
     def _validation(exc: ValidationError) -> Any:

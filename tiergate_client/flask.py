@@ -194,8 +194,8 @@ class Gate:
                     return self.deny(GateResult(False, feature, reason=UNAVAILABLE))
                 # Rare path: ask tiergate for the reason and the upgrade offer.
                 result = self.check(account_id, feature)
-                if result.allowed:  # the cache was stale (the account just upgraded)
-                    self.invalidate(account_id)
+                self.invalidate(account_id)  # stale (just upgraded), or may be upgraded now
+                if result.allowed:
                     return view(*args, **kwargs)
                 return self.deny(result)
 
@@ -213,7 +213,7 @@ class Gate:
             def wrapped(*args: Any, **kwargs: Any) -> Any:
                 account_id = self._current_account()
                 n = quantity() if callable(quantity) else quantity
-                result = self.consume(account_id, feature, n)
+                result = self.consume(account_id, feature, n)  # (drops the cached usage)
                 if not result.allowed:
                     return self.deny(result)
                 g.setdefault("tiergate_results", {})[feature] = result
@@ -263,7 +263,10 @@ class Gate:
     # -- internals ----------------------------------------------------------------------------
 
     def billing_link(self, account_id: str, return_url: str | None = None) -> str:
-        """A fresh signed link to the account's billing pages (TiergateClient.billing_link)."""
+        """A fresh signed link to the account's billing pages (TiergateClient.billing_link).
+        The account's cached entitlements are dropped: whatever the customer buys there shows
+        the moment they come back, not after the cache TTL."""
+        self.invalidate(account_id)
         return self._client().billing_link(account_id, return_url)
 
     def _client(self) -> TiergateClient:

@@ -61,8 +61,10 @@ def pricing_page() -> Any:
     current, links, problem = _signed_in(published.catalog)
     table, notices = _table(published.catalog, strict=False, current=current, links=links)
     query = _kept_query()
-    if links is not None:
-        query["t"] = request.args["t"]  # the interval switch keeps the customer's buttons
+    if links is not None:  # the interval and currency switches keep the customer's buttons
+        query["t"] = request.args["t"]
+        if request.args.get("return_url"):
+            query["return_url"] = request.args["return_url"]
     if problem:
         notices.append(problem)
     return render_template(
@@ -89,13 +91,24 @@ def _signed_in(catalog: Catalog) -> tuple[str | None, PlanLinks | None, str | No
     free = catalog.free_tier
     current = sub.tier_id if sub is not None else (free.id if free is not None else None)
 
+    # The page's currency (a first plan is bought in it) and the way back to the app.
+    options = resolve_options(catalog, request.args.get("interval"), request.args.get("currency"))
+    back = {"return_url": request.args.get("return_url") or None}
+
     def upgrade(tier: str, interval: str) -> str:
-        return url_for("billing.upgrade_page", t=token, tier=tier, interval=interval)
+        return url_for(
+            "billing.upgrade_page",
+            t=token,
+            tier=tier,
+            interval=interval,
+            currency=options.currency,
+            **back,
+        )
 
     def downgrade(tier: str, interval: str) -> str:
         if free is not None and tier == free.id:
-            return url_for("billing.cancel_page", t=token)
-        return url_for("billing.downgrade_page", t=token, tier=tier, interval=interval)
+            return url_for("billing.cancel_page", t=token, **back)
+        return url_for("billing.downgrade_page", t=token, tier=tier, interval=interval, **back)
 
     return current, PlanLinks(upgrade=upgrade, downgrade=downgrade), None
 

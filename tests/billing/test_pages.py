@@ -450,7 +450,7 @@ def test_the_downgrade_page_spells_out_the_loss_before_the_confirm_button(
         "until you are under the limit."
     ) in page
     response = post_form(client, page, SELF, url="/billing/downgrade")
-    assert response.status_code == 200 and "You move to Starter per month on November 30, 2026" in (
+    assert response.status_code == 200 and "You move to Starter, billed monthly, on November 30, 2026" in (
         response.get_data(as_text=True)
     )
     with db() as s:

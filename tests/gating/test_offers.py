@@ -17,6 +17,7 @@ from gating.models import (
     Offer,
     OfferEvent,
     OfferStatus,
+    OfferTrigger,
     Subscription,
     SubscriptionStatus,
 )
@@ -508,3 +509,23 @@ def test_another_accounts_offer_is_not_found_exactly_like_a_missing_one(session,
     assert offers.get_offer(session, offer.id, account_id="acme") is offer
     with pytest.raises(NotFound):
         offers.get_offer(session, offer.id, account_id="other")
+
+
+def test_leaving_a_plan_looked_up_on_the_pricing_page_does_not_silence_the_gates_prompts(
+    session, clock, demo_catalog
+):
+    """"Not now" on a quote the customer asked for from the pricing page is not a prompt they
+    turned down: the gate still prompts at the next limit (UPSELL 2)."""
+    account = make_account(session, clock, "acme", "starter", version=demo_catalog.version)
+    looked_up = offers.offer_for_tier(
+        session,
+        clock,
+        account=account,
+        entitlements=Resolved(demo_catalog.catalog.tier("starter"), demo_catalog.version),
+        tier_id="pro",
+    )
+    assert looked_up.trigger is OfferTrigger.PRICING_PAGE
+    assert looked_up.feature_id == "projects"  # the first feature Pro gives more of
+    offers.record_event(session, clock, looked_up.id, "dismissed", account_id="acme")
+    clock.advance(seconds=1)
+    assert quote(session, clock, account, demo_catalog).prompt is True
