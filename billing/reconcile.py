@@ -75,6 +75,8 @@ def _adopt(
         if sub is not None and sub.status in LIVE:
             continue  # a live local subscription: compared (Stripe) or deliberately manual
         assert account.stripe_customer_id is not None
+        if balance := refresh_balance(provider, account):  # a free account keeps its credit
+            fixes.append(f"{account.id}: {balance}")
         found = provider.subscriptions_of(account.stripe_customer_id, account.id)
         if not found:
             continue

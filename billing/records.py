@@ -331,6 +331,16 @@ def account_of(session: Session, account_id: str) -> Account:
     return account
 
 
+def lock_account(session: Session, account_id: str) -> Account:
+    """The account row, read anew and locked until the transaction ends (PostgreSQL: FOR
+    UPDATE). Charging flows take it before anything is quoted: two charges at once never use
+    the same credit, and never open two payment pages for a first subscription."""
+    account = session.get(Account, account_id, with_for_update=True, populate_existing=True)
+    if account is None:
+        raise NotFound(f"Account {account_id!r} does not exist.")
+    return account
+
+
 # ---- changes and their results -------------------------------------------------------------
 
 
@@ -430,14 +440,15 @@ def apply_result(
         session.add(invoice)
     if invoice is not None:
         notifications.invoice_paid(session, clock, invoice)
-    one_time = change.request.get("addon") if change.kind == "addon" else None
-    if isinstance(one_time, str) and result.subscription is None:
-        # A one-time add-on (onboarding, say) is owned once paid, whoever settles the change:
-        # the purchase itself, or a webhook or reconcile when its answer was lost.
+    one_time = change.request.get("addon")
+    spec = store.load(session).catalog.addon(one_time) if isinstance(one_time, str) else None
+    if spec is not None and spec.billing is AddOnBilling.ONE_TIME and result.charge is not None:
+        # A one-time add-on (onboarding, say), bought alone or ticked with an offer, is owned
+        # once paid, whoever settles the change: the purchase itself, a webhook or reconcile.
         session.add(
             AccountAddOn(
                 account_id=account.id,
-                addon_id=one_time,
+                addon_id=spec.id,
                 quantity=1,
                 active=True,
                 purchased_at=now,

@@ -53,6 +53,7 @@ from billing.records import (
     in_flight,
     live_or_conflict,
     live_subscription,
+    lock_account,
     lock_change,
     new_change,
     reprice,
@@ -282,6 +283,7 @@ def accept_offer(
         raise InvalidRequest(f"interval must be 'month' or 'year', not {interval!r}")
     yearly = interval == "year" and offer.interval != "year"
     alternative = _yearly_alternative(offer) if yearly else None
+    lock_account(session, account_id)  # before anything is quoted from its balance
     terms = _offer_terms(session, offer, now, with_addon=with_addon, interval=interval)
     plan, addon, current = terms.plan, terms.addon, terms.current
     if alternative is not None:
@@ -507,6 +509,10 @@ def _checkout_discount(
     return discount_for(catalog, promo.id, currency)
 
 
+# Stripe expires an unpaid Checkout Session 24 hours after it was made; an older page is not
+# offered again (it is closed and a new one made).
+CHECKOUT_PAGE_LIFETIME = timedelta(hours=23)
+
 CODE_TRIES = 10  # refused promotion codes an account may type per CODE_WINDOW
 CODE_WINDOW = timedelta(hours=1)
 
@@ -625,6 +631,7 @@ def checkout(
     code: str | None = None,
 ) -> FlowResult:
     """Start a first paid subscription (manual: at once; Stripe: a Checkout redirect)."""
+    lock_account(session, account_id)  # one checkout at a time; the balance read once
     plan, quote, trial_days = checkout_quote(
         session, clock, account_id, tier_id, interval, currency, code
     )
@@ -697,17 +704,32 @@ def close_open_checkouts(
     from Stripe's page and Subscribe again, another plan chosen). A checkout with the same
     terms (`same_as`) is sent to the page it already has; any other is closed first, so two
     pages paid one after the other can never start two subscriptions. A page that was paid
-    meanwhile is settled, and its result is the answer (the new checkout is not started)."""
+    meanwhile is settled, and its result is the answer (the new checkout is not started).
+    A page still being opened by another request (its provider call under way) makes this one
+    wait: the caller holds the account's lock (lock_account), so two cannot start at once."""
     for change in pending_changes(session, account_id):
         result = change.result or {}
-        if change.kind not in ("checkout", "subscribe") or result.get("outcome") != "redirect":
+        if change.kind not in ("checkout", "subscribe") or (keep and change.id == keep.id):
             continue
-        if keep is not None and change.id == keep.id:
+        if not result.get("outcome") and in_flight(clock, change):
+            return FlowResult(
+                FlowStatus.PENDING,
+                change,
+                "A payment page for this account is being opened in another tab: finish there, "
+                "or try again in a minute.",
+            )
+        if result.get("outcome") != "redirect":
             continue
         lock_change(session, change)
         if change.status is not ChangeStatus.PENDING:
             continue
-        if same_as is not None and change.kind == "checkout" and change.request == same_as:
+        fresh = clock.now() < change.created_at + CHECKOUT_PAGE_LIFETIME
+        if (
+            fresh
+            and same_as is not None
+            and change.kind == "checkout"
+            and change.request == same_as
+        ):
             return FlowResult(
                 FlowStatus.REDIRECT,
                 change,
@@ -717,7 +739,16 @@ def close_open_checkouts(
         if provider.close_redirect(str(result.get("external_id"))):
             fail_change(clock, change, "Closed: the customer started another checkout.")
             continue
-        settle_change(session, clock, change, provider.find_change(change.id))
+        found = provider.find_change(change.id)
+        if found is None or found.outcome is not Outcome.DONE:
+            # Paid on Stripe's page, its payment not confirmed yet (a bank debit, say).
+            return FlowResult(
+                FlowStatus.PENDING,
+                change,
+                "The payment on the page opened earlier is being confirmed: your plan starts "
+                "as soon as it is. Nothing else was charged.",
+            )
+        settle_change(session, clock, change, found)
         confirmed = _confirmed(session, change) or "Your payment on the earlier page went through."
         return result_of(session, change, f"{confirmed} Nothing else was charged.")
     return None
@@ -830,6 +861,7 @@ def switch_to_yearly(
 ) -> FlowResult:
     """Month -> year now, prorated like an upgrade; the new yearly period starts today."""
     _check_proration_date(session, clock, proration_date)
+    lock_account(session, account_id)  # before anything is quoted from its balance
     terms = _yearly_terms(session, provider, account_id, proration_date)
     quote = terms.quote
     if quote.amount_due != expected_amount_due:
@@ -940,6 +972,7 @@ def buy_addon(
     offer = offers.get_offer(session, offer_id, account_id=account_id) if offer_id else None
     if offer is not None and offer.addon_id != addon_id:
         raise InvalidRequest(f"Offer {offer.id} is not an offer for {addon_id!r}.")
+    lock_account(session, account_id)  # before anything is quoted from its balance
     price, due = addon_quote(session, clock, account_id, addon_id, proration_date)
     if due != expected_amount_due:
         raise QuoteExpired("The price changed since the page was shown: here is the current price.")
@@ -1117,7 +1150,7 @@ def _not_renewed(session: Session, clock: Clock, sub: Subscription, why: str) ->
 def _renew_one(
     session: Session, clock: Clock, provider: BillingProvider, sub: Subscription
 ) -> FlowResult:
-    account = account_of(session, sub.account_id)
+    account = lock_account(session, sub.account_id)  # the balance is read once, here
     state = state_of(session, sub)
     scheduled = sub.scheduled_tier_id is not None or sub.scheduled_interval is not None
     version = store.load(session).version if scheduled else sub.catalog_version

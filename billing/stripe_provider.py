@@ -58,7 +58,7 @@ from billing.provider import (
     SubscriptionState,
     quote_mismatch,
 )
-from billing.quotes import start_quote
+from billing.quotes import one_time_quote, start_quote
 from billing.stripe_errors import DECLINED, StripeRejected, stripe_errors
 from billing.stripe_sync import ensure_price, product_id
 from tiergate.exceptions import (
@@ -258,7 +258,7 @@ class StripeBilling:
             with stripe_errors(f"previewing the change of {sub_id}"):
                 invoice = self.client.v1.invoices.create_preview(preview)
             end = sub["items"].data[0].current_period_end
-            due = _due_now(invoice, end) + sum(p.amount for p in request.one_time)
+            due = _due_now(invoice, end, sum(p.amount for p in request.one_time))
             _check_quote(due, request.expected_amount_due, request.plan.currency)
             stage = "tag"
             self._update(sub_id, {"metadata": {"tiergate_change": key}}, key, "tag")
@@ -376,7 +376,8 @@ class StripeBilling:
     def charge_one_time(self, request: OneTimeRequest) -> Result:
         """A one-time item on its own invoice, finalized and paid at once."""
         item, key = request.item, request.idempotency_key
-        _check_quote(item.amount, request.expected_amount_due, item.currency)
+        quoted = one_time_quote(item, request.customer.balance).amount_due  # balance taken off
+        _check_quote(quoted, request.expected_amount_due, item.currency)
         customer_id = self._customer_id(request.customer)
         existing = self._invoice_for(key, customer=customer_id)
         if existing is not None and existing.status == "paid":
@@ -411,6 +412,12 @@ class StripeBilling:
                 invoice = self.client.v1.invoices.finalize_invoice(
                     invoice_id, {"auto_advance": False}, _key(key, "finalize")
                 )
+        if invoice.status == "open" and invoice.amount_due != request.expected_amount_due:
+            # Stripe's balance moved since the quote (a credit given or used meanwhile): the
+            # finalized invoice would charge another amount. Void it: nothing is charged.
+            with stripe_errors(f"voiding invoice {invoice_id}"):
+                self.client.v1.invoices.void_invoice(invoice_id, None, _key(key, "void"))
+            _check_quote(invoice.amount_due, request.expected_amount_due, item.currency)
         if invoice.status == "open":
             method = self._payment_method(customer_id)
             try:
@@ -900,15 +907,19 @@ def _key(key: str, step: str) -> stripe.RequestOptions:
     return {"idempotency_key": f"{key}:{step}"}
 
 
-def _due_now(preview: stripe.Invoice, period_end: int) -> int:
-    """What the change invoices now. With nothing to prorate (every line rounds to zero)
-    Stripe invoices nothing now and previews the next renewal instead: 0 is due today."""
+def _due_now(preview: stripe.Invoice, period_end: int, one_time: int = 0) -> int:
+    """What the change invoices now: the prorated lines (with nothing to prorate, every line
+    rounding to zero, Stripe previews the next renewal instead: nothing of it is due today)
+    and the one-time items added to that invoice, less the customer's balance, applied once
+    as Stripe applies it when it finalizes the invoice."""
+    prorated = 0
     for line in preview.lines.data:
         parent = line.parent
         source = parent and (parent.subscription_item_details or parent.invoice_item_details)
         if (source and source.proration) or line.period.start < period_end:
-            return preview.amount_due
-    return 0
+            prorated = preview.total
+            break
+    return max(0, prorated + one_time + (preview.starting_balance or 0))
 
 
 def _switches(sub: stripe.Subscription) -> bool:

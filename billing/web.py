@@ -141,15 +141,18 @@ def offer_view(offer: Offer) -> dict[str, Any]:
     return view
 
 
-def _credit(details: dict[str, Any]) -> dict[str, int] | None:
-    """The account credit the quote used today and kept for later (None: no credit)."""
+def _credit(details: dict[str, Any]) -> dict[str, Any] | None:
+    """The account credit the quote used today and kept for later, and an amount owed from
+    earlier invoices that today's charge includes (None: neither)."""
     credit = details.get("credit")
     if not isinstance(credit, dict):
         return None
-    applied, left = credit.get("applied"), credit.get("left")
-    if not isinstance(applied, int) or not isinstance(left, int) or applied < 0 or left < 0:
+    applied, left, owed = credit.get("applied"), credit.get("left"), credit.get("owed", 0)
+    amounts = (applied, left, owed)
+    if not all(isinstance(a, int) and a >= 0 for a in amounts):
         return None
-    return {"applied": applied, "left": left} if applied or left else None
+    view = {"applied": applied, "left": left, "owed": owed}
+    return view if any(amounts) else None
 
 
 def _instant(value: Any) -> datetime | None:

@@ -160,6 +160,7 @@ class UpgradePlan:
     addon: AddOnSuggestion | None = None
     credit_applied: int = 0  # of the account's credit, taken off the amount due today
     credit_left: int = 0  # the credit kept for the next invoices after today's charge
+    owed: int = 0  # an amount owed from earlier invoices, included in today's charge
 
 
 def choose_upgrade(
@@ -258,16 +259,24 @@ def _priced(
     promo = _promotion(catalog, target, interval, currency, now, code)
     charge, renewal_at = _charge(current, target, interval, currency, promo, now, catalog)
     trialing = _trialing(current, now)
-    due, left = settled(charge.total, current.balance)
+    # During a trial nothing of the plan is charged today (an amount owed still is); the
+    # trial's end charges the new items (`charge`) with what is left of the balance.
+    today = 0 if trialing else charge.total
+    due, left = settled(today, current.balance)
     renewal = price + sum(i.total for i in _kept(current, interval, currency, catalog))
     if promo is not None and _renewal_discounted(promo, now, renewal_at):
         renewal -= promo.discount(price, currency)
     renewal = settled(renewal, left)[0]
     note = None
     if trialing and current.trial_end is not None:
-        renewal = due  # the trial's end charges the new items (`charge`) with the balance
+        renewal = settled(charge.total, left)[0]
+        today_text = (
+            f"only the {format_money(due, currency)} owed from earlier invoices is charged today"
+            if due
+            else "nothing is charged today"
+        )
         note = (
-            f"You are on a free trial: nothing is charged today; the first charge of "
+            f"You are on a free trial: {today_text}; the first charge of "
             f"{format_money(renewal, currency)} is on {current.trial_end:%B %-d, %Y}."
         )
     promotion = _promotion_offer(promo, charge)
@@ -284,7 +293,7 @@ def _priced(
         after.limit,
         *texts,
         new_recurring_amount=price,
-        amount_due_today=0 if trialing else due,
+        amount_due_today=due,
         next_renewal_amount=renewal,
         next_renewal_at=renewal_at,
         trial_end=current.trial_end if trialing else None,
@@ -293,8 +302,9 @@ def _priced(
         yearly=yearly,
         promotion=promotion,
         addon=_addon(catalog, feature, target, current, interval, currency),
-        credit_applied=0 if trialing else max(0, charge.total) - due,
-        credit_left=-current.balance if trialing else -left,
+        credit_applied=max(0, max(0, today) - due),
+        credit_left=-left,
+        owed=max(0, current.balance),
     )
 
 
@@ -515,11 +525,10 @@ def _yearly(
     promo = _promotion(catalog, target, year, currency, now, code)
     charge, renewal_at = _charge(current, target, year, currency, promo, now, catalog)
     saving = yearly_saving(monthly, yearly)
+    today = 0 if _trialing(current, now) else charge.total  # a trial is kept: nothing yet
     return YearlyAlternative(
         recurring_amount=yearly,
-        amount_due_today=0
-        if _trialing(current, now)
-        else settled(charge.total, current.balance)[0],
+        amount_due_today=settled(today, current.balance)[0],
         next_renewal_at=renewal_at,
         saving_amount=saving.amount if saving else 0,
         saving_percent=saving.percent if saving else 0,

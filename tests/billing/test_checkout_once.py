@@ -8,11 +8,14 @@ from typing import Any
 
 import pytest
 
+from billing import service
 from billing.models import ChangeStatus
+from billing.provider import StartRequest
 from tests.billing.conftest import add_account
 from tests.billing.stripe_fixtures import fake_stripe
 from tests.billing.test_pages import SELF, path, post_form
 from tests.billing.test_stripe_pages import (
+    URLS,
     Shop,
     account_path,
     changes,
@@ -127,3 +130,67 @@ def test_accepting_an_offer_closes_a_checkout_page_left_open(
     assert upgrade != business
     assert shop.fake.get(business)["status"] == "expired"
     assert shop.fake.get(upgrade)["status"] == "open"
+
+
+def test_a_second_checkout_while_the_first_page_is_being_opened_waits(shop: Shop) -> None:
+    """Two tabs start a first subscription at the same moment: the second is told a payment
+    page is being opened in the other tab (the account's lock serializes them), so only one
+    page exists and only one subscription can be paid."""
+    with get_db(shop.app).session() as s:
+        add_account(s, "newco", shop.clock)
+    billing = shop.billing
+    original = billing.start_subscription
+    sessions: list[str] = []
+
+    def second_tab() -> None:
+        with get_db(shop.app).session() as s:
+            plan, quote, _ = service.checkout_quote(s, shop.clock, "newco", "pro", "month", "usd")
+            result = service.checkout(
+                s,
+                shop.clock,
+                billing,
+                "newco",
+                "pro",
+                "month",
+                "usd",
+                expected_amount_due=quote.amount_due,
+                urls=URLS,
+            )
+            assert result.status is service.FlowStatus.PENDING, result.message
+            assert "being opened in another tab" in result.message
+
+    calls = {"n": 0}
+
+    def racing_start(request: StartRequest) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            second_tab()  # the other tab's request runs while Stripe answers this one
+        return original(request)
+
+    billing.start_subscription = racing_start  # type: ignore[method-assign]
+    with get_db(shop.app).session() as s:
+        plan, quote, _ = service.checkout_quote(s, shop.clock, "newco", "business", "month", "usd")
+        first = service.checkout(
+            s,
+            shop.clock,
+            billing,
+            "newco",
+            "business",
+            "month",
+            "usd",
+            expected_amount_due=quote.amount_due,
+            urls=URLS,
+        )
+        assert first.status is service.FlowStatus.REDIRECT
+        sessions.insert(0, str(first.change.result["external_id"]))
+    billing.start_subscription = original  # type: ignore[method-assign]
+    open_pages = [sid for sid in sessions if shop.fake.get(sid)["status"] == "open"]
+    for sid in open_pages:  # the customer pays each page left open (two tabs)
+        shop.fake.complete_checkout(sid)
+    shop.deliver()
+    live = [
+        sub
+        for sub in shop.fake.client().v1.subscriptions.list({"limit": 100}).data
+        if sub.status in ("active", "trialing")
+    ]
+    assert len(live) == 1, f"{len(live)} live Stripe subscriptions for one account"

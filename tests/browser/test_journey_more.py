@@ -10,7 +10,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.browser.conftest import browser, page_at
 from tests.browser.test_upgrade_journey import (
     cents,
     create_project,
@@ -18,7 +17,7 @@ from tests.browser.test_upgrade_journey import (
     open_trackly,
 )
 
-__all__ = ["browser", "journey", "open_trackly", "page_at"]  # fixtures used here
+__all__ = ["journey", "open_trackly"]  # fixtures used here (browser: conftest)
 
 pytestmark = pytest.mark.browser
 
