@@ -110,6 +110,16 @@ def offer_addon_due_today(session: Session, clock: Clock, offer: Offer) -> int |
     """What the offer's optional add-on adds to today's charge (None: no add-on to offer):
     the charge with it less the charge without, both with the offer's promotion and the
     account's balance, as the provider will charge them."""
+    terms = offer_addon_terms(session, clock, offer)
+    return terms[0] if terms is not None else None
+
+
+def offer_addon_terms(
+    session: Session, clock: Clock, offer: Offer
+) -> tuple[int, int | None] | None:
+    """The add-on's terms on the offer page: what it adds today, and the next renewal with it
+    (None when the offer does not say its renewal before the balance). With a credit, the
+    add-on uses it first, so less of it is left for the renewal. None: no add-on to offer."""
     terms = _offer_terms(session, offer, clock.now(), with_addon=True)
     addon, current = terms.addon, terms.current
     if addon is None:
@@ -125,7 +135,12 @@ def offer_addon_due_today(session: Session, clock: Clock, offer: Offer) -> int |
         plan, kept = terms.plan, terms.kept
         with_it = change_quote(current, plan, (*kept, *recurring), one_time, at, discount)
         without = change_quote(current, plan, kept, (), at, discount)
-    return with_it.amount_due - without.amount_due
+    total = (offer.details or {}).get("renewal_total")
+    renewal = None
+    if isinstance(total, int) and with_it.trial_end is None:
+        more = addon.amount if addon.interval else 0
+        renewal = max(0, total + more + with_it.ending_balance)
+    return with_it.amount_due - without.amount_due, renewal
 
 
 def past_due_block(session: Session, sub: Subscription | None, now: datetime) -> str | None:

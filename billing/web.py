@@ -223,14 +223,16 @@ def _addon(session: Any, clock: Any, catalog: Catalog, offer: Offer, interval: s
     addon = catalog.addon(offer.addon_id or "")
     if addon is None:
         return None
-    due = service.offer_addon_due_today(session, clock, offer)
-    if due is None:
+    terms = service.offer_addon_terms(session, clock, offer)
+    if terms is None:
         return None
+    due, renewal = terms
     recurring = addon.billing is AddOnBilling.RECURRING
     return {
         "addon": addon,
         "due_today": due,
         "recurring": addon.price(interval, offer.currency) if recurring else None,
+        "renewal": renewal,
     }
 
 

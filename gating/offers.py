@@ -525,6 +525,7 @@ def _body(plan: policy.UpgradePlan, current: policy.Current) -> dict[str, Any]:
         "next_renewal_at": _iso(plan.next_renewal_at),
         "trial_end": _iso(plan.trial_end),
         "note": plan.note,
+        "renewal_total": plan.renewal_total,
         "credit": (plan.credit_applied or plan.credit_left or plan.owed or None)
         and {"applied": plan.credit_applied, "left": plan.credit_left, "owed": plan.owed},
         "price_jump": plan.price_jump

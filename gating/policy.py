@@ -161,6 +161,7 @@ class UpgradePlan:
     credit_applied: int = 0  # of the account's credit, taken off the amount due today
     credit_left: int = 0  # the credit kept for the next invoices after today's charge
     owed: int = 0  # an amount owed from earlier invoices, included in today's charge
+    renewal_total: int | None = None  # the next renewal before the balance is taken off
 
 
 def choose_upgrade(
@@ -266,9 +267,11 @@ def _priced(
     renewal = price + sum(i.total for i in _kept(current, interval, currency, catalog))
     if promo is not None and _renewal_discounted(promo, now, renewal_at):
         renewal -= promo.discount(price, currency)
+    renewal_total = renewal  # before the balance: what an add-on ticked is added to
     renewal = settled(renewal, left)[0]
     note = None
     if trialing and current.trial_end is not None:
+        renewal_total = charge.total
         renewal = settled(charge.total, left)[0]
         today_text = (
             f"only the {format_money(due, currency)} owed from earlier invoices is charged today"
@@ -295,6 +298,7 @@ def _priced(
         new_recurring_amount=price,
         amount_due_today=due,
         next_renewal_amount=renewal,
+        renewal_total=renewal_total,
         next_renewal_at=renewal_at,
         trial_end=current.trial_end if trialing else None,
         note=note,

@@ -95,5 +95,15 @@ def test_the_credit_note_says_a_ticked_addon_uses_the_credit_first(
         offer = gate_offer(s, clock, "acme", "automation_runs", used=1000, requested=1)
         offer_id = offer.id
     page = _page(app, client, offer_id)
-    assert "With Onboarding package: $294.00 today" in page
     assert "adding Onboarding package uses it first" in page
+    hint = "With Onboarding package: $294.00 today, then $29.00 on November 30, 2026."
+    assert hint in page  # the credit is used up today: the renewal is the full price
+    assert _accept(client, page, offer_id, addon="yes").status_code == 302
+    from billing import service
+    from billing.manual import ManualBilling
+    from tests.billing.conftest import PERIOD_END
+
+    clock.set(PERIOD_END)
+    with db() as s:
+        service.apply_period_end(s, clock, ManualBilling())
+    assert sorted(invoices(db), key=lambda i: i.id)[-1].amount_paid == 2900
