@@ -332,10 +332,25 @@ def account_of(session: Session, account_id: str) -> Account:
 
 
 def lock_account(session: Session, account_id: str) -> Account:
-    """The account row, read anew and locked until the transaction ends (PostgreSQL: FOR
-    UPDATE). Charging flows take it before anything is quoted: two charges at once never use
-    the same credit, and never open two payment pages for a first subscription."""
-    account = session.get(Account, account_id, with_for_update=True, populate_existing=True)
+    """The account row, read anew and locked until the transaction ends. Charging flows take
+    it before anything is quoted: two charges at once never use the same credit, and never
+    open two payment pages for a first subscription.
+
+    PostgreSQL: FOR NO KEY UPDATE, which still lets other transactions insert rows that refer
+    to the account (a webhook recording an invoice), so settling a change never deadlocks with
+    it. SQLite has no row locks: a write that changes nothing takes the database's write lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        account = session.get(
+            Account, account_id, with_for_update={"key_share": True}, populate_existing=True
+        )
+    else:
+        session.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(updated_at=Account.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+        account = session.get(Account, account_id, populate_existing=True)
     if account is None:
         raise NotFound(f"Account {account_id!r} does not exist.")
     return account

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from billing.models import BillingChange, ChangeStatus, CodeAttempt, Invoice
@@ -277,6 +277,9 @@ def accept_offer(
     offer = offers.get_offer(session, offer_id, account_id=account_id)
     if offer.account_id != account_id:
         raise NotFound(f"Offer {offer_id!r} does not exist for this account.")
+    # First the account's lock: a second click waits for the first and then finds its change;
+    # nothing is quoted from the balance before it.
+    lock_account(session, account_id)
     previous = session.scalars(
         select(BillingChange)
         .where(BillingChange.offer_id == offer.id)
@@ -298,7 +301,6 @@ def accept_offer(
         raise InvalidRequest(f"interval must be 'month' or 'year', not {interval!r}")
     yearly = interval == "year" and offer.interval != "year"
     alternative = _yearly_alternative(offer) if yearly else None
-    lock_account(session, account_id)  # before anything is quoted from its balance
     terms = _offer_terms(session, offer, now, with_addon=with_addon, interval=interval)
     plan, addon, current = terms.plan, terms.addon, terms.current
     if alternative is not None:
@@ -556,9 +558,22 @@ def guard_code_tries(session: Session, clock: Clock, account_id: str) -> None:
         )
 
 
-def refused_code(session: Session, clock: Clock, account_id: str, typed: str) -> None:
-    """Count a refused code against the account's tries (the caller commits it)."""
-    session.add(CodeAttempt(account_id=account_id, typed=typed[:64], at=clock.now()))
+def claim_code_try(session: Session, clock: Clock, account_id: str, typed: str) -> int:
+    """Count a typed code against the account's tries before it is looked at (the caller
+    commits it at once): under the account's lock, so tries sent at the same moment are
+    counted one after the other and no more than CODE_TRIES are looked at. TooManyCodes when
+    none is left. The id of the try: `code_accepted` takes back one that was accepted."""
+    lock_account(session, account_id)
+    guard_code_tries(session, clock, account_id)
+    attempt = CodeAttempt(account_id=account_id, typed=typed[:64], at=clock.now())
+    session.add(attempt)
+    session.flush()
+    return attempt.id
+
+
+def code_accepted(session: Session, attempt_id: int) -> None:
+    """A code that applied is not a refused try."""
+    session.execute(delete(CodeAttempt).where(CodeAttempt.id == attempt_id))
 
 
 def code_promotion(

@@ -283,19 +283,23 @@ def offer_page(offer_id: str) -> Page:
     code_error = None
     code_status = 422
     if typed and not view["expired"] and open_to_change:
+        clock = get_clock()
         try:
-            service.guard_code_tries(session, get_clock(), account_id)
-            coded = service.offer_with_code(session, get_clock(), offer, typed)
+            attempt = service.claim_code_try(session, clock, account_id, typed)
         except service.TooManyCodes as exc:
-            code_error, code_status = exc.message, 429
-        except InvalidRequest as exc:  # a code that does not apply: say why, keep the offer
             session.rollback()
-            service.refused_code(session, get_clock(), account_id, typed)
-            session.commit()
-            code_error = exc.message
+            code_error, code_status = exc.message, 429
         else:
-            session.commit()
-            return redirect(_offer_url(coded, account_id))
+            session.commit()  # the try counts, whatever happens next
+            try:
+                coded = service.offer_with_code(session, clock, offer, typed)
+            except InvalidRequest as exc:  # a code that does not apply: say why, keep the offer
+                session.rollback()
+                code_error = exc.message
+            else:
+                service.code_accepted(session, attempt)
+                session.commit()
+                return redirect(_offer_url(coded, account_id))
     if not view["expired"] and not any(e.type is OfferStatus.SHOWN for e in offer.events):
         offers.record_event(session, get_clock(), offer.id, "shown", account_id=account_id)
         session.commit()
@@ -700,9 +704,11 @@ def checkout_page() -> Page:
     currency = request.values.get("currency") or catalog.default_currency
     code = request.values.get("code", "").strip()[:64] or None
     code_error, code_status = None, 422
+    attempt = None
     try:
         if code is not None:
-            service.guard_code_tries(session, clock, account_id)
+            attempt = service.claim_code_try(session, clock, account_id, code)
+            session.commit()  # the try counts, whatever happens next
         plan, quote, trial_days = service.checkout_quote(
             session, clock, account_id, tier_id, interval, currency.lower(), code
         )
@@ -710,15 +716,20 @@ def checkout_page() -> Page:
         if code is None:
             raise
         if isinstance(exc, service.TooManyCodes):
+            session.rollback()
             code_status = 429
-        else:  # counted against the account's tries, whatever the page does next
-            service.refused_code(session, clock, account_id, code)
+        elif attempt is not None and not (isinstance(exc.details, dict) and "code" in exc.details):
+            service.code_accepted(session, attempt)  # refused for another reason than the code
             session.commit()
         # A code that does not apply: say why, and show the price without it.
         code_error, code = exc.message, None
         plan, quote, trial_days = service.checkout_quote(
             session, clock, account_id, tier_id, interval, currency.lower()
         )
+    else:
+        if attempt is not None:  # the code applies: not a refused try
+            service.code_accepted(session, attempt)
+            session.commit()
     if code is not None:  # shown as the catalog spells it
         promo = service.promotion_with_code(catalog, code)
         code = promo.code if promo is not None and promo.code else code

@@ -108,7 +108,10 @@ def _signed_in(catalog: Catalog) -> tuple[str | None, PlanLinks | None, str | No
     def downgrade(tier: str, interval: str) -> str:
         if free is not None and tier == free.id:
             return url_for("billing.cancel_page", t=token, **back)
-        return url_for("billing.downgrade_page", t=token, tier=tier, interval=interval, **back)
+        # At the period end and at the subscription's own interval: a move to another
+        # interval from the yearly tab would bill now, so it is not a downgrade.
+        billed = sub.interval if sub is not None else interval
+        return url_for("billing.downgrade_page", t=token, tier=tier, interval=billed, **back)
 
     return current, PlanLinks(upgrade=upgrade, downgrade=downgrade), None
 
