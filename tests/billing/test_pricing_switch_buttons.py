@@ -21,10 +21,8 @@ def test_switch_buttons_on_the_yearly_tab_of_a_monthly_customer_lead_somewhere(
     app: Any, client: Any, db: Any, clock: Any, version: int
 ) -> None:
     """A Pro customer billed monthly opens the pricing page from the app and picks the yearly
-    tab (the page's own interval switch). "Switch to Starter" links to
-    /billing/downgrade?tier=starter&interval=year, which answers 422 "Starter per year is an
-    upgrade: upgrades apply at once from the upgrade page" -- a dead button on the page that
-    promises every button leads to its exact quote."""
+    tab: "Switch to Starter" leads to the downgrade page at the subscription's own interval
+    (Starter per year would bill now: not a move at the period end)."""
     with db() as s:
         subscribe(s, "acme", clock, version, tier="pro", interval="month")
     token = portal.account_token(app.config, "acme")
