@@ -68,7 +68,8 @@ def path(url: str) -> str:
 
 def invoices(db, account_id="acme") -> list[Invoice]:  # type: ignore[no-untyped-def]
     with db() as s:
-        return list(s.scalars(select(Invoice).where(Invoice.account_id == account_id)))
+        query = select(Invoice).where(Invoice.account_id == account_id).order_by(Invoice.id)
+        return list(s.scalars(query))
 
 
 def event_types(db, offer_id: str) -> list[str]:  # type: ignore[no-untyped-def]

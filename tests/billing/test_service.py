@@ -52,7 +52,8 @@ def accept(
 
 
 def invoices(session: Session, account_id: str) -> list[Invoice]:
-    return list(session.scalars(select(Invoice).where(Invoice.account_id == account_id)))
+    query = select(Invoice).where(Invoice.account_id == account_id).order_by(Invoice.id)
+    return list(session.scalars(query))
 
 
 def events(session: Session, offer: Offer) -> list[tuple[str, int | None]]:
