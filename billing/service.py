@@ -1161,8 +1161,8 @@ def apply_period_end(
     return results
 
 
-def _not_renewed(session: Session, clock: Clock, sub: Subscription, why: str) -> FlowResult:
-    change = new_change(
+def _renew_change(session: Session, clock: Clock, sub: Subscription) -> BillingChange:
+    return new_change(
         session,
         clock,
         sub.account_id,
@@ -1170,6 +1170,10 @@ def _not_renewed(session: Session, clock: Clock, sub: Subscription, why: str) ->
         {"period_end": sub.current_period_end.isoformat()},
         currency=sub.currency,
     )
+
+
+def _not_renewed(session: Session, clock: Clock, sub: Subscription, why: str) -> FlowResult:
+    change = _renew_change(session, clock, sub)
     message = f"Not renewed {sub.account_id}: {why}"
     fail_change(clock, change, message)
     log.error(message)
@@ -1184,14 +1188,7 @@ def _renew_one(
     state = state_of(session, sub)
     scheduled = sub.scheduled_tier_id is not None or sub.scheduled_interval is not None
     version = store.load(session).version if scheduled else sub.catalog_version
-    change = new_change(
-        session,
-        clock,
-        sub.account_id,
-        "renew",
-        {"period_end": sub.current_period_end.isoformat()},
-        currency=sub.currency,
-    )
+    change = _renew_change(session, clock, sub)
     request = RenewRequest(change.id, customer_of(account, sub.currency), state, None)
     status, invoice, result, message = call_provider(
         session, clock, provider, change, provider.renew, request, None, version

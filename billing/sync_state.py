@@ -205,17 +205,12 @@ def follow_switch(
         "tier": state.next_plan.item_id,
         "interval": state.next_plan.interval,
     }
+    currency = state.next_plan.currency
     try:
         result = provider.continue_switch(state.external_id, change_id)
     except PaymentFailed as exc:
         change = new_change(
-            session,
-            clock,
-            account.id,
-            "switch",
-            request,
-            change_id=change_id,
-            currency=state.next_plan.currency,
+            session, clock, account.id, "switch", request, change_id=change_id, currency=currency
         )
         fail_change(clock, change, exc.message)
         log.warning("%s: the switch after %s failed: %s", account.id, state.external_id, exc)
@@ -223,13 +218,7 @@ def follow_switch(
     if result is None or result.subscription is None:
         return None
     change = new_change(
-        session,
-        clock,
-        account.id,
-        "switch",
-        request,
-        change_id=change_id,
-        currency=state.next_plan.currency,
+        session, clock, account.id, "switch", request, change_id=change_id, currency=currency
     )
     before = _describe(sub)
     plan = result.subscription.plan
