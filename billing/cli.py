@@ -36,7 +36,7 @@ def renew_command() -> None:
     click.echo(f"{len(lines)} period end(s) processed with {provider.name} billing.")
     for line in told:
         click.echo(line)
-    stuck = [line for line in lines if line.startswith("Not renewed")]
+    stuck = [line for line in lines if line.startswith(service.NOT_RENEWED)]
     if stuck:  # the others were renewed; a scheduler sees the failure
         raise click.ClickException(f"{len(stuck)} subscription(s) could not be renewed: see above.")
 

@@ -20,7 +20,6 @@ from billing.provider import (
     OneTimeRequest,
     Outcome,
     Price,
-    QuoteMismatch,
     RenewRequest,
     Result,
     RunningDiscount,
@@ -195,11 +194,7 @@ def _one_used(kept: RunningDiscount | None) -> RunningDiscount | None:
 
 def _check(quote: Quote, expected: int) -> None:
     if quote.amount_due != expected:
-        raise _mismatch(quote.amount_due, expected, quote.currency)
-
-
-def _mismatch(amount: int, expected: int, currency: str) -> QuoteMismatch:
-    return quote_mismatch(amount, expected, currency)
+        raise quote_mismatch(quote.amount_due, expected, quote.currency)
 
 
 def _done(state: SubscriptionState, quote: Quote) -> Result:

@@ -526,8 +526,9 @@ def _checkout_discount(
     return discount_for(catalog, promo.id, currency)
 
 
-# Stripe expires an unpaid Checkout Session 24 hours after it was made; an older page is not
-# offered again (it is closed and a new one made).
+# Stripe expires an unpaid Checkout Session 24 hours after it was made; a page older than this
+# is not offered again (it is closed and a new one made): an hour's margin, so that a page
+# handed out does not expire while the customer is paying on it.
 CHECKOUT_PAGE_LIFETIME = timedelta(hours=23)
 
 CODE_TRIES = 10  # refused promotion codes an account may type per CODE_WINDOW
@@ -661,7 +662,7 @@ def checkout(
     code: str | None = None,
 ) -> FlowResult:
     """Start a first paid subscription (manual: at once; Stripe: a Checkout redirect)."""
-    lock_account(session, account_id)  # one checkout at a time; the balance read once
+    account = lock_account(session, account_id)  # one checkout at a time; balance read once
     plan, quote, trial_days = checkout_quote(
         session, clock, account_id, tier_id, interval, currency, code
     )
@@ -685,7 +686,6 @@ def checkout(
         amount_due=quote.amount_due,
         currency=currency,
     )
-    account = account_of(session, account_id)
     request = StartRequest(
         change.id,
         customer_of(account, currency),
@@ -735,8 +735,9 @@ def close_open_checkouts(
     terms (`same_as`) is sent to the page it already has; any other is closed first, so two
     pages paid one after the other can never start two subscriptions. A page that was paid
     meanwhile is settled, and its result is the answer (the new checkout is not started).
-    A page still being opened by another request (its provider call under way) makes this one
-    wait: the caller holds the account's lock (lock_account), so two cannot start at once."""
+    A page still being opened by another request (its provider call under way) answers this
+    one PENDING at once ("being opened in another tab"): the caller holds the account's lock
+    (lock_account), so two cannot start at the same moment."""
     for change in pending_changes(session, account_id):
         result = change.result or {}
         if change.kind not in ("checkout", "subscribe") or (keep and change.id == keep.id):
@@ -1172,9 +1173,20 @@ def _renew_change(session: Session, clock: Clock, sub: Subscription) -> BillingC
     )
 
 
-def _not_renewed(session: Session, clock: Clock, sub: Subscription, why: str) -> FlowResult:
-    change = _renew_change(session, clock, sub)
-    message = f"Not renewed {sub.account_id}: {why}"
+NOT_RENEWED = "Not renewed"  # how a renewal that could not be made is reported
+
+
+def _not_renewed(
+    session: Session,
+    clock: Clock,
+    sub: Subscription,
+    why: str,
+    change: BillingChange | None = None,
+) -> FlowResult:
+    """Report a renewal that could not be made, its change (made now if there is none yet)
+    marked failed: the subscription is left as it is."""
+    change = change or _renew_change(session, clock, sub)
+    message = f"{NOT_RENEWED} {sub.account_id}: {why}"
     fail_change(clock, change, message)
     log.error(message)
     return FlowResult(FlowStatus.DECLINED, change, message)
@@ -1190,9 +1202,12 @@ def _renew_one(
     version = store.load(session).version if scheduled else sub.catalog_version
     change = _renew_change(session, clock, sub)
     request = RenewRequest(change.id, customer_of(account, sub.currency), state, None)
-    status, invoice, result, message = call_provider(
-        session, clock, provider, change, provider.renew, request, None, version
-    )
+    try:
+        status, invoice, result, message = call_provider(
+            session, clock, provider, change, provider.renew, request, None, version
+        )
+    except TiergateError as exc:  # refused by the provider: this change, not another one
+        return _not_renewed(session, clock, sub, exc.message, change)
     if status is FlowStatus.DONE and sub.status == SubscriptionStatus.CANCELED:
         message = f"Canceled at the period end; {sub.account_id} is on the free tier."
     elif status is FlowStatus.DONE:

@@ -23,7 +23,7 @@ from billing.proration import add_interval
 from billing.provider import BillingProvider, QuoteMismatch
 from billing.quotes import renewal_quote
 from gating import offers
-from gating.models import Offer, OfferStatus, Subscription, SubscriptionStatus
+from gating.models import Offer, OfferStatus, OfferTrigger, Subscription, SubscriptionStatus
 from tiergate.db import get_session
 from tiergate.exceptions import Conflict, InvalidRequest, NotFound, TiergateError
 from tiergate.extensions import get_billing, get_clock
@@ -425,7 +425,7 @@ def _interval() -> str | None:
 
 @bp.post("/offers/<offer_id>/dismiss")
 def offer_dismiss(offer_id: str) -> Page:
-    """ "Not now": record the dismissal (the cooldown starts) and go back to the app."""
+    """ "Not now": record the dismissal (a prompt's cooldown starts) and go back to the app."""
     session = get_session()
     offer, account_id = _offer_for_link(offer_id)
     if offer.status not in (OfferStatus.ACCEPTED, OfferStatus.PAID):
@@ -438,7 +438,8 @@ def offer_dismiss(offer_id: str) -> Page:
     billing_url = url_for(
         "billing.account_page", t=portal.account_token(current_app.config, account_id)
     )
-    return render_template("billing_dismissed.html", billing_url=billing_url)
+    prompted = offer.trigger is not OfferTrigger.PRICING_PAGE  # the customer's own look-up
+    return render_template("billing_dismissed.html", billing_url=billing_url, cooldown=prompted)
 
 
 @bp.get("/offers/<offer_id>/done")

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing.records import LIVE, usage_of
+from billing.records import LIVE, balance_in, usage_of
 from gating import policy
 from gating.models import (
     Account,
@@ -429,7 +429,7 @@ def _current(
     currency = sub.currency if sub is not None else catalog.default_currency
     if currency not in catalog.currencies:
         currency = catalog.default_currency
-    balance = account.balance if account.balance_currency == currency else 0
+    balance = balance_in(account, currency)
     if sub is None or tier.free or sub.tier_id != tier.id:
         return policy.Current(tier, currency, balance=balance)
     rows = session.scalars(

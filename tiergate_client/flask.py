@@ -310,12 +310,12 @@ class Gate:
         except TiergateUnavailable:
             return GateResult(feature in self.fail_open, feature, reason=UNAVAILABLE)
         except TiergateError as exc:
-            self._refused(exc, feature, *args[:1])
+            self._refused(exc, f"{feature} check", *args[:1])
             return GateResult(False, feature, reason=REFUSED)
 
     def _refused(self, exc: TiergateError, what: str, *about: Any) -> None:
-        """tiergate answered, but refused the question: log it loudly (it is a bug or a setup
-        problem), and answer closed. It says nothing about tiergate being down."""
+        """Log that tiergate answered but refused the question (a bug or a setup problem; the
+        caller answers closed). It says nothing about tiergate being down."""
         log.error(
             "tiergate refused the %s request for %s: %s (%s)",
             what,

@@ -75,8 +75,12 @@ class PriceView:
 class CallToAction:
     label: str  # "Start free", "Start 14-day trial", "Upgrade", "Contact sales", ...
     href: str | None  # None: the customer's own plan, or nowhere to go (`note` says why)
-    kind: str  # "primary" (at most the recommended one) | "secondary" | "current"
+    kind: str  # "primary" (the recommended tier's; with none, every move up) | "secondary"
+    # | "current"
     note: str = ""  # why a button without `href` is disabled
+    # `href` quotes the page's interval (an upgrade, a first plan): a page that switches the
+    # interval without a reload changes it there. A move down keeps the subscription's own.
+    follows_interval: bool = False
 
 
 LinkTo = Callable[[str, str], str]  # (tier id, interval) -> URL
@@ -98,7 +102,7 @@ class PlanLinks:
 # Why a button is disabled when the caller gave no destination for it.
 NO_SIGNUP_NOTE = "Sign up in the app to choose this plan."
 NO_ACCOUNT_NOTE = "Change plans from Billing in the app."
-NO_SALES_NOTE = "Ask your account manager about this plan."
+NO_SALES_NOTE = "Contact us to discuss this plan."
 
 
 @dataclass(frozen=True)
@@ -421,7 +425,8 @@ def _cta(
         return CallToAction("Contact sales", url, emphasis(False), "" if url else NO_SALES_NOTE)
     if current is not None:
         if _rank(tier, currency) <= _rank(current, currency):  # never the recommended one
-            return _link(f"Switch to {tier.name}", "secondary", links.downgrade, tier, interval)
+            switch = _link(f"Switch to {tier.name}", "secondary", links.downgrade, tier, interval)
+            return replace(switch, follows_interval=False)
         return _link("Upgrade", emphasis(True), links.upgrade, tier, interval)
     # A visitor: they start at the host app's sign-up, when the caller gave one.
     if tier.free:
@@ -441,7 +446,7 @@ def _link(
     """A button to `link_to`'s page for `tier`, or disabled with `missing` when there is none."""
     if link_to is None:
         return CallToAction(label, None, kind, missing)
-    return CallToAction(label, link_to(tier.id, interval.value), kind)
+    return CallToAction(label, link_to(tier.id, interval.value), kind, follows_interval=True)
 
 
 def _rank(tier: Tier, currency: str) -> tuple[int, int]:

@@ -85,8 +85,11 @@ def _signed_in(catalog: Catalog) -> tuple[str | None, PlanLinks | None, str | No
     try:
         account_id = portal.read_account_token(current_app.config, token)
         account = records.account_of(get_session(), account_id)
-    except TiergateError as exc:
-        return None, None, f"{exc.message} Until then the buttons below do not change plans."
+    except TiergateError:
+        return None, None, (
+            "Your link has expired or is not valid: open the pricing page again from the app "
+            "to change plans here."
+        )
     sub = records.live_subscription(account)
     free = catalog.free_tier
     current = sub.tier_id if sub is not None else (free.id if free is not None else None)

@@ -17,9 +17,10 @@
     });
     root.querySelectorAll("[data-cta]").forEach(function (link) {
       link.setAttribute("data-interval", interval);
-      // A plan link that names the interval (checkout, sign-up) follows the switch.
+      // A link to a quote at the page's interval (an upgrade, a first plan) follows the
+      // switch; a move down keeps the subscription's own interval, set by the server.
       var href = link.getAttribute("href");
-      if (href && /[?&]interval=/.test(href)) {
+      if (href && link.hasAttribute("data-follows-interval") && /[?&]interval=/.test(href)) {
         var target = new URL(href, window.location.href);
         target.searchParams.set("interval", interval);
         link.setAttribute("href", target.toString());

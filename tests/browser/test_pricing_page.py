@@ -43,12 +43,16 @@ def test_interval_switch_carries_the_interval_into_plan_links_that_name_it(
     # A plan link as a caller's PlanLinks makes it (tiers/pricing.py), next to one without.
     page.evaluate(
         """document.querySelector("td.cta-cell").insertAdjacentHTML("beforeend",
-        '<a data-cta id="checkout" href="/billing/checkout?tier=pro&interval=month">Go</a>')"""
+        '<a data-cta data-follows-interval id="checkout" ' +
+        'href="/billing/checkout?tier=pro&interval=month">Go</a>' +
+        '<a data-cta id="down" href="/billing/downgrade?tier=starter&interval=month">Down</a>')"""
     )
     page.get_by_role("button", name="Yearly").click()
     assert page.get_attribute("#checkout", "href").endswith(
         "/billing/checkout?tier=pro&interval=year"
     )
+    # A move down keeps the subscription's own interval: switching there would bill now.
+    assert page.get_attribute("#down", "href") == "/billing/downgrade?tier=starter&interval=month"
     contact = "[data-cta][data-tier='enterprise']"
     assert page.get_attribute(contact, "href") == "https://trackly.example/contact-sales"
 

@@ -235,6 +235,7 @@ def test_the_json_table_says_why_a_button_is_disabled(catalog):
         "href": None,
         "kind": "primary",
         "note": NO_SIGNUP_NOTE,
+        "follows_interval": False,
     }
 
 
