@@ -337,6 +337,11 @@ def choose_post_purchase_addon(
 # ---- ranking --------------------------------------------------------------------------------
 
 
+def tiers_above(catalog: Catalog, current: Current, interval: str, currency: str) -> list[Tier]:
+    """The listed tiers an upgrade from `current` can move to (what `price_upgrade` quotes)."""
+    return _above(catalog, current, interval, currency)
+
+
 def _above(catalog: Catalog, current: Current, interval: str, currency: str) -> list[Tier]:
     """Listed tiers ranked above the current one that sell this interval and currency."""
     anchor = catalog.tier(current.tier.id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from sqlalchemy import select
 
 from billing import portal
@@ -94,3 +95,27 @@ def test_the_billing_page_of_a_paid_account_links_each_higher_tier_to_its_exact_
     assert [name for _, name in links] == ["Pro", "Business"]
     offer_page = client.get(html.unescape(links[0][0]))
     assert offer_page.status_code == 302 and "/offers/off_" in offer_page.headers["Location"]
+
+
+@pytest.mark.parametrize(
+    ("tier", "interval"),
+    [("starter", "month"), ("pro", "month"), ("starter", "year"), ("team_legacy", "month")],
+)
+def test_every_upgrade_link_on_the_billing_page_leads_to_a_quote(
+    app: Any, client: Any, db: Any, clock: Any, version: int, tier: str, interval: str
+) -> None:
+    """The billing page lists a tier under "Upgrade to" only when /billing/upgrade can quote
+    it: no link ends on "not an upgrade", whatever plan the account holds."""
+    import html
+    import re
+
+    with db() as s:
+        subscribe(s, "acme", clock, version, tier=tier, interval=interval)
+    token = portal.account_token(app.config, "acme")
+    page = client.get(f"/billing?t={token}").get_data(as_text=True)
+    links = re.findall(r'href="(/billing/upgrade\?[^"]+)"', page)
+    assert links or tier == "business"
+    for link in links:
+        response = client.get(html.unescape(link))
+        assert response.status_code == 302, (link, response.get_data(as_text=True)[:300])
+        assert "/offers/off_" in response.headers["Location"]
