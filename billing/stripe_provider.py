@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import stripe
 from stripe.params import (
@@ -234,7 +234,7 @@ class StripeBilling:
         if unscheduled:
             prices = (request.current.plan, *request.current.addons)
             sub = self._set_items(sub, prices, key, attempt)
-        stage = "preview"  # how far the change got: before "tag" nothing was written for it
+        written = False  # until the tag below, nothing was written to Stripe for this change
         try:
             items, deleting = self._items_param(sub, request.plan, request.addons)
             if not items and not request.one_time:
@@ -260,7 +260,7 @@ class StripeBilling:
             end = sub["items"].data[0].current_period_end
             due = _due_now(invoice, end, sum(p.amount for p in request.one_time))
             _check_quote(due, request.expected_amount_due, request.plan.currency)
-            stage = "tag"
+            written = True
             self._update(sub_id, {"metadata": {"tiergate_change": key}}, key, "tag")
             kept_discounts = [_id_of(d) for d in (sub.discounts or [])]
             if coupon is not None:
@@ -277,9 +277,7 @@ class StripeBilling:
             }
             if request.one_time:
                 update["add_invoice_items"] = [self._invoice_item(p) for p in request.one_time]
-            stage = "modify"
             changed = self._update(sub_id, update, key, "modify")
-            stage = "sent"
             if changed.pending_update is not None:
                 latest = changed.latest_invoice
                 if isinstance(latest, stripe.Invoice) and latest.status == "open" and latest.id:
@@ -297,7 +295,7 @@ class StripeBilling:
             # A change that did not happen keeps the period-end change scheduled before it.
             # One whose write failed on the way (Stripe unreachable after the tag) may have been
             # applied: it stays pending under its key, and the retry or reconcile settles it.
-            unknown = isinstance(exc, ProviderUnavailable) and stage != "preview"
+            unknown = isinstance(exc, ProviderUnavailable) and written
             if unscheduled and not unknown:
                 self._restore_schedule(request, attempt)
             raise
@@ -483,14 +481,11 @@ class StripeBilling:
 
     def fetch_subscription(self, external_id: str) -> SubscriptionState | None:
         """Stripe's current state of a subscription tiergate created (None: missing/not ours)."""
-        with stripe_errors(f"reading subscription {external_id}"):
-            try:
-                sub = self.client.v1.subscriptions.retrieve(external_id)
-            except stripe.InvalidRequestError as exc:
-                if exc.code == "resource_missing":
-                    return None
-                raise
-        return self._state(sub) if _meta(sub).get("tiergate") == "1" else None
+        sub = _unless_missing(
+            f"reading subscription {external_id}",
+            lambda: self.client.v1.subscriptions.retrieve(external_id),
+        )
+        return self._state(sub) if sub is not None and _meta(sub).get("tiergate") == "1" else None
 
     def subscriptions_of(
         self, customer_external_id: str, account_id: str
@@ -510,14 +505,11 @@ class StripeBilling:
 
     def customer_balance(self, customer_external_id: str) -> tuple[int, str | None] | None:
         """The customer's invoice balance (negative: a credit) and its currency."""
-        with stripe_errors(f"reading customer {customer_external_id}"):
-            try:
-                customer = self.client.v1.customers.retrieve(customer_external_id)
-            except stripe.InvalidRequestError as exc:
-                if exc.code == "resource_missing":
-                    return None
-                raise
-        if getattr(customer, "deleted", False):
+        customer = _unless_missing(
+            f"reading customer {customer_external_id}",
+            lambda: self.client.v1.customers.retrieve(customer_external_id),
+        )
+        if customer is None or getattr(customer, "deleted", False):
             return None
         return int(customer.balance or 0), customer.currency
 
@@ -901,6 +893,20 @@ class StripeBilling:
 
 
 # ---- helpers --------------------------------------------------------------------------------
+
+
+T = TypeVar("T")
+
+
+def _unless_missing(doing: str, fetch: Callable[[], T]) -> T | None:
+    """`fetch()`, or None when Stripe has no such object (`resource_missing`)."""
+    with stripe_errors(doing):
+        try:
+            return fetch()
+        except stripe.InvalidRequestError as exc:
+            if exc.code == "resource_missing":
+                return None
+            raise
 
 
 def _key(key: str, step: str) -> stripe.RequestOptions:

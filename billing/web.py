@@ -680,17 +680,13 @@ def upgrade_page() -> Page:
             )
         )
     from gating import service as gate
+    from gating.api import gate_settings
 
     config = current_app.config
-    settings = gate.GateSettings(
-        past_due_grace_days=config["PAST_DUE_GRACE_DAYS"],
-        base_url=config["BASE_URL"],
-        cache=current_app.extensions.get("tiergate.gate_cache"),
-    )
     blocked = service.past_due_block(session, sub, clock.now())
     if blocked is not None:
         raise Conflict(blocked)
-    entitlements = gate.load_entitlements(session, clock, account_id, settings)
+    entitlements = gate.load_entitlements(session, clock, account_id, gate_settings())
     if entitlements.tier is None:
         raise Conflict("This account has no plan to upgrade from: see the billing page.")
     held = cast(offers.Entitlements, entitlements)  # its tier is known now

@@ -57,7 +57,8 @@ def _errors(bp: Blueprint, *statuses: int) -> Callable[[Callable[..., Any]], Cal
     return decorator
 
 
-def _settings() -> service.GateSettings:
+def gate_settings() -> service.GateSettings:
+    """The gate's settings from the app's config (for the API and the billing pages)."""
     config = current_app.config
     return service.GateSettings(
         past_due_grace_days=config["PAST_DUE_GRACE_DAYS"],
@@ -120,7 +121,7 @@ def get_account(account_id: str) -> Any:
 def get_entitlements(account_id: str) -> Any:
     """What the account may use now: tier, features, limits and usage"""
     return service.entitlements(
-        get_session(), get_clock(), _path_id(account_id, "account_id"), settings=_settings()
+        get_session(), get_clock(), _path_id(account_id, "account_id"), settings=gate_settings()
     )
 
 
@@ -218,7 +219,7 @@ def check(args: dict[str, Any]) -> Any:
         args["account_id"],
         args["feature"],
         args["quantity"],
-        settings=_settings(),
+        settings=gate_settings(),
     )
     if session.in_transaction():
         session.commit()  # a denial may have recorded an offer
@@ -257,7 +258,7 @@ def usage(args: dict[str, Any]) -> Any:
         args["feature"],
         args["quantity"],
         key,
-        settings=_settings(),
+        settings=gate_settings(),
     )
     session.commit()
     return _decision_response(decision, 200 if decision.allowed else 402)
@@ -301,7 +302,7 @@ def usage_set(args: dict[str, Any]) -> Any:
         args["account_id"],
         args["feature"],
         args["value"],
-        settings=_settings(),
+        settings=gate_settings(),
     )
     session.commit()
     return _decision_response(decision, 200 if decision.allowed else 402)
@@ -321,7 +322,7 @@ def usage_release(args: dict[str, Any]) -> Any:
         args["account_id"],
         args["feature"],
         args["quantity"],
-        settings=_settings(),
+        settings=gate_settings(),
     )
     session.commit()
     return _decision_response(decision)

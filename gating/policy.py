@@ -173,12 +173,12 @@ def choose_upgrade(
         return None
     interval = current.interval or Interval.MONTH.value
     currency = current.currency.lower()
-    before = need.current or _effective(current.tier, current.addons, feature.id)
+    before = need.current or effective_grant(current.tier, current.addons, feature.id)
     candidates = [
         t
         for t in _above(catalog, current, interval, currency)
-        if _satisfies(_effective(t, current.addons, feature.id), need)
-        and _better(_effective(t, current.addons, feature.id), before)
+        if _satisfies(effective_grant(t, current.addons, feature.id), need)
+        and _better(effective_grant(t, current.addons, feature.id), before)
     ]
     self_serve = [t for t in candidates if not t.contact_sales]
     target: Tier | None = min(
@@ -208,7 +208,7 @@ def price_upgrade(
         t.id for t in _above(catalog, current, interval, current.currency.lower())
     }:
         return None
-    before = need.current or _effective(current.tier, current.addons, feature.id)
+    before = need.current or effective_grant(current.tier, current.addons, feature.id)
     return _plan(catalog, current, need, now, feature, target, before, code)
 
 
@@ -224,7 +224,7 @@ def _plan(
 ) -> UpgradePlan:
     interval = current.interval or Interval.MONTH.value
     currency = current.currency.lower()
-    after = _effective(target, current.addons, feature.id)
+    after = effective_grant(target, current.addons, feature.id)
     texts = _texts(feature, current.tier, target, before, after, need)
     if target.contact_sales:
         return UpgradePlan(
@@ -389,12 +389,8 @@ def _satisfies(grant: Grant, need: Need) -> bool:
 
 
 def effective_grant(tier: Tier, addons: Sequence[OwnedAddOn], feature_id: str) -> Grant:
-    """What the account would be granted on `tier` with the add-ons it keeps."""
-    return _effective(tier, addons, feature_id)
-
-
-def _effective(tier: Tier, addons: Sequence[OwnedAddOn], feature_id: str) -> Grant:
-    """The tier's grant plus what kept recurring add-ons add to it."""
+    """The tier's grant plus what kept recurring add-ons add to it: what the account would be
+    granted on `tier`."""
     grant = tier.grant(feature_id)
     enabled, limit = grant.enabled, grant.limit if grant.enabled else 0
     for owned in addons:

@@ -10,7 +10,7 @@ from typing import Any
 from billing import portal
 from gating.models import Offer, OfferTrigger
 from tests.billing.conftest import add_account, subscribe
-from tests.billing.test_pages import db, path, version
+from tests.billing.test_pages import db, version
 
 __all__ = ["db", "version"]  # fixtures used here
 
@@ -38,7 +38,6 @@ def test_a_paid_customer_sees_their_plan_and_upgrade_buttons_that_quote_exactly(
     with db() as s:
         [made] = s.query(Offer).all()
         assert (made.trigger, made.to_tier_id) == (OfferTrigger.PRICING_PAGE, "pro")
-    assert path(offer.headers["Location"])
 
 
 def test_a_free_customer_is_sent_to_checkout_for_the_plan_chosen(

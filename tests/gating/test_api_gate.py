@@ -151,11 +151,11 @@ def test_decisions_are_sent_exactly_in_their_documented_schema(app, gate, featur
     from tiergate.extensions import get_clock
 
     with app.test_request_context():
-        from gating.api import _settings
+        from gating.api import gate_settings
 
         with get_db(app).session() as s:
             decision = service.check(
-                s, get_clock(), "acme", feature, quantity, settings=_settings()
+                s, get_clock(), "acme", feature, quantity, settings=gate_settings()
             )
         raw = json.loads(json.dumps(decision.to_json()))
         documented = json.loads(json.dumps(schemas.DecisionSchema().dump(decision.to_json())))
