@@ -304,6 +304,23 @@ def _deny(
     return Decision(False, fid, limit, used, remaining, reason, offer, message=message)
 
 
+_NEVER = 2**62  # a usage no counter reaches (BIGINT)
+
+
+def _stated_limit(access: FeatureAccess) -> int | None:
+    """The limit an answer states: a metered feature's (None: unlimited)."""
+    return access.limit if access.feature.metered else None
+
+
+def _nudge_from(access: FeatureAccess) -> int:
+    """The usage from which an allowed answer nudges (with an offer): the nudge threshold, or
+    past the limit (an overage allowance); _NEVER for an unlimited or unmetered feature."""
+    limit = _stated_limit(access)
+    if limit is None:
+        return _NEVER
+    return min(limit + 1, access.nudge_at if access.nudge_at is not None else _NEVER)
+
+
 def _allow(
     session: Session,
     clock: Clock,
@@ -318,16 +335,10 @@ def _allow(
     """Allowed at `used` (the usage now). The nudge is judged on the usage after `requested`
     more units (a check's prospective use; a consume has counted them already)."""
     fid = access.feature.id
-    limit = access.limit if access.feature.metered else None
+    limit = _stated_limit(access)
     remaining = None if limit is None or used is None else max(limit - used, 0)
     after = None if used is None else used + requested
-    nudge = (
-        access.feature.metered
-        and after is not None
-        and limit is not None
-        and ((access.nudge_at is not None and after >= access.nudge_at) or after > limit)
-    )
-    if not nudge or used is None or after is None or limit is None:
+    if after is None or after < _nudge_from(access) or used is None or limit is None:
         return Decision(True, fid, limit, used, remaining)
     offer = _offer(session, clock, account_id, ent, fid, used, requested, "nudge", settings)
     message = f"{_usage_text(access, used)}."
@@ -392,6 +403,7 @@ def consume(
     claim: int | None = None
     total: int | None = None
     counted = False  # the count is settled (total None: the cap said no, or not countable)
+    answered = False  # the plain allowed answer was stored with the claim
     if idempotency_key is not None:
         request_hash = hashlib.sha256(f"{feature_id}\x00{quantity}".encode()).hexdigest()
         both: tuple[int, int | None] | None = None
@@ -410,12 +422,15 @@ def consume(
                         quantity=quantity,
                         cap=access.cap,
                         now=clock.now(),
+                        limit=_stated_limit(access),
+                        answer_below=_nudge_from(access),
                     )
                 except IntegrityError:  # the key is known, or claimed meanwhile: nothing written
                     both = None
         if both is not None:
             claim, total = both
             counted = True
+            answered = total is not None and total < _nudge_from(access)
         else:  # another dialect, or the key is known: the first answer, or claim it now
             # (a request that can never fit is claimed here too, and denied below)
             first = _claim_key(session, clock, account_id, idempotency_key, request_hash)
@@ -443,7 +458,7 @@ def consume(
         decision = _deny(session, clock, account_id, ent, access, quantity, used, settings)
     else:
         decision = _allow(session, clock, account_id, ent, access, total, settings)
-    if claim is not None:
+    if claim is not None and not answered:
         status = 200 if decision.allowed else 402
         params = {"claim": claim, "status_code": status, "response": decision.to_json()}
         if decision.offer is None and _postgres(session):

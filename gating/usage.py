@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, cast, func, select, tuple_, update
+from sqlalchemy import BigInteger, Text, bindparam, case, cast, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
@@ -254,14 +254,33 @@ def _count_and_claim_statement(capped: bool) -> Any:
         .cte("added")
     )
     counted = select(added.c.used).scalar_subquery()
+    # Counted below the point where the answer would carry an offer (the nudge threshold, or
+    # the limit): the answer is known here, so it is stored with the claim and nothing follows.
+    # Otherwise the claim keeps {"counted": total} and the answer (with its offer) follows.
+    limit = cast(bindparam("limit"), BigInteger)
+    plain = counted < cast(bindparam("answer_below"), BigInteger)
+    answer = func.json_build_object(
+        "allowed", True,
+        "feature", cast(bindparam("feature_id"), Text),
+        "limit", limit,
+        "used", counted,
+        "remaining", case((limit.is_not(None), func.greatest(limit - counted, 0))),
+        "reason", None,
+        "message", None,
+        "nudge", False,
+        "offer", None,
+    )  # fmt: skip
     claim = (
         postgresql.insert(requests)
         .values(
             account_id=bindparam("account_id"),
             idempotency_key=bindparam("key"),
             request_hash=bindparam("request_hash"),
-            status_code=0,  # the answer follows in its own transaction
-            response=cast(func.json_build_object("counted", counted), requests.c.response.type),
+            status_code=case((plain, 200), else_=0),
+            response=cast(
+                case((plain, answer), else_=func.json_build_object("counted", counted)),
+                requests.c.response.type,
+            ),
             created_at=bindparam("now"),
         )
         .returning(requests.c.id)
@@ -284,10 +303,15 @@ def count_and_claim(
     quantity: int,
     cap: int | None,
     now: datetime,
+    limit: int | None,
+    answer_below: int,
 ) -> tuple[int, int | None]:
     """PostgreSQL, on an autocommit connection: (claim id, new total) in one statement; a
     total of None: the cap said no, nothing counted (the claim records the denial). Raises
-    IntegrityError, having written nothing, when the key is known or claimed concurrently."""
+    IntegrityError, having written nothing, when the key is known or claimed concurrently.
+
+    A new total below `answer_below` is a plain allowed answer (no nudge, no offer): it is
+    stored with the claim as the request's answer (`limit` and `remaining` from `limit`)."""
     params = {
         "account_id": account_id,
         "key": key,
@@ -297,6 +321,8 @@ def count_and_claim(
         "quantity": quantity,
         "cap": cap,
         "now": now,
+        "limit": limit,
+        "answer_below": answer_below,
     }
     statement = _count_and_claim_statement(cap is not None)
     claim_id, total = conn.execute(statement, params).one()

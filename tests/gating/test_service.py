@@ -399,6 +399,37 @@ def test_idempotent_retry_returns_the_first_answer_and_counts_once(db, clock):
     assert count(db, UsageRequest) == 1
 
 
+@pytest.mark.parametrize(
+    ("tier", "feature", "used", "quantity"),
+    [
+        (None, "api_calls", 0, 5),  # plain answer
+        (None, "api_calls", 0, 799),  # one below the nudge (80 % of 1,000)
+        (None, "api_calls", 0, 800),  # at the nudge: the answer carries an offer
+        (None, "api_calls", 990, 10),  # exactly at the limit
+        (None, "api_calls", 995, 10),  # denied
+        ("pro", "api_calls", 99_990, 20),  # into the overage allowance: a nudge
+        ("business", "projects", 7, 3),  # unlimited
+    ],
+)
+def test_the_stored_answer_of_a_keyed_consume_is_the_answer_given(
+    db, clock, tier, feature, used, quantity
+):
+    # On PostgreSQL a plain answer is written by the counting statement itself, and any other
+    # by the service: both must store exactly what the caller got, for the retry to replay.
+    account(db, clock, tier=tier)
+    if used:
+        with db.session() as s:
+            set_usage(
+                s, "acme", feature, used, now=clock.now(), period_start=month_start(clock.now())
+            )
+    first = run(db, clock, service.consume, "acme", feature, quantity, "req-1")
+    with db.session() as s:
+        stored = s.execute(select(UsageRequest.status_code, UsageRequest.response)).one()
+    assert stored.status_code == (200 if first.allowed else 402)
+    assert stored.response == first.to_json()
+    assert run(db, clock, service.consume, "acme", feature, quantity, "req-1") == first
+
+
 def test_a_crash_after_the_count_is_answered_by_the_retry_without_counting_again(
     db, clock, monkeypatch
 ):
