@@ -1,9 +1,11 @@
 """Signed, expiring customer links: the host app hands them to its signed-in user.
 
-An offer link (salt "offer") opens one offer for one account; an account link (salt "account")
-opens that account's billing pages (plan changes, cancel, add-ons). Both are itsdangerous
-URLSafeTimedSerializer tokens signed with the app's SECRET_KEY, so tiergate needs no login of
-its own: whoever holds the link acts for that account until the link expires.
+An offer link (salt "offer") opens one offer for one account, and nothing else; an account
+link (salt "account") opens that account's billing pages (plan changes, cancel, add-ons). After
+an offer is paid, its cross-sell add-on is bought with an account token limited to that
+add-on. Both are itsdangerous URLSafeTimedSerializer tokens signed with the app's SECRET_KEY,
+so tiergate needs no login of its own: whoever holds the link acts for that account until the
+link expires.
 """
 
 from __future__ import annotations
@@ -40,12 +42,20 @@ def offer_token(config: Mapping[str, Any], account_id: str, offer_id: str) -> st
 
 
 def offer_link(
-    config: Mapping[str, Any], account_id: str, offer_id: str, return_url: str | None = None
+    config: Mapping[str, Any],
+    account_id: str,
+    offer_id: str,
+    return_url: str | None = None,
+    billing: str | None = None,
 ) -> str:
-    """The customer-facing URL of one offer's upgrade page."""
+    """The customer-facing URL of one offer's upgrade page. `billing`: the account token of a
+    customer who came from the billing pages (the offer page may then link back to them; an
+    offer link alone never opens them)."""
     query = {"t": offer_token(config, account_id, offer_id)}
     if return_url:
         query["return_url"] = return_url
+    if billing:
+        query["b"] = billing
     return f"{_base(config)}/offers/{offer_id}?{urlencode(query)}"
 
 
@@ -62,9 +72,11 @@ def read_offer_token(config: Mapping[str, Any], token: str, offer_id: str) -> st
     return str(data["a"])
 
 
-def account_token(config: Mapping[str, Any], account_id: str) -> str:
-    """A token carrying account_id for the account's billing pages."""
-    return _serializer(config, ACCOUNT_SALT).dumps({"a": account_id})
+def account_token(config: Mapping[str, Any], account_id: str, only: str | None = None) -> str:
+    """A token carrying account_id for the account's billing pages; `only` (an add-on id)
+    limits it to buying that add-on (the cross-sell after an offer was paid)."""
+    data = {"a": account_id} if only is None else {"a": account_id, "only": only}
+    return _serializer(config, ACCOUNT_SALT).dumps(data)
 
 
 def account_link(config: Mapping[str, Any], account_id: str, return_url: str | None = None) -> str:
@@ -76,11 +88,27 @@ def account_link(config: Mapping[str, Any], account_id: str, return_url: str | N
 
 
 def read_account_token(config: Mapping[str, Any], token: str) -> str:
-    """The account id a valid account token carries; Forbidden when invalid or expired."""
+    """The account id a valid account token for all the billing pages carries; Forbidden
+    when invalid, expired, or limited to one add-on."""
+    account_id, only = read_account_grant(config, token)
+    if only is not None:
+        raise Forbidden(ONLY_ADDON)
+    return account_id
+
+
+ONLY_ADDON = (
+    "This link opens only the add-on it was made for. Open Billing from the app to see or "
+    "change your plan."
+)
+
+
+def read_account_grant(config: Mapping[str, Any], token: str) -> tuple[str, str | None]:
+    """(account id, the add-on the token is limited to or None); Forbidden when invalid."""
     data = _load(config, ACCOUNT_SALT, token)
     if not isinstance(data, dict) or not isinstance(data.get("a"), str) or "\x00" in data["a"]:
         raise Forbidden("This billing link is not valid. Open billing again from the app.")
-    return str(data["a"])
+    only = data.get("only")
+    return str(data["a"]), (only if isinstance(only, str) else None)
 
 
 def _load(config: Mapping[str, Any], salt: str, token: str) -> Any:
@@ -109,12 +137,20 @@ def safe_return_url(config: Mapping[str, Any], url: str | None) -> str | None:
         return None
     if parts.scheme not in ("http", "https") or not parts.netloc or "\\" in url:
         return None
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):  # urlsplit drops tabs and newlines
+        return None
+    return url if _origin(url) in allowed_origins(config) else None
+
+
+def allowed_origins(config: Mapping[str, Any]) -> set[str]:
+    """BASE_URL's origin and BILLING_RETURN_ORIGINS (a list or a comma-separated string): where
+    the customer pages may send the customer back, and which pages may frame them."""
     allowed = {_origin(_base(config))}
     extra = config.get("BILLING_RETURN_ORIGINS") or ()
     if isinstance(extra, str):
         extra = [o for o in extra.split(",") if o.strip()]
     allowed.update(_origin(str(o).strip().rstrip("/")) for o in extra)
-    return url if _origin(url) in allowed else None
+    return allowed
 
 
 def _origin(url: str) -> str:
@@ -129,15 +165,14 @@ def way_back(
     valid account or offer token) and the app's return URL (when it is an allowed one), so
     an error (Back after a purchase, a change already made) is never a dead end."""
     found: dict[str, str] = {}
-    token = values.get("t")
+    # An offer's pages carry the billing pages' token in `b` when the customer came from them:
+    # an offer link alone does not open the account's billing pages.
+    offer_id = (view_args or {}).get("offer_id")
+    token = values.get("b" if isinstance(offer_id, str) else "t")
     account_id = None
     if isinstance(token, str) and token:
-        offer_id = (view_args or {}).get("offer_id")
         try:
-            if isinstance(offer_id, str):
-                account_id = read_offer_token(config, token, offer_id)
-            else:
-                account_id = read_account_token(config, token)
+            account_id = read_account_token(config, token)
         except TiergateError:
             account_id = None
     raw = values.get("return_url")

@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, cast
 
-from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +25,7 @@ from billing.quotes import renewal_quote
 from gating import offers, policy
 from gating.models import Offer, OfferStatus, OfferTrigger, Subscription, SubscriptionStatus
 from tiergate.db import get_session
-from tiergate.exceptions import Conflict, InvalidRequest, NotFound, TiergateError
+from tiergate.exceptions import Conflict, Forbidden, InvalidRequest, NotFound, TiergateError
 from tiergate.extensions import get_billing, get_clock
 from tiers import store
 from tiers.model import AddOnBilling, Catalog, Tier
@@ -75,6 +75,37 @@ def _return_url() -> str | None:
 # ---- the offer page ---------------------------------------------------------------------------
 
 
+def _offer_link(account_id: str, offer_id: str) -> str:
+    """The offer's page again, keeping the way back to the app and to the billing pages."""
+    return portal.offer_link(
+        current_app.config, account_id, offer_id, _return_url(), _billing_token(account_id)
+    )
+
+
+def _billing_token(account_id: str) -> str | None:
+    """The billing pages' token the request carries for `account_id` (`t` on the billing
+    pages, `b` on an offer's pages when the customer came from them), else None: an offer
+    link alone never opens the account's billing pages."""
+    if request.view_args and "offer_id" in request.view_args:
+        token = request.values.get("b")
+    else:
+        token = request.values.get("t")
+    if not token:
+        return None
+    try:
+        owner = portal.read_account_token(current_app.config, token)
+    except TiergateError:
+        return None
+    return token if owner == account_id else None
+
+
+def _billing_link(account_id: str) -> str | None:
+    """The account's billing page, for a customer allowed to open it (else None)."""
+    if _billing_token(account_id) is None:
+        return None
+    return portal.account_link(current_app.config, account_id, _return_url())
+
+
 def _offer_for_link(offer_id: str) -> tuple[Offer, str]:
     account_id = portal.read_offer_token(current_app.config, request.values.get("t", ""), offer_id)
     offer = offers.get_offer(get_session(), offer_id, account_id=account_id)
@@ -106,11 +137,8 @@ def offer_view(offer: Offer) -> dict[str, Any]:
         "unlocked": _unlocked(session, catalog, offer, from_tier, to_tier),
         "blocked": service.past_due_block(session, sub, clock.now())
         or service.stale_offer(session, offer, sub),
-        "billing_url": url_for(
-            "billing.account_page",
-            t=portal.account_token(current_app.config, offer.account_id),
-            return_url=_return_url(),
-        ),
+        "billing_url": _billing_link(offer.account_id),
+        "billing_token": _billing_token(offer.account_id),
     }
     if to_tier is None or view["contact_sales"]:
         return view
@@ -337,7 +365,13 @@ def _requoted(offer: Offer, account_id: str) -> str | None:
 def _offer_url(offer: Offer, account_id: str) -> str:
     """The offer page of another offer of the same customer (a re-quote), on this host."""
     token = portal.offer_token(current_app.config, account_id, offer.id)
-    return url_for("billing.offer_page", offer_id=offer.id, t=token, return_url=_return_url())
+    return url_for(
+        "billing.offer_page",
+        offer_id=offer.id,
+        t=token,
+        return_url=_return_url(),
+        b=_billing_token(account_id),
+    )
 
 
 def _requote_message(offer: Offer) -> str | None:
@@ -357,7 +391,13 @@ def _changes_of(offer_id: str) -> list[BillingChange]:
 
 def _done_url(offer: Offer, account_id: str) -> str:
     token = portal.offer_token(current_app.config, account_id, offer.id)
-    return url_for("billing.offer_done", offer_id=offer.id, t=token, return_url=_return_url())
+    return url_for(
+        "billing.offer_done",
+        offer_id=offer.id,
+        t=token,
+        return_url=_return_url(),
+        b=_billing_token(account_id),
+    )
 
 
 @bp.post("/offers/<offer_id>/accept")
@@ -370,7 +410,7 @@ def offer_accept(offer_id: str) -> Page:
     token = request.values["t"]
     urls = service.Urls(
         success_url=current_app.config["BASE_URL"].rstrip("/") + _done_url(offer, account_id),
-        cancel_url=portal.offer_link(current_app.config, account_id, offer.id, _return_url()),
+        cancel_url=_offer_link(account_id, offer.id),
     )
     try:
         result = service.accept_offer(
@@ -398,7 +438,7 @@ def offer_accept(offer_id: str) -> Page:
     except IntegrityError:
         # A concurrent accept of the same offer wrote this attempt's change first: show its result.
         session.rollback()
-        return redirect(portal.offer_link(current_app.config, account_id, offer.id, _return_url()))
+        return redirect(_offer_link(account_id, offer.id))
     session.commit()
     if result.status is service.FlowStatus.REDIRECT and result.redirect_url:
         return redirect(result.redirect_url)
@@ -407,7 +447,7 @@ def offer_accept(offer_id: str) -> Page:
     return render_template(
         "billing_declined.html",
         message=result.message,
-        retry_url=portal.offer_link(current_app.config, account_id, offer.id, _return_url()),
+        retry_url=_offer_link(account_id, offer.id),
         return_url=_return_url(),
         status=result.status.value,
     ), 402 if result.status is service.FlowStatus.DECLINED else 503
@@ -434,10 +474,8 @@ def offer_dismiss(offer_id: str) -> Page:
     target = _return_url()
     if target:
         return redirect(target)
-    # No app to go back to: the account's own billing page (tiergate's base URL has no page).
-    billing_url = url_for(
-        "billing.account_page", t=portal.account_token(current_app.config, account_id)
-    )
+    # No app to go back to: the account's own billing page when the customer came from it.
+    billing_url = _billing_link(account_id)
     prompted = offer.trigger is not OfferTrigger.PRICING_PAGE  # the customer's own look-up
     return render_template("billing_dismissed.html", billing_url=billing_url, cooldown=prompted)
 
@@ -448,7 +486,7 @@ def offer_done(offer_id: str) -> Page:
     offer, account_id = _offer_for_link(offer_id)
     applied = [c for c in _changes_of(offer.id) if c.status is ChangeStatus.APPLIED]
     if not applied:
-        return redirect(portal.offer_link(current_app.config, account_id, offer.id, _return_url()))
+        return redirect(_offer_link(account_id, offer.id))
     return _success_page(applied[0], account_id)
 
 
@@ -474,7 +512,8 @@ def _success_page(change: BillingChange, account_id: str) -> Page:
                 "url": url_for(
                     "billing.addon_page",
                     addon_id=addon.id,
-                    t=portal.account_token(current_app.config, account_id),
+                    # This token buys that add-on only: the offer link opened this page.
+                    t=portal.account_token(current_app.config, account_id, only=addon.id),
                     offer=offer.id,
                     return_url=_return_url(),
                 ),
@@ -488,7 +527,7 @@ def _success_page(change: BillingChange, account_id: str) -> Page:
         follow=follow,
         return_url=_return_url(),
         message=_success_message(change, tier),
-        manage_url=portal.account_link(current_app.config, account_id, _return_url()),
+        manage_url=_billing_link(account_id),
     )
 
 
@@ -507,21 +546,34 @@ def _success_message(change: BillingChange, tier: Any) -> str:
 
 
 def _account_id() -> str:
-    return portal.read_account_token(current_app.config, request.values.get("t", ""))
+    """The account the billing page's token is for. A token limited to one add-on (the
+    cross-sell after a paid offer) opens that add-on's page and its outcome only."""
+    account_id, only = portal.read_account_grant(current_app.config, request.values.get("t", ""))
+    if only is not None:
+        args = request.view_args or {}
+        if not (
+            (request.endpoint == "billing.addon_page" and args.get("addon_id") == only)
+            or request.endpoint == "billing.change_page"
+        ):
+            raise Forbidden(portal.ONLY_ADDON)
+    g.billing_only = only
+    return account_id
+
+
+def _token(account_id: str) -> str:
+    """A fresh token for the next page, with the same reach as the request's."""
+    return portal.account_token(current_app.config, account_id, only=g.get("billing_only"))
 
 
 def _ctx(account_id: str) -> dict[str, Any]:
-    return {
-        "token": portal.account_token(current_app.config, account_id),
-        "return_url": _return_url(),
-    }
+    return {"token": _token(account_id), "return_url": _return_url()}
 
 
 def _done(result: service.FlowResult, account_id: str) -> Page:
     if result.status is service.FlowStatus.REDIRECT and result.redirect_url:
         return redirect(result.redirect_url)
     if result.status is service.FlowStatus.DONE:
-        token = portal.account_token(current_app.config, account_id)
+        token = _token(account_id)
         return redirect(
             url_for(
                 "billing.change_page", change_id=result.change.id, t=token, return_url=_return_url()
@@ -532,7 +584,7 @@ def _done(result: service.FlowResult, account_id: str) -> Page:
         "billing_declined.html",
         message=result.message,
         status=result.status.value,
-        retry_url=portal.account_link(current_app.config, account_id, _return_url()),
+        retry_url=_home(account_id),
         return_url=_return_url(),
     ), code
 
@@ -557,8 +609,20 @@ def _submit(
 
 
 def _urls(account_id: str) -> service.Urls:
-    link = portal.account_link(current_app.config, account_id, _return_url())
+    link = _home(account_id)
     return service.Urls(success_url=link, cancel_url=link)
+
+
+def _home(account_id: str) -> str:
+    """Where a billing flow returns: the billing page, or for a token limited to one add-on,
+    that add-on's page."""
+    only = g.get("billing_only")
+    if only is None:
+        return portal.account_link(current_app.config, account_id, _return_url())
+    path = url_for(
+        "billing.addon_page", addon_id=only, t=_token(account_id), return_url=_return_url()
+    )
+    return str(current_app.config["BASE_URL"]).rstrip("/") + path
 
 
 def _at() -> datetime:
@@ -694,7 +758,9 @@ def upgrade_page() -> Page:
         session, clock, account=account, entitlements=held, tier_id=tier_id
     )
     session.commit()
-    return redirect(portal.offer_link(config, account_id, offer.id, _return_url()))
+    return redirect(
+        portal.offer_link(config, account_id, offer.id, _return_url(), billing=request.args["t"])
+    )
 
 
 @bp.route("/billing/checkout", methods=["GET", "POST"])

@@ -69,6 +69,11 @@ def verify_event(
         raise WebhooksNotConfigured(
             "Stripe webhooks are not configured: set TIERGATE_STRIPE_WEBHOOK_SECRET (whsec_...)."
         )
+    if signature is not None and not signature.isascii():  # no signature Stripe sends
+        raise WebhookRejected(
+            "The Stripe-Signature header does not verify: it holds characters that are not ASCII",
+            code="invalid_signature",
+        )
     try:
         stripe.WebhookSignature.verify_header(payload, signature, secret, tolerance)
         # parsed here, not by construct_event, which fails on a body that is not a JSON object

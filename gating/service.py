@@ -231,15 +231,20 @@ def _denial_message(
         return "This account has no plan that gives access: choose a plan to continue."
     tier = ent.tier.name if ent.tier else "this plan"
     if reason == "feature_not_in_tier":
+        if access.source == "override":  # switched off for this account, whatever the plan
+            return f"{access.feature.name} is switched off for your account."
         return f"{access.feature.name} is not included in {tier}."
     used = used or 0
     left = None if access.cap is None else access.cap - used
+    # A limit set for the account (an override) is not the plan's: a plan change keeps it.
+    whose = "your account's" if access.source == "override" else f"the {tier}"
     if left is not None and left > 0:  # units remain, just not as many as asked
         unit = access.feature.units(left)
-        return (
-            f"{_usage_text(access, used)}: {left:,} {unit} left on {tier}, {requested:,} asked for."
+        on = (
+            "within the limit set for your account" if access.source == "override" else f"on {tier}"
         )
-    return f"{_usage_text(access, used)}: the {tier} limit is reached."
+        return f"{_usage_text(access, used)}: {left:,} {unit} left {on}, {requested:,} asked for."
+    return f"{_usage_text(access, used)}: {whose} limit is reached."
 
 
 def _offer(

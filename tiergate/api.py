@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import sys
 from typing import Any
 
@@ -50,14 +52,40 @@ class JsonBodyParser(FlaskParser):
 
     def _raw_load_json(self, req: Any) -> Any:
         try:
-            return super()._raw_load_json(req)
+            document = super()._raw_load_json(req)
+            body = req.get_data(cache=True)
+            if _MAYBE_NOT_FINITE.search(body) and not _finite(document):
+                # Python reads NaN, Infinity and 1e400 (as inf); JSON has no such numbers, and
+                # no field may keep one (an account's metadata could no longer be answered).
+                raise _NotJson("NaN, Infinity and numbers too large for a float are not JSON")
+            return document
         except json.JSONDecodeError:
             raise  # webargs answers it (and treats an empty body as no body)
         except RecursionError:
             self._handle_invalid_json_error(ValueError("nested too deeply"), req)  # type: ignore[arg-type]
+        except _NotJson as exc:
+            self._handle_invalid_json_error(exc, req)  # type: ignore[arg-type]
         except ValueError:  # int()'s limit on digits
             too_long = ValueError(f"a number has more than {sys.get_int_max_str_digits()} digits")
             self._handle_invalid_json_error(too_long, req)  # type: ignore[arg-type]
+
+
+class _NotJson(ValueError):
+    """A body Python's json module reads but JSON does not allow."""
+
+
+_MAYBE_NOT_FINITE = re.compile(rb"NaN|Infinity|\d[eE][+]?\d{3}")
+
+
+def _finite(node: Any) -> bool:
+    """No float in the document is NaN or infinite."""
+    if isinstance(node, float):
+        return math.isfinite(node)
+    if isinstance(node, dict):
+        return all(_finite(v) for v in node.values())
+    if isinstance(node, list):
+        return all(_finite(v) for v in node)
+    return True
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from flask.cli import FlaskGroup
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from tiergate import create_app
 from tiergate.config import ConfigError
@@ -17,7 +20,22 @@ def _create_app() -> object:
         raise click.ClickException(str(exc)) from None
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=True)
+class TiergateGroup(FlaskGroup):
+    """Flask's CLI group; a database that cannot be reached or has no schema yet is one line
+    that says what to do, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (OperationalError, ProgrammingError) as exc:
+            first = str(exc.orig or exc).strip().splitlines()[0]
+            raise click.ClickException(
+                f"the database cannot be used ({first}): check TIERGATE_DATABASE_URL, and run "
+                "`tiergate db upgrade` to create or update its tables"
+            ) from None
+
+
+@click.group(cls=TiergateGroup, create_app=_create_app, add_default_commands=True)
 def main() -> None:
     """tiergate: pricing-tier catalog, feature gate and in-app upgrades."""
 

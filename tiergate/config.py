@@ -13,6 +13,9 @@ from sqlalchemy.exc import ArgumentError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+DEV_SECRET = "dev-only-not-secret"  # public: refused unless the service is local
+
+
 class ConfigError(Exception):
     """A required setting is missing or invalid; the message is one line for the operator."""
 
@@ -20,7 +23,7 @@ class ConfigError(Exception):
 def defaults(instance_path: str) -> dict[str, Any]:
     """The embedded default: SQLite under instance/, manual billing, a development secret."""
     return {
-        "SECRET_KEY": "dev-only-not-secret",
+        "SECRET_KEY": DEV_SECRET,
         "DATABASE_URL": f"sqlite:///{Path(instance_path) / 'tiergate.sqlite3'}",
         "BASE_URL": "http://127.0.0.1:5000",
         "STRIPE_SECRET_KEY": None,
@@ -110,15 +113,40 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError(
             "TIERGATE_BILLING_PROVIDER is 'stripe' but TIERGATE_STRIPE_SECRET_KEY is not set"
         )
-    if config.get("ENV") == "production":
-        if not config.get("SECRET_KEY") or config["SECRET_KEY"] == "dev-only-not-secret":
-            raise ConfigError("TIERGATE_SECRET_KEY must be set to a random value in production")
+    grace = config.get("PAST_DUE_GRACE_DAYS")
+    if isinstance(grace, bool) or not isinstance(grace, int) or not 0 <= grace <= 365:
+        raise ConfigError(
+            f"TIERGATE_PAST_DUE_GRACE_DAYS must be whole days from 0 to 365, not {grace!r}"
+        )
+    env = config.get("ENV")
+    if env not in ("development", "production"):
+        raise ConfigError(f"TIERGATE_ENV must be 'development' or 'production', not {env!r}")
+    # The development secret is public (it is in the source): anyone could sign a customer
+    # link with it. It only serves a service reached on this machine.
+    local = _loopback(str(config["BASE_URL"]))
+    if env == "production" or not local:
+        why = "in production" if env == "production" else "when TIERGATE_BASE_URL is public"
+        if not config.get("SECRET_KEY") or config["SECRET_KEY"] == DEV_SECRET:
+            raise ConfigError(
+                f"TIERGATE_SECRET_KEY must be set to a random value {why} "
+                f"({config['BASE_URL']}): it signs the customers' billing links"
+            )
         if len(str(config["SECRET_KEY"])) < 24:
             raise ConfigError("TIERGATE_SECRET_KEY is too short: use at least 24 random characters")
-        if config.get("STRIPE_SECRET_KEY") and not config.get("STRIPE_WEBHOOK_SECRET"):
-            raise ConfigError(
-                "TIERGATE_STRIPE_WEBHOOK_SECRET must be set when TIERGATE_STRIPE_SECRET_KEY is set"
-            )
+    stripe_key = config.get("STRIPE_SECRET_KEY")
+    if env == "production" and stripe_key and not config.get("STRIPE_WEBHOOK_SECRET"):
+        raise ConfigError(
+            "TIERGATE_STRIPE_WEBHOOK_SECRET must be set when TIERGATE_STRIPE_SECRET_KEY is set"
+        )
+
+
+def _loopback(url: str) -> bool:
+    """Whether `url` names this machine (a local development or demo service)."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _url_problem(url: str) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 
 import click
 from flask import current_app
@@ -48,6 +49,8 @@ def demo_command(host: str, port: int, no_serve: bool) -> None:
     if no_serve:
         return
     base = f"http://{host}:{port}"
+    if "TIERGATE_BASE_URL" not in os.environ:  # the links it makes lead to where it serves
+        current_app.config["BASE_URL"] = base
     click.echo(f"Pricing table:   {base}/pricing")
     click.echo(f"Catalog JSON:    {base}/v1/catalog")
     click.echo(f"API reference:   {base}/docs")

@@ -46,10 +46,23 @@ def refuse_nul() -> None:
     where = _nul_in_request()
     if where is not None:
         location, name = where
+        if location == "json" and name.startswith(SURROGATE_MARK):
+            name = name[len(SURROGATE_MARK) :]
+            raise InvalidRequest(
+                f"{name} must be valid Unicode text: it holds a lone surrogate (\\ud800 to "
+                "\\udfff), which is half of a character.",
+                details={"location": location, "field": name},
+            )
         raise InvalidRequest(
             f"{name} must not contain the NUL character (\\u0000).",
             details={"location": location, "field": name},
         )
+
+
+SURROGATE_MARK = "surrogate:"
+# An escaped UTF-16 surrogate in a JSON string: a pair (an emoji) is fine, a lone one is not
+# text (it cannot be stored); the walk below tells them apart.
+_JSON_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def _nul_in_request() -> tuple[str, str] | None:
@@ -71,11 +84,26 @@ def _nul_in_request() -> tuple[str, str] | None:
         body = request.get_data(cache=True)
         if b"u0000" in body and _JSON_NUL.search(body):  # the cheap test first: the gate is hot
             return "json", _json_field(body)
+        if b"\\u" in body and _JSON_SURROGATE.search(body):
+            field = _json_field(body, _not_text)
+            if field != "The JSON body":
+                return "json", SURROGATE_MARK + field
     return None
 
 
-def _json_field(body: bytes) -> str:
-    """'JSON field 'metadata.note'' for the first string holding a NUL, else 'The JSON body'."""
+def _not_text(value: str) -> bool:
+    """A string that is not Unicode text: it holds a lone surrogate (no UTF-8 for it)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _json_field(body: bytes, bad: Any = None) -> str:
+    """'JSON field 'metadata.note'' for the first string (or key) holding a NUL, or for which
+    `bad` says so, else 'The JSON body'."""
+    bad = bad or (lambda text: NUL in text)
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
@@ -83,13 +111,13 @@ def _json_field(body: bytes) -> str:
 
     def walk(node: Any, path: str) -> str | None:
         if isinstance(node, str):
-            return path if NUL in node else None
+            return path if bad(node) else None
         if not isinstance(node, dict | list):
             return None
         items = node.items() if isinstance(node, dict) else enumerate(node)
         for key, value in items:
             here = f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]"
-            if isinstance(key, str) and NUL in key:
+            if isinstance(key, str) and bad(key):
                 return here.lstrip(".")
             found = walk(value, here)
             if found is not None:
@@ -111,10 +139,10 @@ class OneLine(click.ParamType):
     name = "text"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str) and any(unicodedata.category(c) == "Cc" for c in value):
+        if isinstance(value, str) and any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
             self.fail(
                 f"must be one line of text without control characters (a NUL, a newline, a "
-                f"tab): {value!r}",
+                f"tab), in UTF-8: {value!r}",
                 param,
                 ctx,
             )

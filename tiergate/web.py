@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Request
+from flask import Flask, Request, Response, current_app, request
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 
 API_PREFIXES = ("/v1/", "/webhooks/")
@@ -30,6 +30,11 @@ class PagesOnlySessions(SecureCookieSessionInterface):
 
 def init_app(app: Flask) -> None:
     app.session_interface = PagesOnlySessions()
+    https = str(app.config.get("BASE_URL", "")).startswith("https://")
+    # The session cookie holds the billing forms' CSRF token only.
+    app.config["SESSION_COOKIE_SECURE"] = https
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.after_request(_page_headers)
     from billing import web as billing_web
     from tiergate import api
     from tiers import web as tiers_web
@@ -43,3 +48,27 @@ def init_app(app: Flask) -> None:
 
     webhook_web.init_app(app)
     billing_web.init_app(app)
+
+
+PRIVATE_PAGES = ("/billing", "/offers/")  # carry a customer's signed link and account data
+
+
+def _page_headers(response: Response) -> Response:
+    """Pages may be framed only by this service and the host app's allowed origins (no
+    clickjacking of a one-click payment); customer pages are never cached and never send
+    their signed link onwards in a Referer."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if response.mimetype != "text/html":
+        return response
+    from billing.portal import allowed_origins
+
+    framers = sorted(allowed_origins(current_app.config))
+    response.headers.setdefault(
+        "Content-Security-Policy", "frame-ancestors 'self' " + " ".join(framers)
+    )
+    if len(framers) <= 1:  # browsers without CSP: only this origin may frame it
+        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+    if request.path.startswith(PRIVATE_PAGES) or request.args.get("t"):
+        response.headers["Cache-Control"] = "no-store"
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response

@@ -48,7 +48,7 @@ def verify_notification(
         raise InvalidNotification("the Tiergate-Signature header has no timestamp") from None
     given = parts.get("v1", "")
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    if not given or not hmac.compare_digest(given, expected.hexdigest()):
+    if not given or not given.isascii() or not hmac.compare_digest(given, expected.hexdigest()):
         raise InvalidNotification("the signature does not match the body and secret")
     if abs((time.time() if now is None else now) - timestamp) > tolerance:
         raise InvalidNotification(f"the signature is older than {tolerance} seconds")

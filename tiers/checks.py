@@ -44,9 +44,9 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
 
 def money(amount: int, currency: str) -> str:
     """`usd 29.00` from minor units (the currency's own number of decimals)."""
-    from babel.numbers import get_currency_precision
+    from tiers.money import decimals
 
-    digits = get_currency_precision(currency.upper())
+    digits = decimals(currency)
     sign = "-" if amount < 0 else ""
     major, minor = divmod(abs(amount), 10**digits)
     fraction = f".{minor:0{digits}d}" if digits else ""
@@ -247,8 +247,9 @@ class _Checker:
             if has_percent == has_amount:
                 which = "both given" if has_percent else "neither given"
                 self.add(path, f"give exactly one of percent_off or amount_off ({which})")
-            for code in promo.get("amount_off") or {}:
+            for code, off in (promo.get("amount_off") or {}).items():
                 self.check_currency_declared(f"{path}.amount_off.{code}", code)
+                self.check_step(f"{path}.amount_off.{code}", code, off)
             self.check_tier_refs(f"{path}.tiers", promo.get("tiers"))
             for k, tid in enumerate(promo.get("tiers") or []):
                 tier = tiers.get(tid)
@@ -347,6 +348,20 @@ class _Checker:
         )
         return False
 
+    def check_step(self, path: str, code: str, amount: Any) -> None:
+        """An amount Stripe can charge: KWD and the other three-decimal currencies end in 0,
+        ISK is whole krónur."""
+        from tiers.money import step
+
+        unit = step(code)
+        if isinstance(amount, int) and amount % unit:
+            fixed = amount - amount % unit
+            self.add(
+                path,
+                f"{code} amounts must be a multiple of {unit} minor units, as Stripe charges "
+                f"them ({money(amount, code)} cannot be charged): write {fixed} or {fixed + unit}",
+            )
+
     def check_prices(self, path: str, prices: Mapping[str, Any], *, complete: bool) -> None:
         """Declared currencies only; every declared currency for each interval sold (when
         `complete`); a yearly price no dearer than twelve monthly ones."""
@@ -354,6 +369,7 @@ class _Checker:
             amounts = amounts or {}
             for code in amounts:
                 self.check_currency_declared(f"{path}.{interval}.{code}", code)
+                self.check_step(f"{path}.{interval}.{code}", code, amounts[code])
             if complete and self.currencies is not None:
                 missing = [c for c in self.currencies if c not in amounts]
                 if missing:

@@ -20,18 +20,67 @@ DEFAULT_LOCALE = "en_US"
 MONTHS_PER_YEAR = 12
 
 
+# Stripe's minor units (https://docs.stripe.com/currencies): every currency has two decimals
+# except these. Not ISO 4217's (which babel follows): Stripe keeps two for IDR, HUF, ISK, COP...
+ZERO_DECIMAL = frozenset(
+    [
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    ]
+)
+THREE_DECIMAL = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
+# Amounts Stripe accepts only in steps of this many minor units: three-decimal currencies
+# end in 0; ISK is charged in whole krónur, written with two zero decimals.
+STEP = {**dict.fromkeys(THREE_DECIMAL, 10), "isk": 100}
+
+
 def decimals(currency: str) -> int:
-    """How many decimals the currency has (USD 2, JPY 0, KWD 3)."""
-    return int(get_currency_precision(currency.upper()))
+    """How many decimals the currency's minor units have, as Stripe counts them (USD 2,
+    JPY 0, KWD 3)."""
+    code = currency.lower()
+    return 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
+
+
+def step(currency: str) -> int:
+    """The minor units an amount in `currency` must be a multiple of (1 for most)."""
+    return STEP.get(currency.lower(), 1)
 
 
 def format_money(amount: int, currency: str, locale: str = DEFAULT_LOCALE) -> str:
-    """Minor units as the customer reads them: 2900, "usd" -> "$29.00"; 500, "jpy" -> "¥500"."""
+    """Minor units as the customer reads them: 2900, "usd" -> "$29.00"; 500, "jpy" -> "¥500".
+    Never rounded: the amount shown is the amount charged."""
     if not isinstance(amount, int) or isinstance(amount, bool):
         raise TypeError(f"amount must be integer minor units, not {type(amount).__name__}")
     code = currency.upper()
-    value = Decimal(amount).scaleb(-decimals(code))
-    return str(format_currency(value, code, locale=locale, currency_digits=True))
+    digits = decimals(code)
+    value = Decimal(amount).scaleb(-digits)
+    if digits == get_currency_precision(code):
+        return str(format_currency(value, code, locale=locale, currency_digits=True))
+    # Stripe counts more decimals than ISO (IDR 2, ISO 0): show them all, exactly.
+    places = Decimal(1).scaleb(-digits)
+    return str(
+        format_currency(
+            value.quantize(places),
+            code,
+            locale=locale,
+            currency_digits=False,
+            decimal_quantization=False,
+        )
+    )
 
 
 def currency_name(currency: str, locale: str = DEFAULT_LOCALE) -> str:

@@ -97,6 +97,13 @@ class PlanLinks:
     upgrade: LinkTo | None = None
     downgrade: LinkTo | None = None
     signup: LinkTo | None = None
+    # For a known account: "up" / "down" / None for each tier, as its billing can move it (an
+    # upgrade quoted now, a change at the period end, or neither, say from a legacy plan to
+    # a dearer tier lacking one of its features). None: ranked by price on the page.
+    moves: Callable[[str], str | None] | None = None
+
+
+NO_MOVE_NOTE = "Your plan includes something this plan does not: contact us to change to it."
 
 
 # Why a button is disabled when the caller gave no destination for it.
@@ -423,6 +430,14 @@ def _cta(
     if tier.contact_sales:
         url = catalog.offers.contact_sales_url
         return CallToAction("Contact sales", url, emphasis(False), "" if url else NO_SALES_NOTE)
+    if links.moves is not None:  # the account's billing says which way each tier is
+        move = links.moves(tier.id)
+        if move == "up":
+            return _link("Upgrade", emphasis(True), links.upgrade, tier, interval)
+        if move == "down":
+            switch = _link(f"Switch to {tier.name}", "secondary", links.downgrade, tier, interval)
+            return replace(switch, follows_interval=False)
+        return CallToAction(f"Switch to {tier.name}", None, "secondary", NO_MOVE_NOTE)
     if current is not None:
         if _rank(tier, currency) <= _rank(current, currency):  # never the recommended one
             switch = _link(f"Switch to {tier.name}", "secondary", links.downgrade, tier, interval)

@@ -18,6 +18,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields
 
 from tiers.checks import did_you_mean
 from tiers.model import UNLIMITED, parse_instant
+from tiers.money import decimals
 
 # \Z, not $: "$" also matches before a final newline ("free\n" passed)
 ID_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
@@ -77,19 +78,42 @@ class Amount(WholeNumber):
         super().__init__(minimum=0, maximum=MAX_AMOUNT, **kwargs)
 
     def wrong_type(self, value: Any) -> str:
-        if isinstance(value, float | str) and not isinstance(value, bool):
-            try:
-                minor = Decimal(str(value).strip()) * 100
-            except (InvalidOperation, ArithmeticError):  # not a number, or past Decimal's range
-                minor = None
-            if (
-                minor is not None
-                and minor.is_finite()
-                and abs(minor) <= MAX_AMOUNT
-                and minor == minor.to_integral_value()
-            ):
-                return f"prices are integer minor units: write {int(minor)} for {value}"
         return f"prices are integer minor units (1999 for 19.99), not {_describe(value)}"
+
+    @staticmethod
+    def hint(value: Any, currency: str) -> str | None:
+        """For a price written in major units, what to write instead in `currency`'s minor
+        units (19.99 usd: 1999; 1000 jpy: 1000; 1.5 kwd: 1500); None when there is no such
+        whole number."""
+        if isinstance(value, bool) or not isinstance(value, float | str):
+            return None
+        try:
+            minor = Decimal(str(value).strip()).scaleb(decimals(currency))
+        except (InvalidOperation, ArithmeticError):  # not a number, or past Decimal's range
+            return None
+        if minor.is_finite() and abs(minor) <= MAX_AMOUNT and minor == minor.to_integral_value():
+            return f"prices are integer minor units: write {int(minor)} for {value}"
+        return None
+
+
+class Amounts(fields.Dict):
+    """Amounts by currency; a price written in major units gets its currency's hint."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(keys=CurrencyKey(), values=Amount(), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        try:
+            return super()._deserialize(value, attr, data, **kwargs)
+        except ValidationError as exc:
+            messages = exc.messages
+            if isinstance(value, Mapping) and isinstance(messages, dict):
+                for key, raw in value.items():
+                    entry = messages.get(key)
+                    hint = Amount.hint(raw, str(key)) if isinstance(key, str) else None
+                    if hint and isinstance(entry, dict) and "value" in entry:
+                        entry["value"] = [hint]
+            raise
 
 
 class Percent(fields.Field):
@@ -335,7 +359,7 @@ def _ids(**kwargs: Any) -> fields.List:
 def _prices(intervals: tuple[str, ...]) -> fields.Dict:
     return fields.Dict(
         keys=Choice(intervals),
-        values=fields.Dict(keys=CurrencyKey(), values=Amount()),
+        values=Amounts(),
         allow_none=True,
     )
 
@@ -393,7 +417,7 @@ class PromotionSchema(StrictSchema):
     name = Text()
     description = Text(multiline=True)
     percent_off = WholeNumber(minimum=1, maximum=100, allow_none=True)
-    amount_off = fields.Dict(keys=CurrencyKey(), values=Amount(), allow_none=True)
+    amount_off = Amounts(allow_none=True)
     tiers = _ids()
     intervals = fields.List(Choice(("month", "year")), allow_none=True)
     starts_at = Instant(allow_none=True)

@@ -8,6 +8,7 @@ hash, the query and which promotions are active now), so a 304 is never stale.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from flask import (
@@ -86,13 +87,18 @@ def _signed_in(catalog: Catalog) -> tuple[str | None, PlanLinks | None, str | No
         account_id = portal.read_account_token(current_app.config, token)
         account = records.account_of(get_session(), account_id)
     except TiergateError:
-        return None, None, (
-            "Your link has expired or is not valid: open the pricing page again from the app "
-            "to change plans here."
+        return (
+            None,
+            None,
+            (
+                "Your link has expired or is not valid: open the pricing page again from the app "
+                "to change plans here."
+            ),
         )
     sub = records.live_subscription(account)
     free = catalog.free_tier
     current = sub.tier_id if sub is not None else (free.id if free is not None else None)
+    moves = _moves(catalog, sub) if sub is not None else None
 
     # The page's currency (a first plan is bought in it) and the way back to the app.
     options = resolve_options(catalog, request.args.get("interval"), request.args.get("currency"))
@@ -116,7 +122,38 @@ def _signed_in(catalog: Catalog) -> tuple[str | None, PlanLinks | None, str | No
         billed = sub.interval if sub is not None else interval
         return url_for("billing.downgrade_page", t=token, tier=tier, interval=billed, **back)
 
-    return current, PlanLinks(upgrade=upgrade, downgrade=downgrade), None
+    return current, PlanLinks(upgrade=upgrade, downgrade=downgrade, moves=moves), None
+
+
+def _moves(catalog: Catalog, sub: Any) -> Callable[[str], str | None]:
+    """Which way each tier is from a subscription, by the rules its billing pages follow:
+    up where /billing/upgrade quotes it (the gate's policy), down where the downgrade page
+    schedules it, free by cancelling; so no button ends on "not an upgrade"."""
+    from billing import downgrade, records
+    from gating import policy
+
+    session = get_session()
+    held = store.load(session, sub.catalog_version).catalog.tier(sub.tier_id)
+    state = records.state_of(session, sub)
+    now_tier = catalog.tier(sub.tier_id) or held
+    above: set[str] = set()
+    if held is not None:
+        now_on = policy.Current(held, sub.currency, sub.interval)
+        above = {t.id for t in policy.tiers_above(catalog, now_on, sub.interval, sub.currency)}
+
+    def move(tier_id: str) -> str | None:
+        tier = catalog.tier(tier_id)
+        if tier is None or tier.contact_sales:
+            return None
+        if tier_id in above:
+            return "up"
+        if tier.free or (
+            now_tier is not None and downgrade.moves_down(now_tier, state.plan, tier, sub.interval)
+        ):
+            return "down"
+        return None
+
+    return move
 
 
 @bp.get("/v1/catalog")

@@ -373,6 +373,41 @@ def test_the_success_page_cross_sells_one_support_addon_and_records_its_sale(
     assert event_types(db, follow_id) == ["shown", "clicked", "accepted", "paid"]
 
 
+def test_an_offer_link_opens_its_offer_and_the_cross_sell_only_never_the_billing_pages(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    """A gate key can get any offer's link: it must not lead to the account's billing pages
+    (cancel, other add-ons), which need a billing link (an `accounts` key)."""
+    offer_id, link = make_offer(app, db, clock, version)
+    page = client.get(path(link)).get_data(as_text=True)
+    accepted = post_form(client, page, f"/offers/{offer_id}/accept")
+    done = client.get(accepted.headers["Location"]).get_data(as_text=True)
+    assert "/billing?" not in done and "Billing details" not in done
+    href = html.unescape(
+        re.search(r'href="(/billing/addons/extended_support[^"]+)"', done).group(1)  # type: ignore[union-attr]
+    )
+    token = re.search(r"[?&]t=([^&]+)", href).group(1)  # type: ignore[union-attr]
+    # The cross-sell's token buys that add-on, and opens nothing else.
+    for elsewhere in ("/billing", "/billing/cancel", "/billing/addons/seat_pack", "/pricing"):
+        answer = client.get(f"{elsewhere}?t={token}")
+        assert "Cancel subscription" not in answer.get_data(as_text=True)
+        if elsewhere != "/pricing":
+            assert answer.status_code == 403, elsewhere
+    addon_page = client.get(href).get_data(as_text=True)
+    assert 'name="t" value="' in addon_page
+    bought = post_form(client, addon_page, SELF, url="/billing/addons/extended_support")
+    outcome = client.get(bought.headers["Location"]).get_data(as_text=True)
+    assert "Your add-on is active" in outcome and "Billing details" not in outcome
+    limited = re.search(r'name="t" value="([^"]+)"', addon_page).group(1)  # type: ignore[union-attr]
+    assert client.post("/billing/cancel", data={"t": limited}).status_code in (400, 403)
+    with db() as s:
+        assert s.scalar(select(Account)).subscription.cancel_at_period_end is False
+
+
 # ---- not now -------------------------------------------------------------------------------
 
 
@@ -1048,7 +1083,13 @@ def test_an_account_past_due_beyond_its_grace_is_asked_to_pay_before_upgrading(
     page = client.get(path(portal.offer_link(app.config, "acme", offer_id)))
     text = html.unescape(page.get_data(as_text=True))
     assert "The last payment for your Starter plan failed" in text
-    assert "Upgrade now" not in text and "Open billing" in text
+    # An offer link opens the offer only: the customer is sent to Billing in the app...
+    assert "Upgrade now" not in text and "Open Billing in the app" in text
+    assert "/billing?" not in text
+    # ...or, having come from the billing pages (`b`), straight back to them.
+    billing = portal.account_token(app.config, "acme")
+    back = client.get(path(portal.offer_link(app.config, "acme", offer_id, billing=billing)))
+    assert "Open billing" in back.get_data(as_text=True)
     # Posted anyway (an old tab): refused with the same words, nothing charged.
     fields = form_fields(page.get_data(as_text=True), 'class="not-now"')
     refused = client.post(f"/offers/{offer_id}/accept", data=fields)
@@ -1160,6 +1201,49 @@ def test_a_legacy_subscriber_sees_only_cheaper_tiers_as_moving_down(
         assert s.get(Account, "leg").subscription.scheduled_tier_id is None  # type: ignore[union-attr]
 
 
+def test_the_signed_in_pricing_page_moves_a_legacy_plan_only_where_billing_can(
+    app, client, clock, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """A legacy plan with SSO at $15: Pro costs more but has no SSO, so it is neither an
+    upgrade (the gate's rule: it must grant at least as much) nor a move down. The page ranked
+    tiers by price and offered "Upgrade" to Pro, which /billing/upgrade refused (409)."""
+    from tests.conftest import DEMO_CATALOG
+    from tiers import store
+    from tiers.loader import load_catalog_file
+
+    text = DEMO_CATALOG.read_text().replace(
+        "      automation_runs: 2000\n      pdf_export: true\n",
+        "      automation_runs: 2000\n      pdf_export: true\n      sso: true\n",
+        1,
+    )
+    assert "sso: true\n\naddons:" in text  # the legacy tier's features, last before add-ons
+    source_path = tmp_path / "catalog.yaml"
+    source_path.write_text(text)
+    catalog, source = load_catalog_file(source_path)
+    with get_db(app).session() as s:
+        legacy = store.publish(s, catalog, source=source, author="t", note="sso", now=clock.now())
+        subscribe(s, "leg", clock, legacy.version.version, tier="team_legacy")
+    token = portal.account_token(app.config, "leg")
+    page = html.unescape(client.get(f"/pricing?t={token}").get_data(as_text=True))
+    cells = re.findall(r'<td class="cta-cell[^"]*">(.*?)</td>', page, re.S)
+    buttons = {
+        tier: next(c for c in cells if f'data-tier="{tier}"' in c)
+        for tier in ("starter", "pro", "business")
+    }
+    pro = buttons["pro"]
+    assert "href=" not in pro and "disabled" in pro and "Switch to Pro" in pro
+    assert "Your plan includes something this plan does not: contact us" in pro
+    business = buttons["business"]
+    assert "Upgrade" in business and "/billing/upgrade?" in business
+    starter = buttons["starter"]
+    assert "Switch to Starter" in starter and "/billing/downgrade?" in starter
+    # Each link works: the upgrade quotes, the move down offers its date.
+    up = re.search(r'href="([^"]+)"', business).group(1)  # type: ignore[union-attr]
+    assert client.get(up).status_code == 302
+    down = re.search(r'href="([^"]+)"', starter).group(1)  # type: ignore[union-attr]
+    assert client.get(down).status_code == 200
+
+
 def test_switching_to_yearly_during_a_trial_says_the_trial_goes_on_and_what_is_charged_then(
     app,
     client,
@@ -1238,7 +1322,24 @@ def test_a_trial_offer_does_not_call_its_zero_amount_prorated(
     assert "prorated" not in page
 
 
-def test_not_now_without_a_return_url_continues_to_the_billing_page(
+def test_not_now_without_a_return_url_opens_no_billing_page_from_an_offer_link(
+    app,
+    client,
+    db,
+    clock,
+    version,  # type: ignore[no-untyped-def]
+) -> None:
+    # An offer link (a gate key can get one) opens that offer only, never the account's
+    # billing pages (cancel, add-ons): those need a billing link.
+    offer_id, link = make_offer(app, db, clock, version)
+    page = client.get(path(link)).get_data(as_text=True)
+    dismissed = post_form(client, page, f"/offers/{offer_id}/dismiss")
+    assert dismissed.status_code == 200
+    text = dismissed.get_data(as_text=True)
+    assert "/billing?" not in text and "You can close this page" in text
+
+
+def test_not_now_without_a_return_url_continues_to_the_billing_page_it_came_from(
     app,
     client,
     db,
@@ -1246,12 +1347,13 @@ def test_not_now_without_a_return_url_continues_to_the_billing_page(
     version,  # type: ignore[no-untyped-def]
 ) -> None:
     offer_id, link = make_offer(app, db, clock, version)
-    page = client.get(path(link)).get_data(as_text=True)
+    billing = portal.account_token(app.config, "acme")
+    page = client.get(path(link) + "&b=" + billing).get_data(as_text=True)
     dismissed = post_form(client, page, f"/offers/{offer_id}/dismiss")
     assert dismissed.status_code == 200
     href = re.search(r'href="([^"]+)">Continue<', dismissed.get_data(as_text=True))
-    assert href is not None and href.group(1).startswith("/billing?t=")
-    billing = client.get(html.unescape(href.group(1)))
+    assert href is not None and href.group(1).startswith("http://localhost/billing?t=")
+    billing = client.get(path(html.unescape(href.group(1))))
     assert billing.status_code == 200 and "You are on <strong>Starter</strong>" in (
         billing.get_data(as_text=True)
     )

@@ -148,7 +148,11 @@ def test_the_yearly_switch_quote_names_the_promotion_not_its_catalog_id(journey,
     page.get_by_role("link", name="PDF (upgrade)").click()
     page.locator("button.button-primary[data-pay]").click()  # Starter, monthly, paid now
     page.wait_for_url(f"{journey.tiergate}/offers/*/done?**")
-    page.get_by_role("link", name="Billing details").click()
+    # An offer link opens that offer only: the billing pages are opened from the app.
+    assert page.get_by_role("link", name="Billing details").count() == 0
+    page.get_by_role("link", name="Back to the app").click()
+    page.wait_for_url(f"{journey.trackly}/**")
+    open_billing(page, journey)
     page.get_by_role("link", name=re.compile(r"Upgrade to Pro")).click()
     page.locator("button.button-primary[data-pay]").click()  # Pro, monthly
     page.wait_for_url(f"{journey.tiergate}/offers/*/done?**")
@@ -166,7 +170,11 @@ def test_the_yearly_switch_invoice_names_the_promotion_not_its_catalog_id(journe
     page.get_by_role("link", name="PDF (upgrade)").click()
     page.locator("button.button-primary[data-pay]").click()  # Starter, monthly, paid now
     page.wait_for_url(f"{journey.tiergate}/offers/*/done?**")
-    page.get_by_role("link", name="Billing details").click()
+    # An offer link opens that offer only: the billing pages are opened from the app.
+    assert page.get_by_role("link", name="Billing details").count() == 0
+    page.get_by_role("link", name="Back to the app").click()
+    page.wait_for_url(f"{journey.trackly}/**")
+    open_billing(page, journey)
     page.get_by_role("link", name=re.compile(r"Upgrade to Pro")).click()
     page.wait_for_url(f"{journey.tiergate}/offers/**")
     page.locator(".alternative button[data-pay]").click()  # Pro yearly, with 20 % off

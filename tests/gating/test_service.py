@@ -635,3 +635,39 @@ def test_a_repeated_denial_does_not_write_an_offer_each_time(db, clock):
     first = run(db, clock, service.check, "acme", "projects")
     again = run(db, clock, service.check, "acme", "projects")
     assert first.offer["id"] == again.offer["id"] and count(db, Offer) == 1
+
+
+# ---- a limit set for the account ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("used", "asked", "message"),
+    [
+        (5, 1, "5 of 5 projects used: your account's limit is reached."),
+        (
+            4,
+            2,
+            "4 of 5 projects used: 1 project left within the limit set for your account, "
+            "2 asked for.",
+        ),
+    ],
+)
+def test_a_denial_by_the_accounts_own_limit_does_not_blame_the_plan(
+    db, clock, used, asked, message
+):
+    # Free grants 3 projects; the account's override 5. An upgrade would not lift it.
+    account(db, clock)
+    with db.session() as s:
+        add_override(s, "acme", "limit", feature="projects", limit=5, now=clock.now())
+        set_usage(s, "acme", "projects", used, now=clock.now())
+    decision = run(db, clock, service.check, "acme", "projects", asked)
+    assert (decision.allowed, decision.offer, decision.message) == (False, None, message)
+
+
+def test_a_feature_switched_off_for_the_account_says_so(db, clock):
+    account(db, clock, tier="pro")
+    with db.session() as s:
+        add_override(s, "acme", "limit", feature="projects", limit=0, now=clock.now())
+    decision = run(db, clock, service.check, "acme", "projects")
+    assert not decision.allowed
+    assert decision.message == "Projects is switched off for your account."

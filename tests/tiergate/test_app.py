@@ -10,6 +10,7 @@ from tiergate.config import ConfigError
 
 def test_environment_variables_override_defaults(monkeypatch, tmp_path):
     monkeypatch.setenv("TIERGATE_BASE_URL", "https://billing.example.com")
+    monkeypatch.setenv("TIERGATE_SECRET_KEY", "r" * 32)  # a public URL needs a real secret
     app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
     assert app.config["BASE_URL"] == "https://billing.example.com"
 
@@ -27,8 +28,10 @@ def test_secrets_of_digits_stay_text(monkeypatch, tmp_path):
 
 def test_test_config_overrides_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("TIERGATE_BASE_URL", "https://billing.example.com")
-    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "BASE_URL": "http://t"})
-    assert app.config["BASE_URL"] == "http://t"
+    app = create_app(
+        {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "BASE_URL": "http://localhost:8000"}
+    )
+    assert app.config["BASE_URL"] == "http://localhost:8000"
 
 
 @pytest.mark.parametrize(

@@ -62,3 +62,27 @@ def test_upgrading_to_a_known_revision_works(app, tmp_path):
     app.config["DATABASE_URL"] = f"sqlite:///{tmp_path / 'scratch.sqlite3'}"
     result = app.test_cli_runner().invoke(db_group, ["upgrade", "0002"])
     assert result.exit_code == 0 and "is at revision 0002" in result.output, result.output
+
+
+def test_a_database_without_tables_is_one_line_saying_to_run_db_upgrade(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from tiergate.cli import main
+
+    monkeypatch.setenv("TIERGATE_DATABASE_URL", f"sqlite:///{tmp_path / 'new.sqlite3'}")
+    result = CliRunner().invoke(main, ["apikey", "list"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "no such table: api_keys" in result.output
+    assert "run `tiergate db upgrade`" in result.output and "Traceback" not in result.output
+
+
+def test_a_database_that_cannot_be_reached_is_one_line(monkeypatch):
+    from click.testing import CliRunner
+
+    from tiergate.cli import main
+
+    monkeypatch.setenv("TIERGATE_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/x")
+    result = CliRunner().invoke(main, ["catalog", "history"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert result.output.startswith("Error: the database cannot be used (")
+    assert "TIERGATE_DATABASE_URL" in result.output

@@ -117,7 +117,7 @@ def test_docs_page_lists_every_endpoint_without_third_party_scripts(client):
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     for method, path in V1_OPERATIONS:
-        assert f"{method.upper()}</span> <span class=\"path\">{path}</span>" in html
+        assert f'{method.upper()}</span> <span class="path">{path}</span>' in html
     assert "Authorization: Bearer tg_..." in html
     assert "quantity" in html and "Idempotency-Key" in html
     assert "<script" not in html and "cdn" not in html.lower()

@@ -1,0 +1,216 @@
+"""Security: framing, caching and cookies of the customer pages, signed links, signatures,
+and settings that would make customer links forgeable."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from billing import portal
+from gating.models import Subscription
+from tests.billing.conftest import form_fields, quote_offer, set_gauge, subscribe
+from tests.billing.test_webhooks import (  # noqa: F401 - fixtures
+    URL,
+    acme,
+    event,
+    stripe_double,
+    subscription_obj,
+)
+from tests.fakestripe import event_payload
+from tiergate import create_app
+from tiergate.config import ConfigError
+from tiergate.db import get_db
+
+pytest_plugins = ["tests.gating.api_fixtures"]
+
+
+def _offer(app: Any, clock: Any, version: int) -> tuple[str, str]:
+    with get_db(app).session() as s:
+        subscribe(s, "acme", clock, version)
+        set_gauge(s, "acme", "projects", 10, clock)
+        offer = quote_offer(s, "acme", clock, version, amount_due_today=1000, new_recurring=2900)
+        offer_id = offer.id
+    base = app.config["BASE_URL"]
+    return offer_id, portal.offer_link(app.config, "acme", offer_id).replace(base, "")
+
+
+# ---- pages: framing, caching, sniffing ------------------------------------------------------
+
+
+def test_the_one_click_offer_page_cannot_be_framed_by_another_site(
+    app, client, clock, demo_catalog
+) -> None:
+    _, link = _offer(app, clock, demo_catalog.version)
+    response = client.get(link)
+    assert response.status_code == 200 and "Upgrade now" in response.get_data(as_text=True)
+    assert response.headers["Content-Security-Policy"] == "frame-ancestors 'self' http://localhost"
+    assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    # It carries the customer's signed link: never cached, never sent on in a Referer.
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_the_billing_page_may_be_framed_by_the_host_apps_allowed_origins_only(
+    app, client, clock, demo_catalog
+) -> None:
+    app.config["BILLING_RETURN_ORIGINS"] = "https://app.example.com"
+    with get_db(app).session() as s:
+        subscribe(s, "acme", clock, demo_catalog.version)
+    response = client.get(portal.account_link(app.config, "acme").replace("http://localhost", ""))
+    assert response.status_code == 200 and "Cancel subscription" in response.get_data(as_text=True)
+    assert response.headers["Content-Security-Policy"] == (
+        "frame-ancestors 'self' http://localhost https://app.example.com"
+    )
+    assert "X-Frame-Options" not in response.headers  # it cannot name two origins
+
+
+def test_the_public_pricing_page_stays_cacheable(app, client, demo_catalog) -> None:
+    response = client.get("/pricing")
+    assert response.status_code == 200
+    assert response.headers.get("Cache-Control") != "no-store"
+    assert "frame-ancestors" in response.headers["Content-Security-Policy"]
+
+
+def test_the_csrf_session_cookie_is_secure_and_same_site_over_https(
+    database_url, schema, clock, demo_catalog
+) -> None:
+    https = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "test-secret-key-not-for-production",
+            "CLOCK": clock,
+            "BASE_URL": "https://billing.example.com",
+        }
+    )
+    try:
+        _, link = _offer(https, clock, demo_catalog.version)
+        response = https.test_client().get(link, base_url="https://billing.example.com")
+        assert response.status_code == 200
+        cookie = response.headers["Set-Cookie"]
+        assert "session=" in cookie and "Secure" in cookie and "SameSite=Lax" in cookie, cookie
+    finally:
+        get_db(https).engine.dispose()
+
+
+# ---- return URLs -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["http://localhost/\r\nSet-Cookie: x=1", "http://localhost/\nx"])
+def test_not_now_with_a_line_break_in_return_url_is_not_followed(
+    app, client, clock, demo_catalog, target
+) -> None:
+    offer_id, link = _offer(app, clock, demo_catalog.version)
+    page = client.get(link).get_data(as_text=True)
+    fields = form_fields(page, f"/offers/{offer_id}/dismiss")
+    response = client.post(f"/offers/{offer_id}/dismiss", data={**fields, "return_url": target})
+    assert response.status_code == 200  # the "no problem" page, not a redirect (it was a 500)
+    assert "Location" not in response.headers
+
+
+@pytest.mark.parametrize("control", ["\r\n", "\t", "\x00", "\x7f", " "])
+def test_a_return_url_with_control_characters_is_refused(control: str) -> None:
+    config = {"SECRET_KEY": "s" * 32, "BASE_URL": "https://billing.example.com"}
+    assert portal.safe_return_url(config, f"https://billing.example.com/{control}x") is None
+    assert portal.safe_return_url(config, "https://billing.example.com/x") is not None
+
+
+# ---- signatures ----------------------------------------------------------------------------
+
+
+def test_a_forged_stripe_signature_with_a_non_ascii_character_is_a_400(
+    client,
+    app,
+    stripe_double,  # noqa: F811
+    acme,  # noqa: F811
+) -> None:
+    body = event_payload(event("customer.subscription.updated", subscription_obj()))
+    header = f"t={int(time.time())},v1=\u00e9"  # sent as latin-1, as WSGI decodes headers
+    response = client.post(
+        URL, data=body, headers={"Stripe-Signature": header, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.get_json()["error"]["code"] == "invalid_signature"
+
+
+def test_verify_notification_refuses_a_non_ascii_signature_as_invalid() -> None:
+    from tiergate_client import InvalidNotification, verify_notification
+
+    with pytest.raises(InvalidNotification, match="does not match"):
+        verify_notification(b"{}", f"t={int(time.time())},v1=\u00e9", "s" * 32)
+
+
+# ---- settings --------------------------------------------------------------------------------
+
+
+def _start(monkeypatch, database_url: str, **env: str) -> Any:
+    for name in ("TIERGATE_SECRET_KEY", "TIERGATE_ENV", "TIERGATE_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TIERGATE_DATABASE_URL", database_url)
+    for name, value in env.items():
+        monkeypatch.setenv(f"TIERGATE_{name}", value)
+    app = create_app()
+    get_db(app).engine.dispose()
+    return app
+
+
+def test_a_public_deployment_refuses_the_published_development_secret(
+    database_url, schema, monkeypatch
+) -> None:
+    """Started as the README's production line without TIERGATE_ENV: the development secret
+    is in the source, so anyone could sign a billing link for any account."""
+    with pytest.raises(ConfigError, match="TIERGATE_SECRET_KEY must be set.*public"):
+        _start(monkeypatch, database_url, BASE_URL="https://billing.example.com")
+    with pytest.raises(ConfigError, match="too short"):
+        _start(monkeypatch, database_url, BASE_URL="https://b.example.com", SECRET_KEY="short")
+    public = _start(
+        monkeypatch, database_url, BASE_URL="https://b.example.com", SECRET_KEY="r" * 32
+    )
+    assert public.config["SECRET_KEY"] == "r" * 32
+    local = _start(monkeypatch, database_url, BASE_URL="http://127.0.0.1:8000")
+    assert local.config["ENV"] == "development"  # the demo: this machine only
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("ENV", "prod", "TIERGATE_ENV must be 'development' or 'production', not 'prod'"),
+        ("PAST_DUE_GRACE_DAYS", "x", "TIERGATE_PAST_DUE_GRACE_DAYS must be whole days"),
+        ("PAST_DUE_GRACE_DAYS", "-3", "TIERGATE_PAST_DUE_GRACE_DAYS must be whole days"),
+        ("PAST_DUE_GRACE_DAYS", "7.5", "TIERGATE_PAST_DUE_GRACE_DAYS must be whole days"),
+    ],
+)
+def test_a_misspelt_setting_fails_at_start_in_one_line(
+    database_url, schema, monkeypatch, name, value, message
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _start(monkeypatch, database_url, **{name: value})
+
+
+def test_a_gate_keys_offer_link_cannot_cancel_the_plan(
+    app, client, clock, demo_catalog, make_api_client
+) -> None:
+    """A gate key gets any offer's link from /v1/check; "Not now" on it used to hand out the
+    account's billing link, from which the plan could be cancelled."""
+    with get_db(app).session() as s:
+        subscribe(s, "acme", clock, demo_catalog.version)
+        set_gauge(s, "acme", "projects", 10, clock)
+    gate = make_api_client("gate")
+    assert gate.post("/v1/accounts/acme/billing_link").status_code == 403
+    offer = gate.post("/v1/check", json={"account_id": "acme", "feature": "projects"}).get_json()[
+        "offer"
+    ]
+    link = offer["accept_url"].replace("http://localhost", "")
+    page = client.get(link).get_data(as_text=True)
+    assert "/billing?" not in page
+    fields = form_fields(page, f"/offers/{offer['id']}/dismiss")
+    dismissed = client.post(f"/offers/{offer['id']}/dismiss", data=fields).get_data(as_text=True)
+    assert "/billing?" not in dismissed
+    error = client.get(f"/offers/{offer['id']}/done?t=bad").get_data(as_text=True)
+    assert "/billing?" not in error
+    with get_db(app).session() as s:
+        assert s.scalar(select(Subscription)).cancel_at_period_end is False
