@@ -104,6 +104,7 @@ class _Terms:
     addon: Price | None
     current: SubscriptionState | None
     kept: tuple[Price, ...]  # the current recurring add-ons, in the plan's interval
+    trial_days: int = 0  # a first plan's free trial, as the offer quoted it
 
 
 def offer_addon_due_today(session: Session, clock: Clock, offer: Offer) -> int | None:
@@ -129,8 +130,9 @@ def offer_addon_terms(
     recurring, one_time = ((addon,), ()) if addon.interval else ((), (addon,))
     if current is None:
         balance = balance_in(account_of(session, offer.account_id), offer.currency)
-        with_it = start_quote(terms.plan, recurring, one_time, at, 0, discount, balance)
-        without = start_quote(terms.plan, (), (), at, 0, discount, balance)
+        days = terms.trial_days
+        with_it = start_quote(terms.plan, recurring, one_time, at, days, discount, balance)
+        without = start_quote(terms.plan, (), (), at, days, discount, balance)
     else:
         plan, kept = terms.plan, terms.kept
         with_it = change_quote(current, plan, (*kept, *recurring), one_time, at, discount)
@@ -167,6 +169,16 @@ def stale_offer(session: Session, offer: Offer, sub: Subscription | None) -> str
     another plan. None: the account is still where the offer was made."""
     if offer.contact_sales or not offer.to_tier_id:
         return None
+    if (
+        sub is None
+        and (offer.details or {}).get("trial_end")
+        and account_of(session, offer.account_id).subscription is not None
+    ):  # one trial per account: a plan held since (even one ended) used it
+        return (
+            "This offer included a free trial for a first plan, but this account has had a "
+            "plan since: it no longer applies and nothing was charged. Open the upgrade again "
+            "from the app for the current price."
+        )
     catalog = store.load(session, offer.catalog_version).catalog
     held = catalog.tier(offer.from_tier_id) if offer.from_tier_id else None
     if sub is None:
@@ -230,7 +242,13 @@ def _offer_terms(
         owned = any(a.item_id == offer.addon_id for a in kept)
         if spec is not None and tier is not None and spec.purchasable_by(tier) and not owned:
             addon = addon_price(catalog, spec, offer.interval, offer.currency)
-    return _Terms(catalog, plan, addon, current, kept)
+    # A first plan from an offer quoted with its trial starts with it (as checkout does); one
+    # trial per account, so a quote made before another subscription started is stale.
+    trial_days = 0
+    if current is None and (offer.details or {}).get("trial_end"):  # stale_offer: still due
+        tier = catalog.tier(offer.to_tier_id)
+        trial_days = tier.trial_days if tier is not None else 0
+    return _Terms(catalog, plan, addon, current, kept, trial_days)
 
 
 def _offer_change_id(session: Session, offer_id: str, yearly: bool = False) -> str:
@@ -357,7 +375,7 @@ def accept_offer(
             recurring,
             one_time,
             now,
-            0,
+            terms.trial_days,
             discount,
             expected,
             urls.success_url,
@@ -797,7 +815,9 @@ def confirm_checkout(
         (
             c
             for c in pending_changes(session, account_id)
-            if c.kind == "checkout" and (c.result or {}).get("external_id") == session_id
+            # a checkout from the billing pages, or an offer's first plan paid on Checkout
+            if c.kind in ("checkout", "subscribe")
+            and (c.result or {}).get("external_id") == session_id
         ),
         None,
     )

@@ -199,6 +199,8 @@ def _yearly(details: dict[str, Any], tier: Tier, interval: str, currency: str) -
             "amount": stored["recurring_amount"],
             "saving": stored.get("saving_amount", 0),
             "due_today": stored.get("amount_due_today"),
+            "first_charge": stored.get("first_charge"),
+            "trial_end": _instant(stored.get("trial_end")),
             "promotion": _named(details, promo["id"], promo["name"])
             if isinstance(promo, dict)
             else None,
@@ -485,6 +487,24 @@ def offer_done(offer_id: str) -> Page:
     """After a successful upgrade: what changed, what was charged, one post-purchase add-on."""
     offer, account_id = _offer_for_link(offer_id)
     applied = [c for c in _changes_of(offer.id) if c.status is ChangeStatus.APPLIED]
+    session_id = request.args.get("session_id", "")
+    if not applied and 0 < len(session_id) <= 255:
+        # Back from Checkout: ask the processor, not the browser, whether it was paid (the
+        # webhook may not have come yet); the offer page would ask to pay again.
+        session = get_session()
+        waiting = service.confirm_checkout(
+            session, get_clock(), _provider(), account_id, session_id
+        )
+        session.commit()
+        applied = [c for c in _changes_of(offer.id) if c.status is ChangeStatus.APPLIED]
+        if not applied and waiting is not None:
+            return render_template(
+                "billing_declined.html",
+                message=waiting,
+                retry_url=request.full_path,
+                return_url=_return_url(),
+                status="pending",
+            ), 202
     if not applied:
         return redirect(_offer_link(account_id, offer.id))
     return _success_page(applied[0], account_id)
@@ -512,8 +532,10 @@ def _success_page(change: BillingChange, account_id: str) -> Page:
                 "url": url_for(
                     "billing.addon_page",
                     addon_id=addon.id,
-                    # This token buys that add-on only: the offer link opened this page.
-                    t=portal.account_token(current_app.config, account_id, only=addon.id),
+                    # Buying it needs no more than a token for that add-on, unless the
+                    # customer came from the billing pages (and holds their token).
+                    t=_billing_token(account_id)
+                    or portal.account_token(current_app.config, account_id, only=addon.id),
                     offer=offer.id,
                     return_url=_return_url(),
                 ),
@@ -986,6 +1008,13 @@ def addon_page(addon_id: str) -> Page:
         due=due,
         addon=addon,
         withdrawn=_withdrawn(catalog, sub, price.name) if price.interval else None,
+        # During a trial a recurring add-on is free too, first charged with the plan at its end.
+        trial_end=sub.trial_end
+        if sub is not None
+        and sub.status is SubscriptionStatus.TRIALING
+        and sub.trial_end is not None
+        and sub.trial_end > clock.now()
+        else None,
         at=at.isoformat(),
         offer_id=offer_id,
         notice=notice,

@@ -97,7 +97,7 @@ def offer_for(
     prompt = not _cooling_down(session, account.id, feature_id, catalog, now)
     body = _body(plan, current)
     fields = _fields(account.id, trigger, newest.version, current, plan)
-    existing = _reusable(session, fields, now)
+    existing = _reusable(session, fields, now, body)
     if existing is not None:
         if existing.prompt != prompt:
             existing.prompt = prompt
@@ -149,7 +149,7 @@ def offer_for_tier(
         )
     body = _body(plan, current)
     fields = _fields(account.id, OfferTrigger.PRICING_PAGE, newest.version, current, plan)
-    existing = _reusable(session, fields, now)
+    existing = _reusable(session, fields, now, body)
     if existing is not None:
         return existing
     return _create(session, catalog, now, fields, plan, body, quantity=None)
@@ -431,7 +431,8 @@ def _current(
         currency = catalog.default_currency
     balance = balance_in(account, currency)
     if sub is None or tier.free or sub.tier_id != tier.id:
-        return policy.Current(tier, currency, balance=balance)
+        # One trial per account: only an account that never subscribed starts with one.
+        return policy.Current(tier, currency, balance=balance, first_trial=sub is None)
     rows = session.scalars(
         select(AccountAddOn).where(
             AccountAddOn.account_id == account.id, AccountAddOn.active.is_(True)
@@ -481,8 +482,12 @@ def _cooling_down(
     return found is not None
 
 
-def _reusable(session: Session, fields: dict[str, Any], now: datetime) -> Offer | None:
-    """An open offer quoting exactly this (expired ones are not: their amounts moved on)."""
+def _reusable(
+    session: Session, fields: dict[str, Any], now: datetime, body: dict[str, Any]
+) -> Offer | None:
+    """An open offer quoting exactly this (expired ones are not: their amounts moved on), with
+    a trial exactly when this quote has one (a first plan's trial once used is gone)."""
+    trial = body.get("trial_end") is not None
     keys = ("account_id", "trigger", "feature_id", "to_tier_id", "interval", "currency")
     query = (
         select(Offer)
@@ -493,6 +498,8 @@ def _reusable(session: Session, fields: dict[str, Any], now: datetime) -> Offer 
     )
     for offer in session.scalars(query):
         if offer.expires_at is not None and offer.expires_at <= now:
+            continue
+        if ((offer.details or {}).get("trial_end") is not None) != trial:
             continue
         if all(getattr(offer, k) == v for k, v in fields.items()):
             return offer
@@ -543,6 +550,8 @@ def _body(plan: policy.UpgradePlan, current: policy.Current) -> dict[str, Any]:
             "saving_amount": yearly.saving_amount,
             "saving_percent": yearly.saving_percent,
             "promotion": _promotion(yearly.promotion),
+            "first_charge": yearly.first_charge,
+            "trial_end": _iso(yearly.trial_end),
         },
         "promotion": _promotion(plan.promotion),
         "addon": plan.addon

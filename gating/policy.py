@@ -16,8 +16,8 @@ have not run by then.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from billing.proration import (
     Discount,
@@ -66,6 +66,9 @@ class Current:
     # The invoice balance in `currency` (negative: a credit), taken off the next charges first,
     # as Stripe takes the customer balance off each invoice it finalizes.
     balance: int = 0
+    # Never subscribed: a first plan starts with its tier's free trial (one per account, as at
+    # checkout), so an upgrade from the free tier charges nothing today.
+    first_trial: bool = False
 
     @property
     def paid(self) -> bool:
@@ -121,6 +124,9 @@ class YearlyAlternative:
     saving_amount: int  # against twelve monthly payments of the same tier
     saving_percent: int  # rounded down
     promotion: PromotionOffer | None
+    # With a trial: nothing today, and this first charge (after the balance) when it ends.
+    first_charge: int | None = None
+    trial_end: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -259,10 +265,10 @@ def _priced(
     price = _price(target, interval, currency)
     promo = _promotion(catalog, target, interval, currency, now, code)
     charge, renewal_at = _charge(current, target, interval, currency, promo, now, catalog)
-    trialing = _trialing(current, now)
+    trial_end = _trial_end(current, target, now)
     # During a trial nothing of the plan is charged today (an amount owed still is); the
     # trial's end charges the new items (`charge`) with what is left of the balance.
-    today = 0 if trialing else charge.total
+    today = 0 if trial_end is not None else charge.total
     due, left = settled(today, current.balance)
     renewal = price + sum(i.total for i in _kept(current, interval, currency, catalog))
     if promo is not None and _renewal_discounted(promo, now, renewal_at):
@@ -270,7 +276,7 @@ def _priced(
     renewal_total = renewal  # before the balance: what an add-on ticked is added to
     renewal = settled(renewal, left)[0]
     note = None
-    if trialing and current.trial_end is not None:
+    if trial_end is not None:
         renewal_total = charge.total
         renewal = settled(charge.total, left)[0]
         today_text = (
@@ -278,9 +284,14 @@ def _priced(
             if due
             else "nothing is charged today"
         )
+        trial = (
+            "You are on a free trial"
+            if _trialing(current, now)
+            else f"{target.name} starts with a {target.trial_days}-day free trial"
+        )
         note = (
-            f"You are on a free trial: {today_text}; the first charge of "
-            f"{format_money(renewal, currency)} is on {current.trial_end:%B %-d, %Y}."
+            f"{trial}: {today_text}; the first charge of "
+            f"{format_money(renewal, currency)} is on {trial_end:%B %-d, %Y}."
         )
     promotion = _promotion_offer(promo, charge)
     yearly = _yearly(catalog, current, target, currency, now, code)
@@ -300,7 +311,7 @@ def _priced(
         next_renewal_amount=renewal,
         renewal_total=renewal_total,
         next_renewal_at=renewal_at,
-        trial_end=current.trial_end if trialing else None,
+        trial_end=trial_end,
         note=note,
         price_jump=jump,
         yearly=yearly,
@@ -414,6 +425,17 @@ def _trialing(current: Current, now: datetime) -> bool:
     return current.paid and current.trial_end is not None and current.trial_end > now
 
 
+def _trial_end(current: Current, target: Tier, now: datetime) -> datetime | None:
+    """When the trial a move to `target` is in ends (None: no trial, charged now): the running
+    trial (Stripe keeps it through a plan change), or a never-subscribed account's first trial
+    of `target` (as checkout starts it)."""
+    if _trialing(current, now):
+        return current.trial_end
+    if current.first_trial and not current.paid and target.trial_days > 0:
+        return now + timedelta(days=target.trial_days)
+    return None
+
+
 def _kept(current: Current, interval: str, currency: str, catalog: Catalog) -> list[Item]:
     """The account's recurring add-ons as items in `interval` (priced by the newest catalog when
     the interval changes, as billing reprices them)."""
@@ -450,6 +472,10 @@ def _charge(
         target.id, _price(target, interval, currency), 1, target.name, _discount(promo, currency)
     )
     if not current.paid or current.period_start is None or current.period_end is None:
+        trial_end = _trial_end(current, target, now)
+        if trial_end is not None:  # the first charge comes at the trial's end
+            plan = _at_trial_end(plan, promo, now, trial_end)
+            return start_period([plan], trial_end, interval), trial_end
         charged = start_period([plan], now, interval)
         return charged, charged.period_end
     own = current.interval or interval
@@ -460,6 +486,7 @@ def _charge(
     new = [plan, *_kept(current, interval, currency, catalog)]
     if _trialing(current, now) and current.trial_end is not None:
         # Stripe keeps the trial: no proration now, the new items are charged at trial end.
+        new = [_at_trial_end(plan, promo, now, current.trial_end), *new[1:]]
         return start_period(new, current.trial_end, interval), current.trial_end
     if interval != own:
         switched = prorate_interval_switch(
@@ -468,6 +495,14 @@ def _charge(
         return switched, switched.period_end
     changed = prorate_change(old, new, current.period_start, current.period_end, now)
     return changed, current.period_end
+
+
+def _at_trial_end(plan: Item, promo: Promotion | None, now: datetime, trial_end: datetime) -> Item:
+    """The plan as its first charge at the trial's end prices it: a `repeating` promotion whose
+    months (counted from now, as the coupon's) have run out by then takes nothing off."""
+    if promo is None or promo.duration != "repeating" or _renewal_discounted(promo, now, trial_end):
+        return plan
+    return replace(plan, discount=None)
 
 
 def _promotion(
@@ -505,6 +540,8 @@ def _promotion_offer(promo: Promotion | None, charge: Proration) -> PromotionOff
     if promo is None:
         return None
     off = -sum(line.amount for line in charge.lines if line.kind is LineKind.DISCOUNT)
+    if off <= 0:  # it takes nothing off this charge (a repeating one run out by then)
+        return None
     return PromotionOffer(promo.id, promo.name, off, promo.ends_at, promo.ends_at is not None)
 
 
@@ -530,14 +567,18 @@ def _yearly(
     promo = _promotion(catalog, target, year, currency, now, code)
     charge, renewal_at = _charge(current, target, year, currency, promo, now, catalog)
     saving = yearly_saving(monthly, yearly)
-    today = 0 if _trialing(current, now) else charge.total  # a trial is kept: nothing yet
+    trial_end = _trial_end(current, target, now)
+    today = 0 if trial_end is not None else charge.total  # a trial (kept, or a first one)
+    due, left = settled(today, current.balance)
     return YearlyAlternative(
         recurring_amount=yearly,
-        amount_due_today=settled(today, current.balance)[0],
+        amount_due_today=due,
         next_renewal_at=renewal_at,
         saving_amount=saving.amount if saving else 0,
         saving_percent=saving.percent if saving else 0,
         promotion=_promotion_offer(promo, charge),
+        first_charge=settled(charge.total, left)[0] if trial_end is not None else None,
+        trial_end=trial_end,
     )
 
 

@@ -74,7 +74,8 @@ class _NotJson(ValueError):
     """A body Python's json module reads but JSON does not allow."""
 
 
-_MAYBE_NOT_FINITE = re.compile(rb"NaN|Infinity|\d[eE][+]?\d{3}")
+# NaN, Infinity, a large exponent, or a number of 300+ digits (floats end near 1.8e308)
+_MAYBE_NOT_FINITE = re.compile(rb"NaN|Infinity|\d[eE][+]?\d{3}|\d{300}")
 
 
 def _finite(node: Any) -> bool:

@@ -10,7 +10,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from werkzeug.serving import run_simple
 
-from tiergate.config import PROJECT_ROOT
+from tiergate.config import PROJECT_ROOT, ConfigError, validate
 from tiergate.db import get_db
 from tiergate.extensions import get_clock
 from tiergate.migrate import upgrade
@@ -51,6 +51,10 @@ def demo_command(host: str, port: int, no_serve: bool) -> None:
     base = f"http://{host}:{port}"
     if "TIERGATE_BASE_URL" not in os.environ:  # the links it makes lead to where it serves
         current_app.config["BASE_URL"] = base
+        try:  # served beyond this machine, the public development secret must not sign links
+            validate(current_app.config)
+        except ConfigError as exc:
+            raise click.ClickException(f"{exc} (the demo serves on --host {host})") from None
     click.echo(f"Pricing table:   {base}/pricing")
     click.echo(f"Catalog JSON:    {base}/v1/catalog")
     click.echo(f"API reference:   {base}/docs")

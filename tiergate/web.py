@@ -56,7 +56,7 @@ PRIVATE_PAGES = ("/billing", "/offers/")  # carry a customer's signed link and a
 def _page_headers(response: Response) -> Response:
     """Pages may be framed only by this service and the host app's allowed origins (no
     clickjacking of a one-click payment); customer pages are never cached and never send
-    their signed link onwards in a Referer."""
+    their signed link to another site in a Referer."""
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     if response.mimetype != "text/html":
         return response
@@ -70,5 +70,6 @@ def _page_headers(response: Response) -> Response:
         response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
     if request.path.startswith(PRIVATE_PAGES) or request.args.get("t"):
         response.headers["Cache-Control"] = "no-store"
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        # Not "no-referrer": over HTTPS the forms' CSRF check needs a same-origin Referer.
+        response.headers.setdefault("Referrer-Policy", "same-origin")
     return response

@@ -388,7 +388,9 @@ def describe(result: GateResult) -> str:
     shown = _as_dict(offer.get("display"))
     if to.get("name") and shown.get("new_recurring"):
         text += f" Upgrade to {to['name']}: {shown['new_recurring']}"
-        if shown.get("amount_due_today"):
+        if offer.get("trial_end") and offer.get("amount_due_today") == 0:
+            text += ", starting with a free trial (nothing due today)"
+        elif shown.get("amount_due_today"):
             text += f", {shown['amount_due_today']} due today"
         text += "."
     return text

@@ -30,6 +30,7 @@ from billing.provider import (
     StartRequest,
     SubscriptionState,
 )
+from billing.records import live_subscription
 from gating import offers
 from gating.models import (
     Account,
@@ -261,7 +262,7 @@ def gate_offer(
     account = session.get(Account, account_id)
     assert account is not None
     published = store.load(session)
-    sub = account.subscription
+    sub = live_subscription(account)  # a plan that ended leaves the account on Free
     tier = published.catalog.tier(sub.tier_id if sub else "free")
     assert tier is not None
     offer = offers.offer_for(

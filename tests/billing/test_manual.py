@@ -88,8 +88,9 @@ def test_a_change_outside_the_current_period_is_a_programming_error() -> None:
 
 def _start(plan, discount, trial: int = 0):  # type: ignore[no-untyped-def]
     amount = 0 if trial else plan.amount - discount.off(plan.amount)
-    request = StartRequest("chg_1", ACME, plan, (), (), PERIOD_START, trial, discount, amount,
-                           URL, URL)
+    request = StartRequest(
+        "chg_1", ACME, plan, (), (), PERIOD_START, trial, discount, amount, URL, URL
+    )
     result = MANUAL.start_subscription(request)
     assert result.subscription is not None and result.charge is not None
     assert result.charge.amount_paid == amount
@@ -134,8 +135,7 @@ def test_a_once_promotion_on_a_trial_discounts_the_first_paid_period_only() -> N
 def test_a_change_to_another_plan_ends_the_running_promotion() -> None:
     state = _start(STARTER, Discount("loyal", percent_off=10, duration="forever"))
     upgraded = MANUAL.change_subscription(
-        ChangeRequest("chg_2", ACME, state, PRO, (), (), HALFWAY, None,
-                      _due(state, PRO), URL)
+        ChangeRequest("chg_2", ACME, state, PRO, (), (), HALFWAY, None, _due(state, PRO), URL)
     )
     assert upgraded.subscription is not None
     assert upgraded.subscription.running_discount is None
@@ -146,8 +146,18 @@ def test_a_new_promotion_on_a_change_replaces_the_running_one() -> None:
     state = _start(STARTER, Discount("loyal", percent_off=10, duration="forever"))
     two_months = Discount("pro2", percent_off=50, duration="repeating", duration_in_months=2)
     upgraded = MANUAL.change_subscription(
-        ChangeRequest("chg_2", ACME, state, PRO, (), (), HALFWAY, two_months,
-                      _due(state, PRO, two_months), URL)
+        ChangeRequest(
+            "chg_2",
+            ACME,
+            state,
+            PRO,
+            (),
+            (),
+            HALFWAY,
+            two_months,
+            _due(state, PRO, two_months),
+            URL,
+        )
     )
     assert upgraded.subscription is not None
     # Given on November 15 for two months, it runs to January 15, as Stripe's coupon would:

@@ -111,18 +111,26 @@ def test_a_failed_renewal_payment_queues_a_notification_with_the_grace_period_en
 ) -> None:
     failed_at = int(PERIOD_END.timestamp()) + 60
     stripe_double.subscriptions["sub_1"] = state(status="past_due")
-    renewal = {**invoice_obj("in_2", "open", 900), "billing_reason": "subscription_cycle",
-               "attempt_count": 1}
-    assert post(client, event("invoice.payment_failed", renewal, created=failed_at)).status_code \
-        == 200
+    renewal = {
+        **invoice_obj("in_2", "open", 900),
+        "billing_reason": "subscription_cycle",
+        "attempt_count": 1,
+    }
+    assert (
+        post(client, event("invoice.payment_failed", renewal, created=failed_at)).status_code == 200
+    )
     [note] = queued(app, "payment.failed")
     [changed] = queued(app, "subscription.changed")
     assert (changed.payload["data"]["status"], changed.payload["data"]["previous"]["status"]) == (
-        "past_due", "active",
+        "past_due",
+        "active",
     )
     grace_end = datetime.fromtimestamp(failed_at, UTC) + timedelta(days=7)
     assert note.payload["data"] == {
-        "invoice": "in_2", "attempt": 1, "amount_due": 900, "currency": "usd",
+        "invoice": "in_2",
+        "attempt": 1,
+        "amount_due": 900,
+        "currency": "usd",
         "grace_ends_at": grace_end.isoformat().replace("+00:00", "Z"),
     }
 
@@ -196,9 +204,7 @@ def test_a_failing_host_app_is_retried_with_backoff_then_given_up_on(
     assert "the host app answered 500" in listed
 
 
-def test_an_unreachable_host_app_is_retried(
-    app: Any, clock: FixedClock, demo_catalog: Any
-) -> None:
+def test_an_unreachable_host_app_is_retried(app: Any, clock: FixedClock, demo_catalog: Any) -> None:
     app.config["NOTIFY_URL"], app.config["NOTIFY_SECRET"] = "http://127.0.0.1:9/none", SECRET
     queue_one(app, clock)
     assert "could not be reached" in deliver(app)
@@ -226,8 +232,9 @@ def test_the_client_refuses_a_forged_tampered_or_stale_notification() -> None:
     good = notifications.sign(SECRET, body, now)
     assert verify_notification(body, good, SECRET, now=now)["id"] == "ntf_1"
     with pytest.raises(InvalidNotification, match="does not match"):
-        verify_notification(body, notifications.sign("another-secret-123456", body, now),
-                            SECRET, now=now)
+        verify_notification(
+            body, notifications.sign("another-secret-123456", body, now), SECRET, now=now
+        )
     with pytest.raises(InvalidNotification, match="does not match"):
         verify_notification(body.replace(b"ntf_1", b"ntf_2"), good, SECRET, now=now)
     with pytest.raises(InvalidNotification, match="older than 300 seconds"):
@@ -290,11 +297,13 @@ def test_replayed_stripe_events_notify_no_change_twice(
     stripe_double.subscriptions["sub_1"] = state(status="active")  # Pro, from Starter
     updated = event("customer.subscription.updated", subscription_obj())
     assert post(client, updated).status_code == 200
-    assert post(client, event("customer.subscription.updated", subscription_obj())).status_code \
-        == 200  # another event, the same state: no change, no notification
+    assert (
+        post(client, event("customer.subscription.updated", subscription_obj())).status_code == 200
+    )  # another event, the same state: no change, no notification
     [note] = queued(app, "subscription.changed")
     assert (note.payload["data"]["tier"], note.payload["data"]["previous"]["tier"]) == (
-        "pro", "starter",
+        "pro",
+        "starter",
     )
 
 

@@ -385,7 +385,9 @@ def test_reconcile_adopts_a_stripe_subscription_that_has_no_local_row(
     assert "tier none -> starter" in output
     sub = subscription(app)
     assert (sub.tier_id, sub.stripe_subscription_id, sub.provider) == (
-        "starter", story.sub_id, "stripe"
+        "starter",
+        story.sub_id,
+        "stripe",
     )
     assert "0 fix(es)" in reconcile(app).output  # adopted once; then compared like the others
 

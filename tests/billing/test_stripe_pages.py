@@ -26,7 +26,7 @@ from billing.models import BillingChange, ChangeStatus, Invoice
 from billing.provider import Customer, ItemKind, Price, StartRequest
 from billing.stripe_provider import StripeBilling
 from billing.stripe_sync import ensure_price
-from gating.models import Account, AccountAddOn, Offer, Subscription
+from gating.models import Account, AccountAddOn, Offer, Subscription, SubscriptionStatus
 from tests.billing.conftest import (
     PERIOD_END,
     PERIOD_START,
@@ -313,18 +313,16 @@ def test_a_declined_card_on_a_promoted_change_leaves_neither_the_plan_nor_the_co
     assert subscription(shop.app).tier_id == "starter"
 
 
-def test_a_free_account_pays_the_yearly_alternative_through_checkout(
-    shop: Shop, client: Any, clock: FixedClock, db: Any
-) -> None:
+def _yearly_alternative_through_checkout(
+    shop: Shop, client: Any, clock: FixedClock, db: Any, account_id: str, due: int
+) -> Any:
     with get_db(shop.app).session() as s:
-        add_account(s, "newco", clock)
-        set_gauge(s, "newco", "projects", 3, clock)
-        offer = gate_offer(s, clock, "newco", "projects", used=3, requested=1)
+        offer = gate_offer(s, clock, account_id, "projects", used=3, requested=1)
         offer_id, quoted = offer.id, offer.details["yearly_alternative"]
-    link = path(portal.offer_link(shop.app.config, "newco", offer_id))
+    link = path(portal.offer_link(shop.app.config, account_id, offer_id))
     page = client.get(link).get_data(as_text=True)
     shown = amount_on(page, r"Pay yearly — (\S+) today")
-    assert shown == quoted["amount_due_today"] == 9000  # Starter yearly, no promotion
+    assert shown == quoted["amount_due_today"] == due
     response = post_form(
         client, page, 'name="interval" value="year"', url=f"/offers/{offer_id}/accept"
     )
@@ -336,11 +334,41 @@ def test_a_free_account_pays_the_yearly_alternative_through_checkout(
     status, _, _ = hosted_page(pay_url, {"payment_method": "pm_card_visa"})
     assert status == 303
     assert "checkout.session.completed" in shop.deliver()
-    sub = subscription(shop.app, "newco")
-    assert (sub.tier_id, sub.interval, sub.status) == ("starter", "year", "active")
-    [invoice] = shop.stripe_invoices("newco")
+    [invoice] = shop.stripe_invoices(account_id)[-1:]
     assert (invoice.status, invoice.amount_paid) == ("paid", shown)
     assert event_types(db, offer_id)[-2:] == ["accepted", "paid"]
+    return subscription(shop.app, account_id)
+
+
+def test_a_new_account_starts_the_yearly_alternative_with_its_trial_through_checkout(
+    shop: Shop, client: Any, clock: FixedClock, db: Any
+) -> None:
+    # A first plan starts with the tier's trial, wherever it is bought (as at checkout).
+    with get_db(shop.app).session() as s:
+        add_account(s, "newco", clock)
+        set_gauge(s, "newco", "projects", 3, clock)
+    sub = _yearly_alternative_through_checkout(shop, client, clock, db, "newco", 0)
+    assert (sub.tier_id, sub.interval, sub.status) == ("starter", "year", "trialing")
+    assert sub.trial_end == clock.now() + timedelta(days=14)
+
+
+def test_a_returning_account_pays_the_yearly_alternative_through_checkout(
+    shop: Shop, client: Any, clock: FixedClock, db: Any
+) -> None:
+    with get_db(shop.app).session() as s:
+        add_account(s, "back", clock)
+        set_gauge(s, "back", "projects", 3, clock)
+        s.add(  # a plan that ended long ago: one trial per account
+            Subscription(
+                account_id="back", tier_id="starter", interval="month", currency="usd",
+                status=SubscriptionStatus.CANCELED, catalog_version=1,
+                current_period_start=clock.now() - timedelta(days=90),
+                current_period_end=clock.now() - timedelta(days=60),
+                created_at=clock.now(), updated_at=clock.now(),
+            )
+        )  # fmt: skip
+    sub = _yearly_alternative_through_checkout(shop, client, clock, db, "back", 9000)
+    assert (sub.tier_id, sub.interval, sub.status) == ("starter", "year", "active")
 
 
 def test_a_promotion_code_typed_on_the_checkout_page_is_charged_by_stripe_checkout(
@@ -807,7 +835,7 @@ def _audit_log_offer(app: Any, clock: FixedClock, account_id: str) -> Offer:
 def test_a_repeating_promotion_given_mid_period_renews_as_quoted_and_as_stripe_charges(
     shop: Shop, client: Any, clock: FixedClock, tmp_path: Any
 ) -> None:
-    """"20 % off for 1 month" given on November 15 runs to December 15, as Stripe's coupon
+    """ "20 % off for 1 month" given on November 15 runs to December 15, as Stripe's coupon
     does: the offer quotes the November 30 renewal discounted (it quoted the full price), and
     Stripe charges that."""
     from tests.billing.test_pages import publish_promotions

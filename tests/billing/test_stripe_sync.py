@@ -158,6 +158,7 @@ def test_sync_without_stripe_billing_says_how_to_configure_it(
 
 # ---- promotion codes ---------------------------------------------------------------------------
 
+
 def publish_codes(app: Flask, clock: FixedClock, catalog: Any, *promotions: Promotion) -> None:
     newer = replace(catalog, promotions=(*catalog.promotions, *promotions))
     with get_db(app).session() as session:
@@ -165,13 +166,22 @@ def publish_codes(app: Flask, clock: FixedClock, catalog: Any, *promotions: Prom
 
 
 SPRING = Promotion(
-    "spring", "10 % off Business for 3 months", percent_off=10, tiers=("business",),
-    duration="repeating", duration_in_months=3, code="SPRING10",
+    "spring",
+    "10 % off Business for 3 months",
+    percent_off=10,
+    tiers=("business",),
+    duration="repeating",
+    duration_in_months=3,
+    code="SPRING10",
     ends_at=datetime(2027, 6, 1, tzinfo=UTC),
 )
 MONTHLY_ONLY = Promotion(
-    "monthly", "25 % off the first month", percent_off=25, tiers=("business",),
-    intervals=(Interval.MONTH,), code="WELCOME25",
+    "monthly",
+    "25 % off the first month",
+    percent_off=25,
+    tiers=("business",),
+    intervals=(Interval.MONTH,),
+    code="WELCOME25",
 )
 
 
@@ -197,7 +207,9 @@ def test_sync_puts_running_catalog_codes_into_stripe_once(
     assert code.code == "SPRING10" and code.expires_at == int(SPRING.ends_at.timestamp())
     coupon = fake_stripe.get(code.promotion.coupon)
     assert (coupon["percent_off"], coupon["duration"], coupon["duration_in_months"]) == (
-        10.0, "repeating", 3,
+        10.0,
+        "repeating",
+        3,
     )
     assert coupon["applies_to"] == {"products": ["tg_tier_business"]}
     before = len(posts(fake_stripe))
@@ -241,8 +253,19 @@ def test_a_synced_code_typed_on_stripe_checkout_is_charged(
     run_sync(app, stripe_billing)
     business = Price(ItemKind.TIER, "business", "Business", "month", "usd", 7900)
     started = stripe_billing.start_subscription(
-        StartRequest("chg_code", Customer("acme", "a@example.com", "Acme"), business, (), (),
-                     fake_stripe.clock.now(), 0, None, 7900, "http://x/ok", "http://x/no")
+        StartRequest(
+            "chg_code",
+            Customer("acme", "a@example.com", "Acme"),
+            business,
+            (),
+            (),
+            fake_stripe.clock.now(),
+            0,
+            None,
+            7900,
+            "http://x/ok",
+            "http://x/no",
+        )
     )
     assert started.external_id is not None
     fake_stripe.complete_checkout(started.external_id, promotion_code="SPRING10")

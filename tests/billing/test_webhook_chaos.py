@@ -38,8 +38,17 @@ URL = "/webhooks/stripe"
 STARTER = Price(ItemKind.TIER, "starter", "Starter", "month", "usd", 900)
 PRO = Price(ItemKind.TIER, "pro", "Pro", "month", "usd", 2900)
 BILLING_TABLES = {
-    "webhook_events", "invoices", "offer_events", "billing_changes", "account_addons",
-    "notifications", "subscriptions", "offers", "usage_counters", "usage_requests", "overrides",
+    "webhook_events",
+    "invoices",
+    "offer_events",
+    "billing_changes",
+    "account_addons",
+    "notifications",
+    "subscriptions",
+    "offers",
+    "usage_counters",
+    "usage_requests",
+    "overrides",
     "accounts",
 }
 
@@ -58,8 +67,7 @@ class Story:
 
     @property
     def customer(self) -> Customer:
-        return Customer(self.account_id, f"{self.account_id}@example.com", "Acme",
-                        self.customer_id)
+        return Customer(self.account_id, f"{self.account_id}@example.com", "Acme", self.customer_id)
 
     def current(self) -> SubscriptionState:
         state = self.billing.fetch_subscription(self.sub_id)
@@ -68,8 +76,19 @@ class Story:
 
     def checkout(self, plan: Price = STARTER, key: str = "chg_start") -> Result:
         """Start at Checkout and pay there, as the customer does."""
-        request = StartRequest(key, self.customer, plan, (), (), self.fake.clock.now(), 0, None,
-                               plan.amount, "http://localhost/ok", "http://localhost/no")
+        request = StartRequest(
+            key,
+            self.customer,
+            plan,
+            (),
+            (),
+            self.fake.clock.now(),
+            0,
+            None,
+            plan.amount,
+            "http://localhost/ok",
+            "http://localhost/no",
+        )
         result = self.billing.start_subscription(request)
         assert result.external_id is not None
         self.customer_id = result.customer_external_id
@@ -100,16 +119,23 @@ class Story:
         client.v1.invoices.pay(invoice.id)
 
     def cancel(self) -> None:
-        self.billing.schedule(ScheduleRequest("chg_cancel", self.customer, self.current(),
-                                              None, None, True))
+        self.billing.schedule(
+            ScheduleRequest("chg_cancel", self.customer, self.current(), None, None, True)
+        )
         self.fake.advance_to_period_end(self.sub_id)
 
     def foreign_subscription(self) -> None:
         """Objects someone created by hand in the dashboard: no tiergate tags."""
         client = self.fake.client()
         product = client.v1.products.create({"name": "Consulting"})
-        price = client.v1.prices.create({"product": product.id, "currency": "usd",
-                                         "unit_amount": 5000, "recurring": {"interval": "month"}})
+        price = client.v1.prices.create(
+            {
+                "product": product.id,
+                "currency": "usd",
+                "unit_amount": 5000,
+                "recurring": {"interval": "month"},
+            }
+        )
         customer = client.v1.customers.create({"email": "other@example.com"})
         assert customer.id is not None and price.id is not None
         self.fake.attach_card(customer.id)
@@ -118,13 +144,16 @@ class Story:
     def deliver(self, events: list[dict[str, Any]] | None = None) -> list[str]:
         """Sign and POST events (default: those not delivered yet); every one must be a 200."""
         client = self.app.test_client()
-        pending = events if events is not None else [
-            e for e in self.fake.events if e["id"] not in self.delivered
-        ]
+        pending = (
+            events
+            if events is not None
+            else [e for e in self.fake.events if e["id"] not in self.delivered]
+        )
         statuses = []
         for evt in pending:
             done = self.fake.deliver(
-                evt, lambda body, headers: client.post(URL, data=body, headers=headers),
+                evt,
+                lambda body, headers: client.post(URL, data=body, headers=headers),
                 WEBHOOK_SECRET,
             )
             assert done.status == 200, (evt["type"], done.body)
@@ -134,8 +163,13 @@ class Story:
 
 
 @pytest.fixture
-def story(app: Any, demo_catalog: Any, clock: FixedClock, fake_stripe: FakeStripe,
-          stripe_billing: StripeBilling) -> Story:
+def story(
+    app: Any,
+    demo_catalog: Any,
+    clock: FixedClock,
+    fake_stripe: FakeStripe,
+    stripe_billing: StripeBilling,
+) -> Story:
     app.config["STRIPE_WEBHOOK_SECRET"] = WEBHOOK_SECRET
     app.extensions["tiergate.billing"] = stripe_billing
     with get_db(app).session() as s:
@@ -164,8 +198,17 @@ def local_state(app: Any) -> dict[str, Any]:
             "customer": account.stripe_customer_id,
             "subscription": {k: getattr(sub, k) for k in columns} if sub else None,
             "invoices": [
-                (i.external_id, i.status, i.currency, i.amount_due, i.amount_paid, i.lines,
-                 i.change_id, i.created_at, i.paid_at)
+                (
+                    i.external_id,
+                    i.status,
+                    i.currency,
+                    i.amount_due,
+                    i.amount_paid,
+                    i.lines,
+                    i.change_id,
+                    i.created_at,
+                    i.paid_at,
+                )
                 for i in invoices
             ],
             "addons": [(a.addon_id, a.quantity, a.active) for a in addons],
@@ -238,7 +281,9 @@ def test_events_delivered_twice_in_any_order_reach_the_same_state(
     assert in_order["unprocessed"] == []
     # The first invoice, the upgrade's proration, the renewal (declined, then paid).
     assert sorted((i[1], i[4]) for i in in_order["invoices"]) == [
-        ("paid", 900), ("paid", 1667), ("paid", 2900)
+        ("paid", 900),
+        ("paid", 1667),
+        ("paid", 2900),
     ]
 
     events = list(story.fake.events)

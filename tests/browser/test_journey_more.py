@@ -6,22 +6,43 @@ invoices, and every page keeps the way back to the app."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from gating.models import Subscription, SubscriptionStatus
 from tests.browser.test_upgrade_journey import (
+    WORKSPACE,
     cents,
     create_project,
     journey,
     open_trackly,
 )
+from tests.factories import make_account
+from tiergate.db import get_db
 
 __all__ = ["journey", "open_trackly"]  # fixtures used here (browser: conftest)
 
 pytestmark = pytest.mark.browser
 
 WIDTHS = (375, 1280)
+
+
+def returning_customer(app, clock, version: int) -> None:  # type: ignore[no-untyped-def]
+    """The workspace had a plan that ended long ago: its first trial is used, so an upgrade
+    from Free is paid at once."""
+    with get_db(app).session() as s:
+        make_account(s, WORKSPACE, now=clock.now())
+        s.add(
+            Subscription(
+                account_id=WORKSPACE, tier_id="starter", interval="month", currency="usd",
+                status=SubscriptionStatus.CANCELED, catalog_version=version,
+                current_period_start=clock.now() - timedelta(days=90),
+                current_period_end=clock.now() - timedelta(days=60),
+                created_at=clock.now(), updated_at=clock.now(),
+            )
+        )  # fmt: skip
 
 
 def open_billing(page, journey) -> str:
@@ -142,7 +163,10 @@ def test_back_after_starting_a_trial_does_not_strand_the_customer(journey, open_
 # ---- 4. quotes and invoices show a promotion's internal id -------------------------------------
 
 
-def test_the_yearly_switch_quote_names_the_promotion_not_its_catalog_id(journey, open_trackly):
+def test_the_yearly_switch_quote_names_the_promotion_not_its_catalog_id(
+    journey, open_trackly, app, clock, demo_catalog
+):
+    returning_customer(app, clock, demo_catalog.version)
     page = open_trackly()
     create_project(page, "Website")
     page.get_by_role("link", name="PDF (upgrade)").click()
@@ -164,7 +188,10 @@ def test_the_yearly_switch_quote_names_the_promotion_not_its_catalog_id(journey,
     assert "yearly_launch" not in lines, lines  # ... under its name, not its catalog id
 
 
-def test_the_yearly_switch_invoice_names_the_promotion_not_its_catalog_id(journey, open_trackly):
+def test_the_yearly_switch_invoice_names_the_promotion_not_its_catalog_id(
+    journey, open_trackly, app, clock, demo_catalog
+):
+    returning_customer(app, clock, demo_catalog.version)
     page = open_trackly()
     create_project(page, "Website")
     page.get_by_role("link", name="PDF (upgrade)").click()

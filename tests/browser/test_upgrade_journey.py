@@ -154,15 +154,19 @@ def test_the_fourth_project_offers_starter_at_the_quoted_price_and_upgrading_rai
         "3 of 3 projects used",
         "10 projects",
     )
+    # A first plan starts with Starter's 14-day trial (as at checkout): nothing today.
     assert shown(page, "new_recurring") == "$9.00 per month"
-    assert shown(page, "due_today") == "$9.00"  # from Free nothing is prorated
-    assert shown(page, "next_renewal") == "$9.00 on December 15, 2026"
-    assert offer["display"]["next_renewal"] == "$9.00 on December 15, 2026"
+    assert shown(page, "due_today") == "$0.00"
+    assert shown(page, "next_renewal") == "$9.00 on November 29, 2026"
+    assert offer["display"]["next_renewal"] == "$9.00 on November 29, 2026"
+    assert "Starter starts with a 14-day free trial: nothing is charged today" in page.inner_text(
+        "main"
+    )
     assert cents(shown(page, "new_recurring")) == offer["new_recurring_amount"] == 900
-    assert cents(shown(page, "due_today")) == offer["amount_due_today"] == 900
+    assert cents(shown(page, "due_today")) == offer["amount_due_today"] == 0
     assert cents(shown(page, "next_renewal")) == offer["next_renewal_amount"] == 900
     button = page.locator(UPGRADE)
-    assert button.inner_text() == "Upgrade now \u2014 pay $9.00 today"
+    assert button.inner_text() == "Upgrade now \u2014 pay $0.00 today"
     assert button.get_attribute("data-pay") == str(offer["amount_due_today"])
     # UPSELL 7 and 1: "Not now" is there; at most one add-on and one alternative.
     assert page.get_by_role("button", name="Not now").is_visible()
@@ -171,8 +175,9 @@ def test_the_fourth_project_offers_starter_at_the_quoted_price_and_upgrading_rai
     # The one alternative: Starter paid yearly, at the amount the API quoted for it.
     yearly = offer["yearly_alternative"]
     yearly_button = page.locator(".alternative button[data-pay]")
-    assert yearly_button.inner_text() == "Pay yearly \u2014 $90.00 today"
-    assert yearly_button.get_attribute("data-pay") == str(yearly["amount_due_today"]) == "9000"
+    assert yearly_button.inner_text() == "Pay yearly \u2014 $0.00 today"
+    assert yearly_button.get_attribute("data-pay") == str(yearly["amount_due_today"]) == "0"
+    assert "nothing today, then $90.00 on November 29, 2026" in page.inner_text(".alternative")
 
     # Keyboard: Tab reaches the upgrade button, with a visible focus ring, and Enter presses it.
     for _ in range(10):
@@ -189,7 +194,7 @@ def test_the_fourth_project_offers_starter_at_the_quoted_price_and_upgrading_rai
     assert page.inner_text("h1") == "You are now on Starter."
     charged = page.locator("[data-charged]")
     assert charged.get_attribute("data-charged") == str(offer["amount_due_today"])
-    assert charged.inner_text() == "$9.00"
+    assert charged.inner_text() == "$0.00"
     assert page.locator("aside.cross-sell").count() <= 1
     assert journey.offer(offer_id)["status"] == "paid"
     assert journey.entitlements()["tier"]["id"] == "starter"
@@ -224,7 +229,10 @@ def test_not_now_goes_back_to_trackly_and_the_next_refusal_explains_instead_of_p
     assert page.inner_text("h1") == "Upgrade needed"
     reason = page.inner_text("main p")
     assert reason.startswith("Free includes 3 projects and 3 are used")
-    assert "Upgrade to Starter: $9.00 / month, $9.00 due today." in reason
+    assert (
+        "Upgrade to Starter: $9.00 / month, starting with a free trial (nothing due today)."
+        in reason
+    )
     # The upgrade stays one (unprompted) link away, and comes back to Trackly too.
     upgrade = page.get_by_role("link", name="See the upgrade").get_attribute("href")
     assert upgrade.startswith(f"{journey.tiergate}/offers/")
@@ -248,7 +256,7 @@ def test_the_offer_page_fits_a_phone_and_a_desktop(journey, open_trackly, artifa
     for width in (375, 1280):
         page.set_viewport_size({"width": width, "height": 900})
         assert page.evaluate("document.documentElement.scrollWidth") <= page.evaluate("innerWidth")
-        for name in ("Upgrade now \u2014 pay $9.00 today", "Not now"):
+        for name in ("Upgrade now \u2014 pay $0.00 today", "Not now"):
             box = page.get_by_role("button", name=name).bounding_box()
             assert box["x"] >= 0 and box["x"] + box["width"] <= width, name
         path = artifacts / f"offer-{width}.png"

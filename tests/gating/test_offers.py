@@ -212,14 +212,49 @@ def test_dismissal_keeps_the_offer_but_stops_prompting_until_the_cooldown_ends(
     assert after.prompt is True
 
 
-def test_free_account_offer_is_the_full_first_period_in_the_default_currency(
+def test_a_never_subscribed_account_is_offered_its_first_plan_with_the_tiers_trial(
     session, clock, demo_catalog
 ):
+    # As checkout starts a first plan: Starter's 14-day trial, nothing today, the first
+    # period charged at the trial's end.
     account = make_account(session, clock, "solo", version=demo_catalog.version)
     offer = quote(session, clock, account, demo_catalog, used=3)
     assert (offer.from_tier_id, offer.to_tier_id, offer.from_interval) == ("free", "starter", None)
-    assert (offer.amount_due_today, offer.currency) == (900, "usd")
+    assert (offer.amount_due_today, offer.currency) == (0, "usd")
+    trial_end = clock.now() + timedelta(days=14)
+    assert offer.details["trial_end"] == trial_end.isoformat().replace("+00:00", "Z")
+    assert offer.next_renewal_amount == 900
+    assert offer.details["note"] == (
+        "Starter starts with a 14-day free trial: nothing is charged today; the first charge "
+        f"of $9.00 is on {trial_end:%B %-d, %Y}."
+    )
+    assert offer.details["yearly_alternative"]["amount_due_today"] == 0
     assert offer.details["price_jump"]["exceeds_guard"] is True
+
+
+def test_an_account_that_had_a_plan_pays_its_next_first_period_in_full(
+    session, clock, demo_catalog
+):
+    # One trial per account: a plan that ended leaves the free tier without a second one.
+    account = make_account(
+        session, clock, "back", "starter", version=demo_catalog.version,
+        status=SubscriptionStatus.CANCELED,
+    )  # fmt: skip
+    clock.set(PERIOD[1] + timedelta(days=3))  # its last period is over: back on Free
+    offer = offers.offer_for(
+        session,
+        clock,
+        account=account,
+        entitlements=Resolved(demo_catalog.catalog.tier("free"), demo_catalog.version),
+        feature_id="projects",
+        used=3,
+        requested=1,
+        trigger="limit_reached",
+        settings=Settings(),
+    )
+    assert (offer.from_tier_id, offer.to_tier_id) == ("free", "starter")
+    assert (offer.amount_due_today, offer.details["trial_end"]) == (900, None)
+    assert offer.details["yearly_alternative"]["amount_due_today"] == 9000
 
 
 def test_trialing_account_is_quoted_nothing_due_today(session, clock, demo_catalog):
@@ -514,7 +549,7 @@ def test_another_accounts_offer_is_not_found_exactly_like_a_missing_one(session,
 def test_leaving_a_plan_looked_up_on_the_pricing_page_does_not_silence_the_gates_prompts(
     session, clock, demo_catalog
 ):
-    """"Not now" on a quote the customer asked for from the pricing page is not a prompt they
+    """ "Not now" on a quote the customer asked for from the pricing page is not a prompt they
     turned down: the gate still prompts at the next limit (UPSELL 2)."""
     account = make_account(session, clock, "acme", "starter", version=demo_catalog.version)
     looked_up = offers.offer_for_tier(

@@ -176,9 +176,7 @@ def test_concurrent_gauge_sets_stay_within_the_cap(db, clock):
     assert 0 <= final <= 10
 
 
-def test_concurrent_keyed_consumers_at_the_limit_never_pass_it_and_retries_count_nothing(
-    db, clock
-):
+def test_concurrent_keyed_consumers_at_the_limit_never_pass_it_and_retries_count_nothing(db, clock):
     # Keyed consumes count and claim in one autocommitted statement on PostgreSQL: exactly the
     # limit, each grant with its own new total, and every key counted once.
     with db.session() as s:

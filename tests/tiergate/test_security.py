@@ -49,9 +49,9 @@ def test_the_one_click_offer_page_cannot_be_framed_by_another_site(
     assert response.headers["Content-Security-Policy"] == "frame-ancestors 'self' http://localhost"
     assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
-    # It carries the customer's signed link: never cached, never sent on in a Referer.
+    # It carries the customer's signed link: never cached, never sent to another site.
     assert response.headers["Cache-Control"] == "no-store"
-    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Referrer-Policy"] == "same-origin"
 
 
 def test_the_billing_page_may_be_framed_by_the_host_apps_allowed_origins_only(
@@ -73,6 +73,36 @@ def test_the_public_pricing_page_stays_cacheable(app, client, demo_catalog) -> N
     assert response.status_code == 200
     assert response.headers.get("Cache-Control") != "no-store"
     assert "frame-ancestors" in response.headers["Content-Security-Policy"]
+
+
+def test_over_https_the_offer_form_posted_with_its_same_origin_referer_is_accepted(
+    database_url, schema, clock, demo_catalog
+) -> None:
+    """Over HTTPS, Flask-WTF wants a same-origin Referer on every form: the pages' policy
+    keeps it for this origin (with "no-referrer", every billing form answered 400)."""
+    base = "https://billing.example.com"
+    https = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "test-secret-key-not-for-production",
+            "CLOCK": clock,
+            "BASE_URL": base,
+        }
+    )
+    try:
+        offer_id, link = _offer(https, clock, demo_catalog.version)
+        client = https.test_client()
+        page = client.get(link, base_url=base)
+        assert page.headers["Referrer-Policy"] == "same-origin"
+        fields = form_fields(page.get_data(as_text=True), f"/offers/{offer_id}/accept")
+        url = f"/offers/{offer_id}/accept"
+        refused = client.post(url, data=fields, base_url=base)  # no Referer: refused
+        assert refused.status_code == 400
+        accepted = client.post(url, data=fields, base_url=base, headers={"Referer": base + link})
+        assert accepted.status_code == 302, accepted.get_data(as_text=True)[-300:]
+    finally:
+        get_db(https).engine.dispose()
 
 
 def test_the_csrf_session_cookie_is_secure_and_same_site_over_https(
