@@ -17,8 +17,10 @@ from billing.provider import BillingProvider, Discount, Price, SubscriptionState
 from billing.quotes import renewal_quote
 from billing.records import (
     FlowResult,
+    FlowStatus,
     active_addons,
     live_or_conflict,
+    lock_account,
     reprice,
     schedule_change,
     state_of,
@@ -236,6 +238,7 @@ def confirm_downgrade(
     interval: str | None = None,
 ) -> FlowResult:
     """Schedule the downgrade (or yearly -> monthly switch) for the period end."""
+    lock_account(session, account_id)  # first: what follows is read after any change in flight
     preview = downgrade_preview(session, clock, account_id, tier_id, interval)
     _, sub = live_or_conflict(session, account_id)
     catalog = store.load(session).catalog
@@ -253,6 +256,8 @@ def confirm_downgrade(
         next_addons=scheduled.next_addons,
         cancel=False,
     )
+    if result.status is not FlowStatus.DONE:  # not scheduled (busy, unreachable): say so
+        return result
     when = preview.effective_at.strftime("%B %-d, %Y")
     return FlowResult(
         result.status,
@@ -265,6 +270,7 @@ def cancel(
     session: Session, clock: Clock, provider: BillingProvider, account_id: str
 ) -> FlowResult:
     """Cancel at the period end: everything stays until then; resume undoes it."""
+    lock_account(session, account_id)  # first: what follows is read after any change in flight
     _, sub = live_or_conflict(session, account_id)
     when = sub.current_period_end.strftime("%B %-d, %Y")
     result = schedule_change(
@@ -277,6 +283,8 @@ def cancel(
         next_addons=_removals_kept(state_of(session, sub)),
         cancel=True,
     )
+    if result.status is not FlowStatus.DONE:
+        return result
     return FlowResult(
         result.status,
         result.change,
@@ -288,6 +296,7 @@ def resume(
     session: Session, clock: Clock, provider: BillingProvider, account_id: str
 ) -> FlowResult:
     """Before the period ends: clear a scheduled downgrade, interval change or cancellation."""
+    lock_account(session, account_id)  # first: what follows is read after any change in flight
     _, sub = live_or_conflict(session, account_id)
     if clock.now() >= sub.current_period_end:
         raise Conflict("The period has already ended: the scheduled change was applied.")
@@ -301,6 +310,8 @@ def resume(
         next_addons=_removals_kept(state_of(session, sub)),
         cancel=False,
     )
+    if result.status is not FlowStatus.DONE:
+        return result
     return FlowResult(
         result.status,
         result.change,

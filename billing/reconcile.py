@@ -19,9 +19,9 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing.models import BillingChange
+from billing.models import BillingChange, ChangeStatus
 from billing.provider import Outcome
-from billing.records import LIVE, in_flight
+from billing.records import LIVE, in_flight, lock_account, lock_change
 from billing.sync_state import (
     PROVIDER,
     StripeSource,
@@ -44,9 +44,11 @@ def reconcile(
     """Repair local rows from Stripe (every account, or one); returns one line per fix."""
     if account_id is not None and session.get(Account, account_id) is None:
         raise NotFound(f"Account {account_id!r} does not exist.")
-    fixes = [
-        _settle(session, clock, provider, change) for change in pending_changes(session, account_id)
-    ]
+    fixes = []
+    for change in pending_changes(session, account_id):
+        fixes.append(_settle(session, clock, provider, change))
+        session.commit()  # its locks are not held for the rest of the run
+
     query = select(Subscription).where(
         Subscription.provider == PROVIDER, Subscription.stripe_subscription_id.is_not(None)
     )
@@ -97,6 +99,12 @@ def _settle(session: Session, clock: Clock, provider: StripeSource, change: Bill
         return ""  # the customer may still be paying on the Checkout page
     if in_flight(clock, change) and (result is None or result.outcome is not Outcome.DONE):
         return ""  # its provider call may still be running: the request settles it
+    # Locked (the account first, as every flow) and read again: the customer's own request or
+    # a webhook may have settled it since it was listed.
+    lock_account(session, change.account_id)
+    lock_change(session, change)
+    if change.status is not ChangeStatus.PENDING:
+        return ""
     return f"{change.account_id}: {settle_change(session, clock, change, result)}"
 
 

@@ -51,6 +51,7 @@ from tiergate.exceptions import (
     NotFound,
     PaymentFailed,
     ProviderUnavailable,
+    TiergateError,
 )
 from tiers import store
 from tiers.model import AddOn, AddOnBilling, Catalog, FeatureKind
@@ -641,6 +642,34 @@ def in_flight(clock: Clock, change: BillingChange) -> bool:
     )
 
 
+BUSY = (
+    "Another change to this account is being confirmed with the payment processor right now: "
+    "wait a moment, then reload the page to see it before changing anything else."
+)
+
+
+def busy_with(
+    session: Session, clock: Clock, account_id: str, keep: BillingChange | None = None
+) -> BillingChange | None:
+    """Under the account's lock: another change of the account whose provider call may still
+    be running (its intent committed, no answer yet), other than `keep`. A flow that charged or
+    scheduled now would be quoted from the state before it, and undo or double it."""
+    rows = session.scalars(
+        select(BillingChange).where(
+            BillingChange.account_id == account_id,
+            BillingChange.status == ChangeStatus.PENDING,
+        )
+    )
+    return next(
+        (c for c in rows if (keep is None or c.id != keep.id) and in_flight(clock, c)), None
+    )
+
+
+def busy_result(change: BillingChange) -> FlowResult:
+    """The answer of a flow refused because `change` is still with the processor."""
+    return FlowResult(FlowStatus.PENDING, change, BUSY)
+
+
 def _commit_intent(session: Session, provider: BillingProvider) -> None:
     """Make the pending change durable before a remote provider sees its idempotency key.
 
@@ -672,7 +701,9 @@ def lock_change(session: Session, change: BillingChange) -> None:
 
 
 def _still_pending(session: Session, change: BillingChange) -> None:
-    """Lock the change again after the provider call; ChangeSettled when it was settled."""
+    """Lock the change again after the provider call; ChangeSettled when it was settled. The
+    account's lock first, as every flow and webhook takes them: account, change, then rows."""
+    lock_account(session, change.account_id)
     lock_change(session, change)
     if change.status is ChangeStatus.PENDING:
         return
@@ -714,6 +745,9 @@ def call_provider(
     and the change is locked again once the provider answered: ChangeSettled when a webhook
     or reconcile settled it meanwhile, so nothing is applied twice.
     """
+    # A retry of a change whose earlier call failed (a timeout) is in flight again.
+    change.error = None
+    change.updated_at = clock.now()
     _commit_intent(session, provider)
     try:
         result: Result = call(request)
@@ -738,6 +772,11 @@ def call_provider(
         _still_pending(session, change)
         fail_change(clock, change, exc.message)
         log.error("billing change %s refused by the provider: %s", change.id, exc.message)
+        raise
+    except TiergateError as exc:  # refused (a conflict at the processor): nothing changed
+        _still_pending(session, change)
+        fail_change(clock, change, exc.message)
+        _commit_intent(session, provider)  # so the caller's rollback leaves it ended, not running
         raise
     _still_pending(session, change)
     if result.outcome is Outcome.REDIRECT:
@@ -793,6 +832,10 @@ def schedule_change(
     cancel: bool,
 ) -> FlowResult:
     """Schedule (or clear) a change at the period end through the provider."""
+    lock_account(session, account_id)  # (taken already by the flows that read state first)
+    busy = busy_with(session, clock, account_id)
+    if busy is not None:
+        return busy_result(busy)
     account, sub = live_or_conflict(session, account_id)
     state = state_of(session, sub)
     change = new_change(

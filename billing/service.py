@@ -36,6 +36,7 @@ from billing.provider import (
 )
 from billing.quotes import Quote, change_quote, one_time_quote, start_quote
 from billing.records import (
+    BUSY,
     LIVE,
     FlowResult,
     FlowStatus,
@@ -45,6 +46,8 @@ from billing.records import (
     active_addons,
     addon_price,
     balance_in,
+    busy_result,
+    busy_with,
     call_provider,
     customer_of,
     discount_for,
@@ -345,6 +348,9 @@ def accept_offer(
             pending,
             "This payment is already being confirmed: wait a moment and reload the page.",
         )
+    busy = busy_with(session, clock, account_id, keep=pending)
+    if busy is not None:  # another change of the account is with the processor right now
+        return busy_result(busy)
     if current is None:  # a first subscription: no other payment page may stay open
         paid = close_open_checkouts(session, clock, provider, account_id, keep=pending)
         if paid is not None:
@@ -681,6 +687,9 @@ def checkout(
 ) -> FlowResult:
     """Start a first paid subscription (manual: at once; Stripe: a Checkout redirect)."""
     account = lock_account(session, account_id)  # one checkout at a time; balance read once
+    busy = busy_with(session, clock, account_id)
+    if busy is not None and busy.kind != "checkout":  # (a checkout being opened: see below)
+        return busy_result(busy)
     plan, quote, trial_days = checkout_quote(
         session, clock, account_id, tier_id, interval, currency, code
     )
@@ -823,7 +832,9 @@ def confirm_checkout(
     )
     if change is None:
         return None
-    # Lock it: the checkout.session.completed webhook may be settling it at this very moment.
+    # Lock it (the account first, as the checkout.session.completed webhook does): the
+    # webhook may be settling it at this very moment.
+    lock_account(session, account_id)
     lock_change(session, change)
     if change.status is not ChangeStatus.PENDING:
         return _confirmed(session, change)
@@ -913,6 +924,9 @@ def switch_to_yearly(
     """Month -> year now, prorated like an upgrade; the new yearly period starts today."""
     _check_proration_date(session, clock, proration_date)
     lock_account(session, account_id)  # before anything is quoted from its balance
+    busy = busy_with(session, clock, account_id)
+    if busy is not None:
+        return busy_result(busy)
     terms = _yearly_terms(session, provider, account_id, proration_date)
     quote = terms.quote
     if quote.amount_due != expected_amount_due:
@@ -1031,6 +1045,9 @@ def buy_addon(
     earlier = _earlier_purchase(session, clock, provider, account_id, addon_id, proration_date)
     if earlier is not None:
         return earlier
+    busy = busy_with(session, clock, account_id)
+    if busy is not None:
+        return busy_result(busy)
     change = new_change(
         session,
         clock,
@@ -1129,6 +1146,7 @@ def remove_addon(
     session: Session, clock: Clock, provider: BillingProvider, account_id: str, addon_id: str
 ) -> FlowResult:
     """Remove a recurring add-on at the period end (it keeps working until then)."""
+    lock_account(session, account_id)  # first: what follows is read after any change in flight
     _, sub = _live_for_addon(session, account_id)
     state = state_of(session, sub)
     if not any(a.item_id == addon_id for a in state.addons):
@@ -1145,6 +1163,8 @@ def remove_addon(
         next_addons=kept,
         cancel=state.cancel_at_period_end,
     )
+    if result.status is not FlowStatus.DONE:  # not scheduled (busy, unreachable): say so
+        return result
     when = sub.current_period_end.strftime("%B %-d, %Y")
     return FlowResult(result.status, result.change, f"The add-on ends on {when}.")
 
@@ -1173,6 +1193,8 @@ def apply_period_end(
         while sub.status in LIVE and sub.current_period_end <= now:
             try:
                 results.append(_renew_one(session, clock, provider, sub))
+            except _AlreadyRenewed:
+                break  # by another run at the same time: nothing to do here
             except TiergateError as exc:
                 # One account that cannot be renewed (its plan is no longer sold at its
                 # interval, say) is reported and left as it is; the others still renew.
@@ -1180,6 +1202,10 @@ def apply_period_end(
             if results[-1].status is not FlowStatus.DONE:
                 break
     return results
+
+
+class _AlreadyRenewed(Exception):
+    """The period was renewed by another run while this one waited for the account."""
 
 
 def _renew_change(session: Session, clock: Clock, sub: Subscription) -> BillingChange:
@@ -1217,6 +1243,12 @@ def _renew_one(
     session: Session, clock: Clock, provider: BillingProvider, sub: Subscription
 ) -> FlowResult:
     account = lock_account(session, sub.account_id)  # the balance is read once, here
+    session.refresh(sub)  # another run (or host) may have renewed it meanwhile
+    if sub.status not in LIVE or sub.current_period_end > clock.now():
+        raise _AlreadyRenewed
+    busy = busy_with(session, clock, sub.account_id)
+    if busy is not None:  # renewed by the next run, from the state that change leaves
+        return FlowResult(FlowStatus.PENDING, busy, f"{sub.account_id}: {BUSY}")
     state = state_of(session, sub)
     scheduled = sub.scheduled_tier_id is not None or sub.scheduled_interval is not None
     version = store.load(session).version if scheduled else sub.catalog_version

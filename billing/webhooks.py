@@ -273,6 +273,8 @@ def _account_of(session: Session, obj: dict[str, Any]) -> Account | None:
     customer = obj.get("customer")
     if account is None and isinstance(customer, str):
         account = session.scalar(select(Account).where(Account.stripe_customer_id == customer))
+    if account is not None:  # first, as every flow: the account, then its change, then rows
+        account = records.lock_account(session, account.id)
     if account is not None and isinstance(customer, str) and account.stripe_customer_id is None:
         account.stripe_customer_id = customer
     return account

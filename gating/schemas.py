@@ -389,7 +389,10 @@ class OfferSchema(ResponseSchema):
     proration_date = _nullable(fields.String, "ISO 8601 UTC: the amounts are exact at this time")
     expires_at = _nullable(fields.String, "ISO 8601 UTC: the quote holds until then")
     price_jump = _nullable(fields.Raw, "Set when the upgrade costs more than the catalog's guard")
-    yearly_alternative = _nullable(fields.Dict, "The same tier paid yearly, with its saving")
+    yearly_alternative = _nullable(
+        fields.Dict,
+        "The same tier paid yearly, with its saving (with a trial: `first_charge`, `trial_end`)",
+    )
     promotion = _nullable(fields.Dict, "A promotion applied to the offer")
     addon = _nullable(fields.Dict, "At most one related add-on")
     contact_sales = fields.Boolean(metadata={"description": "The tier is sold by the sales team"})

@@ -33,6 +33,14 @@ def _strict_json(text: str) -> Any:
     return json.loads(text, parse_constant=refuse)
 
 
+def _text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 # ---- 1. a lone surrogate in a JSON string: 500 (UnicodeEncodeError at the database) ----------
 
 SURROGATE_CASES = [
@@ -78,7 +86,8 @@ def test_a_lone_surrogate_in_a_json_string_is_a_422_naming_the_field(
 @given(
     name=st.text(
         alphabet=st.characters(categories=["Ll", "Cs", "Zs"]), min_size=1, max_size=20
-    ).filter(lambda s: any(0xD800 <= ord(c) <= 0xDFFF for c in s))
+    ).filter(lambda s: not _text(json.loads(json.dumps(s))))  # as the server reads it: a
+    # high surrogate followed by a low one is a pair, one valid character (an emoji)
 )
 def test_fuzzed_names_with_surrogates_never_fail_with_a_500(app, world, api_client, name) -> None:
     before = snapshot(app)

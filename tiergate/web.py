@@ -31,9 +31,12 @@ class PagesOnlySessions(SecureCookieSessionInterface):
 def init_app(app: Flask) -> None:
     app.session_interface = PagesOnlySessions()
     https = str(app.config.get("BASE_URL", "")).startswith("https://")
-    # The session cookie holds the billing forms' CSRF token only.
-    app.config["SESSION_COOKIE_SECURE"] = https
-    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    # The session cookie holds the billing forms' CSRF token only. Secure over HTTPS, Lax
+    # always, unless the configuration says otherwise (Flask's own defaults are False, None).
+    if app.config.get("SESSION_COOKIE_SECURE") is False:
+        app.config["SESSION_COOKIE_SECURE"] = https
+    if app.config.get("SESSION_COOKIE_SAMESITE") is None:
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.after_request(_page_headers)
     from billing import web as billing_web
     from tiergate import api

@@ -145,12 +145,13 @@ def _moves(catalog: Catalog, sub: Any) -> Callable[[str], str | None]:
         tier = catalog.tier(tier_id)
         if tier is None or tier.contact_sales:
             return None
-        if tier_id in above:
-            return "up"
+        # In the billing page's order: a move down first, then an upgrade it can quote.
         if tier.free or (
             now_tier is not None and downgrade.moves_down(now_tier, state.plan, tier, sub.interval)
         ):
             return "down"
+        if tier_id in above:
+            return "up"
         return None
 
     return move
