@@ -28,12 +28,13 @@ def renew_command() -> None:
     provider = cast(BillingProvider, get_billing())
     with get_db().session() as session:
         results = service.apply_period_end(session, get_clock(), provider)
-        lines = [result.message for result in results]
+        lines = [service.renew_line(result) for result in results]
+        done = sum(result.status is service.FlowStatus.DONE for result in results)
     with get_db().session() as session:  # Stripe sends its own trial_will_end
         told = notifications.trials_ending(session, get_clock(), provider.name)
     for line in lines:
         click.echo(line)
-    click.echo(f"{len(lines)} period end(s) processed with {provider.name} billing.")
+    click.echo(f"{done} period end(s) processed with {provider.name} billing.")
     for line in told:
         click.echo(line)
     stuck = [line for line in lines if line.startswith(service.NOT_RENEWED)]

@@ -162,8 +162,9 @@ def way_back(
     config: Mapping[str, Any], values: Mapping[str, Any], view_args: Mapping[str, Any] | None
 ) -> dict[str, str]:
     """For an error page shown to a customer: their billing page (when the request carries a
-    valid account or offer token) and the app's return URL (when it is an allowed one), so
-    an error (Back after a purchase, a change already made) is never a dead end."""
+    valid billing token: `t` on the billing pages, `b` on an offer's) and the app's return URL
+    (when it is an allowed one), so an error (Back after a purchase, a change already made) is
+    never a dead end."""
     found: dict[str, str] = {}
     # An offer's pages carry the billing pages' token in `b` when the customer came from them:
     # an offer link alone does not open the account's billing pages.

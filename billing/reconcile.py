@@ -8,8 +8,9 @@ Two passes, read-only on Stripe but for an interval switch (see 2.):
    Stripe ended at a scheduled interval switch is continued (`follow_switch`): that starts
    the next subscription, the one charge reconcile can make, once, as the customer asked.
 
-Run it in one transaction: when Stripe is unreachable half-way (ProviderUnavailable), the
-caller rolls back and nothing changes.
+Each pending change is settled and committed on its own (its locks are not held for the rest
+of the run); the compare pass runs in one transaction: when Stripe is unreachable half-way
+(ProviderUnavailable), the caller rolls it back, and only the changes settled before stay.
 """
 
 from __future__ import annotations

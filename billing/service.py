@@ -36,7 +36,6 @@ from billing.provider import (
 )
 from billing.quotes import Quote, change_quote, one_time_quote, start_quote
 from billing.records import (
-    BUSY,
     LIVE,
     FlowResult,
     FlowStatus,
@@ -142,7 +141,7 @@ def offer_addon_terms(
         without = change_quote(current, plan, kept, (), at, discount)
     total = (offer.details or {}).get("renewal_total")
     renewal = None
-    if isinstance(total, int) and with_it.trial_end is None:
+    if isinstance(total, int):  # (with a trial: its first charge, with the add-on)
         more = addon.amount if addon.interval else 0
         renewal = max(0, total + more + with_it.ending_balance)
     return with_it.amount_due - without.amount_due, renewal
@@ -1222,6 +1221,14 @@ def _renew_change(session: Session, clock: Clock, sub: Subscription) -> BillingC
 NOT_RENEWED = "Not renewed"  # how a renewal that could not be made is reported
 
 
+def renew_line(result: FlowResult) -> str:
+    """A renewal's line for the operator: one that was not made (declined, the processor
+    unreachable, the account busy) starts with NOT_RENEWED and names the account."""
+    if result.status is FlowStatus.DONE or result.message.startswith(NOT_RENEWED):
+        return result.message
+    return f"{NOT_RENEWED} {result.change.account_id}: {result.message}"
+
+
 def _not_renewed(
     session: Session,
     clock: Clock,
@@ -1248,7 +1255,12 @@ def _renew_one(
         raise _AlreadyRenewed
     busy = busy_with(session, clock, sub.account_id)
     if busy is not None:  # renewed by the next run, from the state that change leaves
-        return FlowResult(FlowStatus.PENDING, busy, f"{sub.account_id}: {BUSY}")
+        return FlowResult(
+            FlowStatus.PENDING,
+            busy,
+            f"{NOT_RENEWED} {sub.account_id}: another change of this account is with the "
+            "payment processor right now; the next run renews it.",
+        )
     state = state_of(session, sub)
     scheduled = sub.scheduled_tier_id is not None or sub.scheduled_interval is not None
     version = store.load(session).version if scheduled else sub.catalog_version

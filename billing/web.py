@@ -1061,4 +1061,7 @@ def change_page(change_id: str) -> Page:
     change = get_session().get(BillingChange, change_id)
     if change is None or change.account_id != account_id:
         raise NotFound(f"Change {change_id!r} does not exist for this account.")
+    only = g.get("billing_only")
+    if only is not None and (change.kind != "addon" or change.request.get("addon") != only):
+        raise Forbidden(portal.ONLY_ADDON)  # a token for one add-on: that purchase's outcome
     return _success_page(change, account_id)

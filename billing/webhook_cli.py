@@ -79,7 +79,8 @@ def reconcile_command(account_id: str | None) -> None:
             fixes = reconcile(session, get_clock(), provider, account_id=account_id)
     except ProviderUnavailable as exc:
         raise click.ClickException(
-            f"Stripe could not be reached ({exc.message.rstrip('.')}). Nothing was changed: "
+            f"Stripe could not be reached ({exc.message.rstrip('.')}). Pending changes settled "
+            "before it stopped are kept; nothing else was changed: "
             "run it again later."
         ) from None
     except NotFound as exc:

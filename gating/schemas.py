@@ -389,6 +389,10 @@ class OfferSchema(ResponseSchema):
     proration_date = _nullable(fields.String, "ISO 8601 UTC: the amounts are exact at this time")
     expires_at = _nullable(fields.String, "ISO 8601 UTC: the quote holds until then")
     price_jump = _nullable(fields.Raw, "Set when the upgrade costs more than the catalog's guard")
+    credit = _nullable(
+        fields.Dict,
+        "Account credit in this quote (minor units): applied today, left after it, owed",
+    )
     yearly_alternative = _nullable(
         fields.Dict,
         "The same tier paid yearly, with its saving (with a trial: `first_charge`, `trial_end`)",

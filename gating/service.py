@@ -458,6 +458,18 @@ def consume(
     # (and any offer) is built. A crash from here on leaves {"counted": ...} on the claim, from
     # which a retry rebuilds the answer.
     session.commit()
+    held = False
+    if claim is not None and not answered and _postgres(session):
+        # Hold the claim while the answer (and any offer) is built: a retry waits for it and
+        # replays it, rather than build a second one; a crash releases it for the retry.
+        answer = session.execute(
+            select(UsageRequest.status_code, UsageRequest.response)
+            .where(UsageRequest.id == claim)
+            .with_for_update()
+        ).one()
+        held = True
+        if answer.status_code:  # a retry that found the claim free answered it meanwhile
+            return Decision.from_json(answer.response)
     if total is None:
         used = usage.used(session, account_id, feature_id, start)
         decision = _deny(session, clock, account_id, ent, access, quantity, used, settings)
@@ -466,10 +478,10 @@ def consume(
     if claim is not None and not answered:
         status = 200 if decision.allowed else 402
         params = {"claim": claim, "status_code": status, "response": decision.to_json()}
-        if decision.offer is None and _postgres(session):
+        if decision.offer is None and _postgres(session) and not held:
             with _autocommit(session) as conn:  # nothing else to commit with it
                 conn.execute(_ANSWER, params)
-        else:  # committed with the offer it names
+        else:  # committed with the offer it names (and the claim's lock)
             session.connection().execute(_ANSWER, params)
     return decision
 
@@ -535,14 +547,18 @@ def _claim_key(
         # Gone (its transaction rolled back) or not answered yet: try again shortly.
         time.sleep(0.01 * (attempt + 1))
     if first is not None and "counted" in (first.response or {}):
-        # Counted and committed long ago, but the answer never followed (the process died).
-        claim_id = session.scalar(
-            select(UsageRequest.id).where(
-                UsageRequest.account_id == account_id, UsageRequest.idempotency_key == key
-            )
-        )
-        if claim_id is not None:
-            return _Counted(claim_id, first.response["counted"])
+        # Counted, but no answer yet. On PostgreSQL a first request still building its answer
+        # holds the claim's row: wait for it (FOR UPDATE) and replay its answer. Only a claim
+        # nobody holds is one whose process died: its answer is rebuilt from the count.
+        again = session.execute(
+            select(UsageRequest.id, UsageRequest.status_code, UsageRequest.response)
+            .where(UsageRequest.account_id == account_id, UsageRequest.idempotency_key == key)
+            .with_for_update()
+        ).one_or_none()
+        if again is not None and again.status_code:
+            return Decision.from_json(again.response)
+        if again is not None:
+            return _Counted(again.id, again.response["counted"])
     raise Conflict(
         f"a request with idempotency key {key!r} is still being processed: retry in a moment"
     )

@@ -35,8 +35,8 @@ def _strict_json(text: str) -> Any:
 def test_a_number_too_large_for_a_float_is_refused_however_it_is_written(
     app, world, api_client, literal
 ) -> None:
-    # tiergate/api.py only looks for NaN, Infinity or a 3-digit exponent before checking the
-    # document: these read as inf and are stored in the metadata.
+    # Neither is NaN, Infinity nor a 3-digit exponent, yet both read as inf (they were stored
+    # in the metadata).
     before = snapshot(app)
     response = api_client.put(
         "/v1/accounts/acme",
@@ -50,7 +50,7 @@ def test_a_number_too_large_for_a_float_is_refused_however_it_is_written(
 
 
 def test_emoji_escaped_as_surrogate_pairs_are_still_text(app, world, api_client) -> None:
-    # is not a lone surrogate.
+    # A surrogate pair (an emoji) is not a lone surrogate.
     body = b'{"name": "Acme \\ud83d\\ude00", "metadata": {"\\ud83c\\udf89": "\\uD83D\\uDE00"}}'
     response = api_client.put(
         "/v1/accounts/acme", data=body, headers={"Content-Type": "application/json"}

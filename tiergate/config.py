@@ -119,6 +119,15 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError(
             f"TIERGATE_PAST_DUE_GRACE_DAYS must be whole days from 0 to 365, not {grace!r}"
         )
+    tolerance = config.get("STRIPE_WEBHOOK_TOLERANCE")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or not 1 <= tolerance <= 3600:
+        raise ConfigError(
+            "TIERGATE_STRIPE_WEBHOOK_TOLERANCE must be whole seconds from 1 to 3600, "
+            f"not {tolerance!r}"
+        )
+    echo = config.get("SQL_ECHO")
+    if not isinstance(echo, bool) and echo != "debug":
+        raise ConfigError(f'TIERGATE_SQL_ECHO must be true, false or "debug", not {echo!r}')
     env = config.get("ENV")
     if env not in ("development", "production"):
         raise ConfigError(f"TIERGATE_ENV must be 'development' or 'production', not {env!r}")

@@ -40,7 +40,7 @@ def prepare_demo() -> str:
 
 @click.command("demo")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--no-serve", is_flag=True, help="Prepare the database and catalog, then exit.")
 @with_appcontext
 def demo_command(host: str, port: int, no_serve: bool) -> None:
@@ -48,7 +48,7 @@ def demo_command(host: str, port: int, no_serve: bool) -> None:
     click.echo(prepare_demo())
     if no_serve:
         return
-    base = f"http://{host}:{port}"
+    base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"  # IPv6
     if "TIERGATE_BASE_URL" not in os.environ:  # the links it makes lead to where it serves
         current_app.config["BASE_URL"] = base
         try:  # served beyond this machine, the public development secret must not sign links

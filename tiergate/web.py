@@ -71,8 +71,10 @@ def _page_headers(response: Response) -> Response:
     )
     if len(framers) <= 1:  # browsers without CSP: only this origin may frame it
         response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-    if request.path.startswith(PRIVATE_PAGES) or request.args.get("t"):
+    private = request.path.startswith(PRIVATE_PAGES) or request.args.get("t")
+    if private and request.method == "GET":  # (a POST's page: Back must still show it)
         response.headers["Cache-Control"] = "no-store"
+    if private:
         # Not "no-referrer": over HTTPS the forms' CSRF check needs a same-origin Referer.
         response.headers.setdefault("Referrer-Policy", "same-origin")
     return response

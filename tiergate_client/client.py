@@ -8,6 +8,7 @@ retry, so a consume whose answer was lost counts once.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 import uuid
@@ -66,6 +67,7 @@ class GateResult:
     reason: str | None = None
     offer: dict[str, Any] | None = None
     nudge: bool = False  # allowed, but usage crossed the nudge threshold (offer attached)
+    message: str | None = None  # tiergate's words for a denial or nudge, to show as they are
 
     @classmethod
     def from_json(cls, body: dict[str, Any], feature: str) -> GateResult:
@@ -78,6 +80,7 @@ class GateResult:
             reason=body.get("reason"),
             offer=body.get("offer"),
             nudge=bool(body.get("nudge")),
+            message=body.get("message") if isinstance(body.get("message"), str) else None,
         )
 
 
@@ -164,6 +167,7 @@ class TiergateClient:
         self.retries = retries
         self.session = session or _pooled_session()
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        self._json_headers = {**self._headers, "Content-Type": "application/json"}
 
     # -- the gate ---------------------------------------------------------------------------
 
@@ -245,11 +249,16 @@ class TiergateClient:
         retry_unsent_only: bool = False,
     ) -> dict[str, Any]:
         url = self.base_url + path
+        try:  # bad input is the caller's, not an outage: refused here, never retried
+            data = None if body is None else json.dumps(body, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TiergateError("invalid_request", f"the request is not JSON: {exc}") from None
+        headers = self._headers if data is None else self._json_headers
         attempt = 0
         while True:
             try:
                 response = self.session.request(
-                    method, url, json=body, headers=self._headers, timeout=self.timeout
+                    method, url, data=data, headers=headers, timeout=self.timeout
                 )
             except requests.RequestException as exc:
                 if attempt >= self.retries or (retry_unsent_only and not _surely_unsent(exc)):

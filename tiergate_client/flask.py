@@ -376,8 +376,10 @@ def describe(result: GateResult) -> str:
     if result.reason == REFUSED:
         return "This could not be checked for your account. Please contact support."
     offer = result.offer or {}
-    if isinstance(offer.get("reason"), str):  # tiergate's own words, e.g. "3 of 3 projects..."
+    if isinstance(offer.get("reason"), str):  # the offer's words, e.g. "Free includes 3..."
         text = str(offer["reason"]).rstrip(".") + "."
+    elif result.message:  # tiergate's words for this answer (e.g. the account's own limit)
+        text = result.message.rstrip(".") + "."
     elif result.reason == "limit_reached" and result.limit is not None:
         text = f"You have used {result.used} of {result.limit} {result.feature} on your plan."
     elif result.reason == "no_access":

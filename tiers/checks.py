@@ -356,10 +356,11 @@ class _Checker:
         unit = step(code)
         if isinstance(amount, int) and amount % unit:
             fixed = amount - amount % unit
+            options = f"{fixed} or {fixed + unit}" if fixed else f"{fixed + unit}"
             self.add(
                 path,
                 f"{code} amounts must be a multiple of {unit} minor units, as Stripe charges "
-                f"them ({money(amount, code)} cannot be charged): write {fixed} or {fixed + unit}",
+                f"them ({money(amount, code)} cannot be charged): write {options}",
             )
 
     def check_prices(self, path: str, prices: Mapping[str, Any], *, complete: bool) -> None:

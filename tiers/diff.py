@@ -179,6 +179,10 @@ class _Differ:
                 changes += _prices(f"{item_id}.prices", old_doc["prices"], value)
             elif key == "grants":
                 changes += self.grants(area, f"{item_id}.grants", old.grants, new.grants, None)
+            elif key == "amount_off" and old_doc.get(key) != value:
+                before = {key: old_doc.get(key) or {}}  # per currency, in its own units
+                found = _prices(item_id, before, {key: value or {}})
+                changes += [replace(c, area=area) for c in found]
             elif old_doc.get(key) != value:
                 before = _show(old_doc.get(key))
                 changes.append(Change(CHANGED, area, f"{item_id}.{key}", before, _show(value)))

@@ -18,7 +18,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields
 
 from tiers.checks import did_you_mean
 from tiers.model import UNLIMITED, parse_instant
-from tiers.money import decimals
+from tiers.money import decimals, step
 
 # \Z, not $: "$" also matches before a final newline ("free\n" passed)
 ID_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
@@ -91,7 +91,12 @@ class Amount(WholeNumber):
             minor = Decimal(str(value).strip()).scaleb(decimals(currency))
         except (InvalidOperation, ArithmeticError):  # not a number, or past Decimal's range
             return None
-        if minor.is_finite() and abs(minor) <= MAX_AMOUNT and minor == minor.to_integral_value():
+        if (
+            minor.is_finite()
+            and abs(minor) <= MAX_AMOUNT
+            and minor == minor.to_integral_value()
+            and int(minor) % step(currency) == 0  # (an amount Stripe cannot charge: no hint)
+        ):
             return f"prices are integer minor units: write {int(minor)} for {value}"
         return None
 

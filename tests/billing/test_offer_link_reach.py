@@ -15,9 +15,8 @@ def test_a_cross_sell_bought_after_an_upgrade_from_the_billing_page_keeps_the_wa
     app, client, clock, demo_catalog
 ) -> None:
     # docs/billing.md: "An offer reached from the billing page ("Upgrade to ...") keeps the way
-    # back to it." The done page does (Billing details), but its cross-sell link carries a
-    # token limited to the add-on, so once the add-on is bought the outcome page has no way
-    # back to the billing page the customer started from (and no return_url: a dead end).
+    # back to it": through the done page, its cross-sell and the add-on's outcome page (the
+    # cross-sell's link was limited to the add-on, and the outcome page was a dead end).
     with get_db(app).session() as s:
         subscribe(s, "acme", clock, int(demo_catalog.version))
         set_gauge(s, "acme", "projects", 10, clock)

@@ -404,6 +404,11 @@ def test_an_offer_link_opens_its_offer_and_the_cross_sell_only_never_the_billing
     assert "Your add-on is active" in outcome and "Billing details" not in outcome
     limited = re.search(r'name="t" value="([^"]+)"', addon_page).group(1)  # type: ignore[union-attr]
     assert client.post("/billing/cancel", data={"t": limited}).status_code in (400, 403)
+    from billing.models import BillingChange
+
+    with db() as s:  # nor another change's page
+        upgrade = s.scalar(select(BillingChange.id).where(BillingChange.kind == "upgrade"))
+    assert client.get(f"/billing/changes/{upgrade}?t={limited}").status_code == 403
     with db() as s:
         assert s.scalar(select(Account)).subscription.cancel_at_period_end is False
 

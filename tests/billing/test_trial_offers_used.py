@@ -46,9 +46,8 @@ def test_after_the_trial_was_used_the_app_opens_a_payable_offer_not_the_refused_
 def test_the_offer_page_of_a_trial_quote_does_not_promise_the_trial_once_it_is_used(
     app, client, clock, demo_catalog
 ) -> None:  # type: ignore[no-untyped-def]
-    """The page still offers "a 14-day free trial" and "pay $0.00 today"; pressing the button
-    is then refused (409). The stale check that refuses the accept (billing/service.py
-    _offer_terms) is not in `stale_offer`, which the page uses to show a blocked offer."""
+    """The page shows the quote as no longer valid (`stale_offer`), not "a 14-day free trial"
+    and "pay $0.00 today" that pressing the button would have refused (409)."""
     offer_id, link, _ = offer_page(app, client, clock, "newco", "projects", 3)
     _trial_used(app, clock, demo_catalog.version)
     response = client.get(link)
@@ -56,3 +55,4 @@ def test_the_offer_page_of_a_trial_quote_does_not_promise_the_trial_once_it_is_u
     assert response.status_code == 200
     assert "Upgrade now — pay $0.00 today" not in body
     assert "starts with a 14-day free trial" not in body
+    assert "it no longer applies and nothing was charged" in body

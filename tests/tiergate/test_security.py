@@ -244,3 +244,32 @@ def test_a_gate_keys_offer_link_cannot_cancel_the_plan(
     assert "/billing?" not in error
     with get_db(app).session() as s:
         assert s.scalar(select(Subscription)).cancel_at_period_end is False
+
+
+def test_a_page_answering_a_form_stays_in_history_for_back(
+    app, client, clock, demo_catalog
+) -> None:
+    """A page rendered for a POST (a cancel's confirmation) is not `no-store`: the browser's
+    Back would otherwise land on "Confirm Form Resubmission" with no way on. GET pages are."""
+    with get_db(app).session() as s:
+        subscribe(s, "acme", clock, demo_catalog.version)
+    token = portal.account_token(app.config, "acme")
+    page = client.get(f"/billing/cancel?t={token}&return_url=http://localhost/app")
+    assert page.headers["Cache-Control"] == "no-store"
+    fields = form_fields(page.get_data(as_text=True), 'method="post"')
+    done = client.post("/billing/cancel", data=fields)
+    assert done.status_code == 200 and "ends on" in done.get_data(as_text=True)
+    assert done.headers.get("Cache-Control") != "no-store"
+    assert done.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_the_cross_sell_addon_page_has_a_way_back_to_the_app(
+    app, client, clock, demo_catalog
+) -> None:
+    with get_db(app).session() as s:
+        subscribe(s, "acme", clock, demo_catalog.version)
+    token = portal.account_token(app.config, "acme", only="extended_support")
+    page = client.get(
+        f"/billing/addons/extended_support?t={token}&return_url=http://localhost/app"
+    ).get_data(as_text=True)
+    assert '<a class="button button-secondary" href="http://localhost/app">Not now' in page
