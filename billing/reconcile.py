@@ -39,6 +39,9 @@ from tiergate.exceptions import NotFound
 CHECKOUT_LIFETIME = timedelta(hours=24)  # Stripe expires an unpaid Checkout Session after this
 
 
+CHECK = "Check:"  # a line that is not a fix: something reconcile could not repair
+
+
 def reconcile(
     session: Session, clock: Clock, provider: StripeSource, *, account_id: str | None = None
 ) -> list[str]:
@@ -113,8 +116,11 @@ def _compare(session: Session, clock: Clock, provider: StripeSource, sub: Subscr
     external_id = sub.stripe_subscription_id
     assert external_id is not None
     state = provider.fetch_subscription(external_id)
-    if state is None:
-        return f"{sub.account_id}: Stripe has no subscription {external_id} (left as is: check it)"
+    if state is None:  # (a Stripe key of another account shows this way)
+        return (
+            f"{CHECK} {sub.account_id}: Stripe has no subscription {external_id} "
+            "(left as is: check it)"
+        )
     account = session.get(Account, sub.account_id)
     assert account is not None
     switched = follow_switch(session, clock, provider, account, state)

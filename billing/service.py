@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from billing.manual import running
 from billing.models import BillingChange, ChangeStatus, CodeAttempt, Invoice
 from billing.provider import (
     BillingProvider,
@@ -547,6 +548,29 @@ def _checkout_discount(
         return _auto_discount(catalog, tier_id, interval, currency, now)
     promo = code_promotion(catalog, code, tier_id, (interval,), currency, now)
     return discount_for(catalog, promo.id, currency)
+
+
+def first_charge_after_trial(
+    session: Session,
+    clock: Clock,
+    plan: Price,
+    quote: Quote,
+    code: str | None,
+) -> tuple[int, str | None] | None:
+    """A first plan's checkout with a trial: what its end charges (the promotion as it still
+    runs then, the balance left) and the promotion's name; None without a trial."""
+    if quote.trial_end is None:
+        return None
+    catalog = store.load(session).catalog
+    now = clock.now()
+    discount = _checkout_discount(
+        catalog, plan.item_id, plan.interval or "", plan.currency, now, code
+    )
+    kept = running(discount, plan, now, charged=False)  # as the promotion runs from today
+    if kept is None or (kept.ends_at is not None and quote.trial_end >= kept.ends_at):
+        discount = None  # (a repeating one run out by the trial's end)
+    first = start_quote(plan, (), (), quote.trial_end, 0, discount, quote.ending_balance)
+    return first.amount_due, discount.name if discount is not None else None
 
 
 # Stripe expires an unpaid Checkout Session 24 hours after it was made; a page older than this

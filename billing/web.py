@@ -844,10 +844,12 @@ def checkout_page() -> Page:
         )
         if done is not None:
             return done
+    first = service.first_charge_after_trial(session, clock, plan, quote, code)
     return render_template(
         "billing_checkout.html",
         plan=plan,
         quote=quote,
+        first_charge=first,
         trial_days=trial_days,
         currency=currency.lower(),
         notice=notice,

@@ -71,7 +71,7 @@ def replay_command(event_id: str) -> None:
 @with_appcontext
 def reconcile_command(account_id: str | None) -> None:
     """Compare local subscriptions and pending changes with Stripe and repair the local side."""
-    from billing.reconcile import reconcile
+    from billing.reconcile import CHECK, reconcile
 
     provider = _stripe()
     try:
@@ -85,6 +85,12 @@ def reconcile_command(account_id: str | None) -> None:
         ) from None
     except NotFound as exc:
         raise click.ClickException(exc.message) from None
+    checks = [line for line in fixes if line.startswith(CHECK)]
     for fix in fixes:
         click.echo(fix)
+    if checks:  # the fixes above are made; these need a person
+        raise click.ClickException(
+            f"{len(fixes) - len(checks)} fix(es); {len(checks)} subscription(s) need "
+            "checking: see above."
+        )
     click.echo(f"{len(fixes)} fix(es); local billing now matches Stripe.")

@@ -596,6 +596,41 @@ def test_checkout_starts_the_trial_from_the_billing_page(
         assert s.get(Account, "newco").subscription.status.value == "trialing"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    ("tier", "interval", "first", "named"),
+    [
+        ("starter", "month", 900, None),
+        ("pro", "year", 23200, "20 % off your first year"),  # the automatic yearly_launch
+    ],
+)
+def test_checkout_with_a_trial_states_its_first_charge_and_the_trials_end_charges_it(
+    app, client, db, clock, version, tier, interval, first, named
+) -> None:  # type: ignore[no-untyped-def]
+    """Nothing is due today; the page states what the trial's end charges, with the
+    promotion that is in it (it showed only "Due today $0.00")."""
+    with db() as s:
+        add_account(s, "newco", clock)
+    token = portal.account_token(app.config, "newco")
+    url = f"/billing/checkout?t={token}&tier={tier}&interval={interval}"
+    page = html.unescape(client.get(url).get_data(as_text=True))
+    stated = re.search(
+        r'data-amount="first_charge">(\S+) on (\w+ \d+, \d{4})( \((.+?) included\))?', page
+    )
+    assert stated is not None, page
+    assert dollars(stated.group(1)) == first
+    assert stated.group(4) == named
+    assert stated.group(2) == f"{clock.now() + timedelta(days=14):%B %-d, %Y}"
+    post_form(client, page, SELF, url="/billing/checkout")
+    clock.set(clock.now() + timedelta(days=14, hours=1))
+    result = app.test_cli_runner().invoke(billing_group, ["renew"])
+    assert result.exit_code == 0, result.output
+    with db() as s:
+        paid = [
+            i.amount_paid for i in s.scalars(select(Invoice).where(Invoice.account_id == "newco"))
+        ]
+    assert paid[-1] == first
+
+
 def test_the_renew_command_applies_scheduled_changes(
     app,
     db,

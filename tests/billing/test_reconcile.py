@@ -405,3 +405,19 @@ def test_reconcile_adopts_nothing_of_another_account(
     with get_db(app).sessionmaker() as s:
         other = s.get(Account, "globex")
         assert other is not None and other.subscription is None
+
+
+def test_a_subscription_stripe_does_not_have_is_not_reported_as_matching(
+    app: Any, on_starter: Story
+) -> None:
+    """A local subscription Stripe does not know (deleted there, or a key of another Stripe
+    account) cannot be repaired: reconcile says which and fails, never "now matches"."""
+    with get_db(app).session() as s:
+        s.get(Account, "acme").subscription.stripe_subscription_id = "sub_unknown"
+    result = reconcile(app)
+    assert result.exit_code == 1, result.output
+    assert "Check: acme: Stripe has no subscription sub_unknown (left as is: check it)" in (
+        result.output
+    )
+    assert "0 fix(es); 1 subscription(s) need checking: see above." in result.output
+    assert "now matches Stripe" not in result.output
