@@ -364,11 +364,12 @@ def _requoted(offer: Offer, account_id: str) -> str | None:
     return _offer_url(fresh, account_id)
 
 
-def _offer_url(offer: Offer, account_id: str) -> str:
-    """The offer page of another offer of the same customer (a re-quote), on this host."""
+def _offer_url(offer: Offer, account_id: str, endpoint: str = "billing.offer_page") -> str:
+    """A page of one of the customer's offers (a re-quote's, or the done page), on this host,
+    keeping the way back to the app and to the billing pages."""
     token = portal.offer_token(current_app.config, account_id, offer.id)
     return url_for(
-        "billing.offer_page",
+        endpoint,
         offer_id=offer.id,
         t=token,
         return_url=_return_url(),
@@ -392,14 +393,7 @@ def _changes_of(offer_id: str) -> list[BillingChange]:
 
 
 def _done_url(offer: Offer, account_id: str) -> str:
-    token = portal.offer_token(current_app.config, account_id, offer.id)
-    return url_for(
-        "billing.offer_done",
-        offer_id=offer.id,
-        t=token,
-        return_url=_return_url(),
-        b=_billing_token(account_id),
-    )
+    return _offer_url(offer, account_id, "billing.offer_done")
 
 
 @bp.post("/offers/<offer_id>/accept")

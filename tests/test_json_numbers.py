@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
 
-from tests.test_bad_input_sweep import World, assert_clear_error, snapshot
+from tests.test_bad_input_sweep import assert_clear_error, snapshot
+from tests.test_bad_input_text import _strict_json, world
+
+__all__ = ["world"]  # fixture
 
 pytest_plugins = ["tests.gating.api_fixtures"]
-
-
-@pytest.fixture
-def world(app, clock, demo_catalog) -> World:
-    return World(app, clock, int(demo_catalog.version))
-
-
-def _strict_json(text: str) -> Any:
-    def refuse(constant: str) -> Any:
-        raise ValueError(f"{constant} is not valid JSON")
-
-    return json.loads(text, parse_constant=refuse)
 
 
 @pytest.mark.parametrize(

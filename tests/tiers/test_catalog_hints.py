@@ -4,25 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tiers.loader import validate_catalog_text
-
-CATALOG = """
-format: 1
-currencies: [{currency}]
-tiers:
-  - id: free
-    name: Free
-  - id: pro
-    name: Pro
-    prices:
-      month: {{{currency}: {amount}}}
-"""
-
-
-def _messages(currency: str, amount: str) -> list[str]:
-    document, issues = validate_catalog_text(CATALOG.format(currency=currency, amount=amount))
-    assert document is None
-    return [i.message for i in issues]
+from tests.tiers.test_currency_units import _messages
 
 
 @pytest.mark.parametrize(
