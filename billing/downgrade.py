@@ -6,6 +6,7 @@ consumption until the account is under the limit again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,8 @@ from billing.records import (
     tier_price,
     usage_of,
 )
+from gating import policy
+from gating.models import Subscription
 from tiergate.clock import Clock
 from tiergate.exceptions import (
     Conflict,
@@ -177,6 +180,34 @@ def moves_down(current: Tier, paid: Price, target: Tier, interval: str) -> bool:
         _per_year(paid.amount, paid.interval),
         current.order,
     )
+
+
+def directions(
+    session: Session, catalog: Catalog, sub: Subscription
+) -> Callable[[Tier], str | None]:
+    """Which way each tier of `catalog` is from `sub`, by the rules of its billing pages: "up"
+    where /billing/upgrade quotes it (the gate's policy), "down" where the downgrade page
+    schedules it, and the free tier by cancelling. None: neither (contact sales, a dearer tier
+    lacking one of a legacy plan's features), so no button ends on "not an upgrade"."""
+    held = store.load(session, sub.catalog_version).catalog.tier(sub.tier_id)
+    now_tier = catalog.tier(sub.tier_id) or held
+    state = state_of(session, sub)
+    above: set[str] = set()
+    if held is not None:
+        now_on = policy.Current(held, sub.currency, sub.interval)
+        above = {t.id for t in policy.tiers_above(catalog, now_on, sub.interval, sub.currency)}
+
+    def direction(tier: Tier) -> str | None:
+        if tier.contact_sales:
+            return None
+        # A move down first, as the billing page lists it; then an upgrade it can quote.
+        if tier.free or (
+            now_tier is not None and moves_down(now_tier, state.plan, tier, sub.interval)
+        ):
+            return "down"
+        return "up" if tier.id in above else None
+
+    return direction
 
 
 def _per_year(amount: int, interval: str) -> int:

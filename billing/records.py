@@ -40,6 +40,9 @@ from billing.provider import (
 from gating.models import (
     Account,
     AccountAddOn,
+    Offer,
+    OfferEvent,
+    OfferStatus,
     Subscription,
     SubscriptionStatus,
     UsageCounter,
@@ -313,6 +316,12 @@ def _subscribed_price(
     raise InvalidRequest(f"Tier {tier_id!r} has no {interval} price in {currency.upper()}.")
 
 
+def trial_available(account: Account) -> bool:
+    """One trial per account: only an account that never had a subscription (not even one
+    that ended) starts its first plan with the tier's free trial, however it is bought."""
+    return account.subscription is None
+
+
 def active_addons(session: Session, account_id: str) -> list[AccountAddOn]:
     """The account's active add-on rows (recurring and one-time), oldest first."""
     return list(
@@ -455,7 +464,7 @@ def apply_result(
         )
         session.add(invoice)
     if invoice is not None:
-        notifications.invoice_paid(session, clock, invoice)
+        invoice_settled(session, clock, invoice, renewal=change.kind == "renew")
     one_time = change.request.get("addon")
     spec = store.load(session).catalog.addon(one_time) if isinstance(one_time, str) else None
     if spec is not None and spec.billing is AddOnBilling.ONE_TIME and result.charge is not None:
@@ -531,10 +540,67 @@ def _save_state(
     sub.stripe_subscription_id = state.external_id
     sub.running_discount = running_to_json(state.running_discount)
     sub.updated_at = now
+    if sub.status is SubscriptionStatus.CANCELED:
+        _never_converted(session, account.id)
     _sync_addons(session, clock, account.id, state, (previous_version, catalog_version))
     after = _terms(sub)
     if after is not None and after != before:
         notifications.subscription_changed(session, clock, account.id, before, after)
+
+
+# An offer accepted during a trial, with nothing charged, is marked so: the funnel records it
+# "paid" when the trial's first charge is paid, not when the trial starts.
+AT_FIRST_CHARGE = "paid_at_first_charge"
+
+
+def invoice_settled(session: Session, clock: Clock, invoice: Invoice, *, renewal: bool) -> None:
+    """An invoice recorded or updated, by a flow, a renewal or a webhook: when it is paid, the
+    host app is told, and a renewal that charged money converts the trial's offer (an upgrade
+    or add-on bought during the trial does not)."""
+    notifications.invoice_paid(session, clock, invoice)
+    if not renewal or invoice.status != "paid" or invoice.amount_paid <= 0:
+        return
+    waiting = _awaiting_first_charge(session, invoice.account_id)
+    plans = [offer for offer in waiting if offer.to_tier_id is not None]
+    owned = {row.addon_id for row in active_addons(session, invoice.account_id)}
+    # The plan offer accepted last is the plan the trial turned into (earlier ones were
+    # replaced by it); an add-on offer converts when its add-on is still there.
+    converted = [max(plans, key=_accepted_at)] if plans else []
+    converted += [o for o in waiting if o.to_tier_id is None and o.addon_id in owned]
+    for offer in waiting:
+        offer.details = {k: v for k, v in offer.details.items() if k != AT_FIRST_CHARGE}
+    for offer in converted:
+        amount = invoice.amount_paid
+        if offer.to_tier_id is None:
+            amount = sum(
+                int(line.get("amount") or 0)
+                for line in invoice.lines or []
+                if line.get("item_id") == offer.addon_id
+            )
+        offer.events.append(
+            OfferEvent(type=OfferStatus.PAID, amount=amount, created_at=clock.now())
+        )
+        offer.status = OfferStatus.PAID
+    session.flush()
+
+
+def _awaiting_first_charge(session: Session, account_id: str) -> list[Offer]:
+    accepted = session.scalars(
+        select(Offer).where(Offer.account_id == account_id, Offer.status == OfferStatus.ACCEPTED)
+    )
+    return [offer for offer in accepted if (offer.details or {}).get(AT_FIRST_CHARGE)]
+
+
+def _accepted_at(offer: Offer) -> datetime:
+    times = [e.created_at for e in offer.events if e.type is OfferStatus.ACCEPTED]
+    return max(times, default=offer.created_at)
+
+
+def _never_converted(session: Session, account_id: str) -> None:
+    """A subscription ended: an offer still waiting for its trial's first charge stays
+    accepted, never paid (a later subscription is not its conversion)."""
+    for offer in _awaiting_first_charge(session, account_id):
+        offer.details = {k: v for k, v in offer.details.items() if k != AT_FIRST_CHARGE}
 
 
 def _terms(sub: Subscription | None) -> dict[str, Any] | None:

@@ -37,6 +37,7 @@ from billing.provider import (
 )
 from billing.quotes import Quote, change_quote, one_time_quote, start_quote
 from billing.records import (
+    AT_FIRST_CHARGE,
     LIVE,
     FlowResult,
     FlowStatus,
@@ -65,6 +66,7 @@ from billing.records import (
     settles,
     state_of,
     tier_price,
+    trial_available,
     within_period,
 )
 from billing.sync_state import pending_changes, settle_change
@@ -175,8 +177,8 @@ def stale_offer(session: Session, offer: Offer, sub: Subscription | None) -> str
     if (
         sub is None
         and (offer.details or {}).get("trial_end")
-        and account_of(session, offer.account_id).subscription is not None
-    ):  # one trial per account: a plan held since (even one ended) used it
+        and not trial_available(account_of(session, offer.account_id))
+    ):  # a plan held since the quote (even one ended) used the account's trial
         return (
             "This offer included a free trial for a first plan, but this account has had a "
             "plan since: it no longer applies and nothing was charged. Open the upgrade again "
@@ -245,8 +247,8 @@ def _offer_terms(
         owned = any(a.item_id == offer.addon_id for a in kept)
         if spec is not None and tier is not None and spec.purchasable_by(tier) and not owned:
             addon = addon_price(catalog, spec, offer.interval, offer.currency)
-    # A first plan from an offer quoted with its trial starts with it (as checkout does); one
-    # trial per account, so a quote made before another subscription started is stale.
+    # A first plan from an offer quoted with its trial starts with it (as checkout does); a
+    # quote made before the account's trial was used is stale (stale_offer refuses it).
     trial_days = 0
     if current is None and (offer.details or {}).get("trial_end"):  # stale_offer: still due
         tier = catalog.tier(offer.to_tier_id)
@@ -447,11 +449,26 @@ def complete_offer(
         price = addon_price(catalog, spec, interval or offer.interval, offer.currency)
         taken = {"id": spec.id, "recurring_amount": price.amount, "interval": price.interval}
         offer.details = {**(offer.details or {}), "accepted_addon": taken}
-    offers.record_event(session, clock, offer.id, "accepted", account_id=offer.account_id)
-    paid = offers.record_event(session, clock, offer.id, "paid", account_id=offer.account_id)
-    if invoice is not None and paid.events and paid.events[-1].type is OfferStatus.PAID:
-        paid.events[-1].amount = invoice.amount_paid
+    _accepted_and_paid(session, clock, offer, invoice)
     return _post_purchase_offer(session, clock, offer)
+
+
+def _accepted_and_paid(
+    session: Session, clock: Clock, offer: Offer, invoice: Invoice | None
+) -> None:
+    """Record an offer accepted and paid with the amount charged. A plan taken into a trial
+    (even with a one-time add-on charged today), or a recurring add-on added during one, is
+    paid when the trial's first charge is (records.invoice_settled): a trial that is canceled
+    never counts as a sale."""
+    offers.record_event(session, clock, offer.id, "accepted", account_id=offer.account_id)
+    charged = invoice.amount_paid if invoice is not None else 0
+    sub = live_subscription(account_of(session, offer.account_id))
+    in_trial = sub is not None and sub.status is SubscriptionStatus.TRIALING
+    if in_trial and (offer.to_tier_id is not None or charged == 0):
+        offer.details = {**(offer.details or {}), AT_FIRST_CHARGE: True}
+        return
+    paid = offers.record_event(session, clock, offer.id, "paid", account_id=offer.account_id)
+    paid.events[-1].amount = charged
 
 
 def _post_purchase_offer(session: Session, clock: Clock, offer: Offer) -> str | None:
@@ -526,8 +543,7 @@ def checkout_quote(
             f"Currency {currency!r} is not offered: use one of {catalog.currencies}."
         )
     plan = tier_price(catalog, tier_id, interval, currency)
-    # One trial per account: an account that ever had a subscription pays from the start.
-    trial_days = tier.trial_days if account.subscription is None else 0
+    trial_days = tier.trial_days if trial_available(account) else 0
     discount = _checkout_discount(catalog, tier_id, interval, currency, clock.now(), code)
     balance = balance_in(account, currency)
     quote = start_quote(plan, (), (), clock.now(), trial_days, discount, balance)
@@ -1109,9 +1125,7 @@ def buy_addon(
     if status is FlowStatus.DONE:
         message = f"{price.name} is added."
         if offer is not None and offer.status not in (OfferStatus.ACCEPTED, OfferStatus.PAID):
-            offers.record_event(session, clock, offer.id, "accepted", account_id=account_id)
-            paid = offers.record_event(session, clock, offer.id, "paid", account_id=account_id)
-            paid.events[-1].amount = invoice.amount_paid if invoice is not None else 0
+            _accepted_and_paid(session, clock, offer, invoice)
     return FlowResult(
         status, change, message, invoice, redirect_url=change.result.get("redirect_url")
     )

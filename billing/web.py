@@ -22,7 +22,7 @@ from billing.models import BillingChange, ChangeStatus, Invoice
 from billing.proration import add_interval
 from billing.provider import BillingProvider, QuoteMismatch
 from billing.quotes import renewal_quote
-from gating import offers, policy
+from gating import offers
 from gating.models import Offer, OfferStatus, OfferTrigger, Subscription, SubscriptionStatus
 from tiergate.db import get_session
 from tiergate.exceptions import Conflict, Forbidden, InvalidRequest, NotFound, TiergateError
@@ -680,19 +680,15 @@ def account_page() -> Page:
     current = catalog.tier(sub.tier_id) if sub is not None else catalog.free_tier
     lower: list[Tier] = []
     higher: list[Tier] = []
-    above: set[str] = set()  # what /billing/upgrade can quote: every "Upgrade to" link works
-    if sub is not None and current is not None:
-        held = store.load(session, sub.catalog_version).catalog.tier(sub.tier_id) or current
-        now_on = policy.Current(held, sub.currency, sub.interval)
-        above = {t.id for t in policy.tiers_above(catalog, now_on, sub.interval, sub.currency)}
+    # By the billing rules (a legacy tier sits anywhere): every "Upgrade to" link can be quoted.
+    direction = downgrade.directions(session, catalog, sub) if sub is not None else None
     for tier in catalog.listed_tiers:
         if tier.free or tier.contact_sales or current is None or tier.id == current.id:
             continue
-        if sub is not None and state is not None:  # by price: a legacy tier sits anywhere
-            if downgrade.moves_down(current, state.plan, tier, sub.interval):
-                lower.append(tier)
-            elif tier.id in above:
-                higher.append(tier)
+        if direction is not None:
+            way = direction(tier)
+            if way is not None:
+                (higher if way == "up" else lower).append(tier)
         else:
             (higher if tier.order > current.order else lower).append(tier)
     addons = [a for a in catalog.addons if current is not None and a.purchasable_by(current)]

@@ -446,8 +446,11 @@ def record_invoice(session: Session, clock: Clock, account: Account, obj: dict[s
         return "invoice without an id"
     row = session.scalar(select(Invoice).where(Invoice.external_id == external_id))
     status = str(obj.get("status") or "open")
+    renewal = obj.get("billing_reason") == "subscription_cycle"
     if row is None:
-        change_id = _metadata(obj).get("tiergate_change")
+        # A renewal carries the tags of the change that last wrote the subscription: it is
+        # not that change's invoice.
+        change_id = None if renewal else _metadata(obj).get("tiergate_change")
         known = isinstance(change_id, str) and session.get(BillingChange, change_id) is not None
         row = Invoice(
             account_id=account.id,
@@ -471,7 +474,7 @@ def record_invoice(session: Session, clock: Clock, account: Account, obj: dict[s
     if status == "paid":
         paid_at = (obj.get("status_transitions") or {}).get("paid_at")
         row.paid_at = as_datetime(paid_at) if isinstance(paid_at, int) else clock.now()
-        notifications.invoice_paid(session, clock, row)
+        records.invoice_settled(session, clock, row, renewal=renewal)
     session.flush()
     return f"invoice {external_id} {status}"
 

@@ -3,9 +3,11 @@
 The cohort is the offers created in [since, until); each counts once per step it reached by
 `until`. A later step implies the earlier ones (a customer cannot click an offer they were not
 shown, and an offer accepted through the API was clicked), so `shown >= clicked >= accepted >=
-paid` always holds. Conversion is paid / shown in integer basis points (rounded down). The monthly
-recurring revenue added by a paid offer is its new recurring amount minus the old one, each
-normalised per month (a yearly amount // 12), summed per currency.
+paid` always holds. An offer taken into a trial is paid when the trial's first charge is
+paid, not when the trial starts (billing.records.invoice_settled). Conversion is paid / shown
+in integer basis points (rounded down). The monthly recurring revenue added by a paid offer is
+its new recurring amount minus the old one, each normalised per month (a yearly amount // 12),
+summed per currency.
 
 An offer quoted again from another (its price expired, or the customer typed a promotion code)
 continues that offer: the customer saw one offer, so the chain counts once, with every step any

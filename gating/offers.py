@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing.records import LIVE, balance_in, usage_of
+from billing.records import LIVE, balance_in, trial_available, usage_of
 from gating import policy
 from gating.models import (
     Account,
@@ -431,8 +431,8 @@ def _current(
         currency = catalog.default_currency
     balance = balance_in(account, currency)
     if sub is None or tier.free or sub.tier_id != tier.id:
-        # One trial per account: only an account that never subscribed starts with one.
-        return policy.Current(tier, currency, balance=balance, first_trial=sub is None)
+        first_trial = trial_available(account)
+        return policy.Current(tier, currency, balance=balance, first_trial=first_trial)
     rows = session.scalars(
         select(AccountAddOn).where(
             AccountAddOn.account_id == account.id, AccountAddOn.active.is_(True)

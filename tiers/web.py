@@ -126,33 +126,14 @@ def _signed_in(catalog: Catalog) -> tuple[str | None, PlanLinks | None, str | No
 
 
 def _moves(catalog: Catalog, sub: Any) -> Callable[[str], str | None]:
-    """Which way each tier is from a subscription, by the rules its billing pages follow:
-    up where /billing/upgrade quotes it (the gate's policy), down where the downgrade page
-    schedules it, free by cancelling; so no button ends on "not an upgrade"."""
-    from billing import downgrade, records
-    from gating import policy
+    """Which way each tier is from a subscription: the billing pages' own rules."""
+    from billing import downgrade
 
-    session = get_session()
-    held = store.load(session, sub.catalog_version).catalog.tier(sub.tier_id)
-    state = records.state_of(session, sub)
-    now_tier = catalog.tier(sub.tier_id) or held
-    above: set[str] = set()
-    if held is not None:
-        now_on = policy.Current(held, sub.currency, sub.interval)
-        above = {t.id for t in policy.tiers_above(catalog, now_on, sub.interval, sub.currency)}
+    direction = downgrade.directions(get_session(), catalog, sub)
 
     def move(tier_id: str) -> str | None:
         tier = catalog.tier(tier_id)
-        if tier is None or tier.contact_sales:
-            return None
-        # In the billing page's order: a move down first, then an upgrade it can quote.
-        if tier.free or (
-            now_tier is not None and downgrade.moves_down(now_tier, state.plan, tier, sub.interval)
-        ):
-            return "down"
-        if tier_id in above:
-            return "up"
-        return None
+        return direction(tier) if tier is not None else None
 
     return move
 

@@ -20,7 +20,7 @@ from billing import portal, service
 from billing.cli import billing_group
 from billing.manual import ManualBilling
 from billing.models import Invoice
-from gating.models import Account, AccountAddOn, Offer, OfferEvent
+from gating.models import Account, AccountAddOn, Offer, OfferEvent, OfferStatus
 from tests.billing.conftest import (
     PERIOD_END,
     DecliningBilling,
@@ -78,6 +78,17 @@ def event_types(db, offer_id: str) -> list[str]:  # type: ignore[no-untyped-def]
             select(OfferEvent).where(OfferEvent.offer_id == offer_id).order_by(OfferEvent.id)
         )
         return [e.type.value for e in rows]
+
+
+def paid_amounts(db, offer_id: str) -> list[int | None]:  # type: ignore[no-untyped-def]
+    """The amounts recorded with the offer's "paid" events."""
+    with db() as s:
+        rows = s.scalars(
+            select(OfferEvent.amount)
+            .where(OfferEvent.offer_id == offer_id, OfferEvent.type == OfferStatus.PAID)
+            .order_by(OfferEvent.id)
+        )
+        return list(rows)
 
 
 def offer_count(db) -> int:  # type: ignore[no-untyped-def]

@@ -42,7 +42,7 @@ from tests.billing.stripe_fixtures import (
     fake_stripe,
     make_billing,
 )
-from tests.billing.test_pages import event_types, path, post_form
+from tests.billing.test_pages import event_types, paid_amounts, path, post_form
 from tests.fakestripe import FakeStripe
 from tiergate.clock import FixedClock
 from tiergate.db import get_db
@@ -336,7 +336,9 @@ def _yearly_alternative_through_checkout(
     assert "checkout.session.completed" in shop.deliver()
     [invoice] = shop.stripe_invoices(account_id)[-1:]
     assert (invoice.status, invoice.amount_paid) == ("paid", shown)
-    assert event_types(db, offer_id)[-2:] == ["accepted", "paid"]
+    # A trial's offer is paid at the trial's first charge, not when the trial starts.
+    paid = ["accepted"] if due == 0 else ["accepted", "paid"]
+    assert event_types(db, offer_id)[-len(paid) :] == paid
     return subscription(shop.app, account_id)
 
 
@@ -350,6 +352,14 @@ def test_a_new_account_starts_the_yearly_alternative_with_its_trial_through_chec
     sub = _yearly_alternative_through_checkout(shop, client, clock, db, "newco", 0)
     assert (sub.tier_id, sub.interval, sub.status) == ("starter", "year", "trialing")
     assert sub.trial_end == clock.now() + timedelta(days=14)
+    shop.fake.advance_to_period_end(sub.stripe_subscription_id)
+    shop.deliver()
+    with db() as s:
+        plan_offer = select(Offer.id).where(Offer.account_id == "newco", Offer.to_tier_id != "")
+        [offer_id] = s.scalars(plan_offer)
+    assert event_types(db, offer_id)[-2:] == ["accepted", "paid"]
+    first_charge = shop.stripe_invoices("newco")[-1].amount_paid
+    assert paid_amounts(db, offer_id) == [first_charge] and first_charge > 0
 
 
 def test_a_returning_account_pays_the_yearly_alternative_through_checkout(

@@ -1,0 +1,82 @@
+"""The funnel counts a trial's offer as paid when the trial's first charge is paid, not when
+the trial starts: a trial canceled before it ends is accepted, never paid (manual billing;
+the same through Stripe Checkout is in test_stripe_pages)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from billing import downgrade, portal
+from billing.manual import ManualBilling
+from gating.funnel import funnel
+from tests.billing.test_pages import SELF, db, event_types, paid_amounts, post_form
+from tests.billing.test_trial_offers_manual import accept, invoices, offer_page, renew_at
+from tiergate.db import get_db
+
+__all__ = ["db"]  # fixture used here
+
+
+def _funnel(app: Any, clock: Any) -> dict[str, Any]:
+    with get_db(app).session() as s:
+        until = clock.now() + timedelta(seconds=1)
+        return funnel(s, since=until - timedelta(days=90), until=until).total.to_json()
+
+
+def _start_trial(app: Any, client: Any, clock: Any, extra: dict[str, str] | None = None) -> str:
+    offer_id, _, page = offer_page(app, client, clock, "newco", "projects", 3)
+    response = accept(client, page, offer_id, extra)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return offer_id
+
+
+def test_a_trial_offer_is_paid_at_the_trials_first_charge(
+    app: Any, client: Any, clock: Any, db: Any, demo_catalog: Any
+) -> None:
+    offer_id = _start_trial(app, client, clock)
+    assert [i.amount_paid for i in invoices(app, "newco")] == [0]
+    assert event_types(db, offer_id)[-1] == "accepted"
+    during = _funnel(app, clock)
+    assert (during["accepted"], during["paid"], during["mrr_added"]) == (1, 0, {})
+    renew_at(app, clock, clock.now() + timedelta(days=14, hours=1))
+    first_charge = invoices(app, "newco")[-1].amount_paid
+    assert first_charge == 900
+    assert event_types(db, offer_id)[-2:] == ["accepted", "paid"]
+    assert paid_amounts(db, offer_id) == [900]
+    after = _funnel(app, clock)
+    assert (after["accepted"], after["paid"], after["mrr_added"]) == (1, 1, {"usd": 900})
+    renew_at(app, clock, clock.now() + timedelta(days=31))  # later renewals change nothing
+    assert paid_amounts(db, offer_id) == [900]
+
+
+def test_a_trial_canceled_before_its_end_is_never_counted_as_paid(
+    app: Any, client: Any, clock: Any, db: Any, demo_catalog: Any
+) -> None:
+    offer_id = _start_trial(app, client, clock)
+    with db() as s:
+        downgrade.cancel(s, clock, ManualBilling(), "newco")
+    renew_at(app, clock, clock.now() + timedelta(days=14, hours=1))  # the trial ends: free
+    assert [i.amount_paid for i in invoices(app, "newco")] == [0]
+    # A plan bought later, and its renewals, are not that trial's conversion.
+    token = portal.account_token(app.config, "newco")
+    url = f"/billing/checkout?t={token}&tier=starter&interval=month"
+    page = client.get(url).get_data(as_text=True)
+    assert post_form(client, page, SELF, url="/billing/checkout").status_code == 302
+    renew_at(app, clock, clock.now() + timedelta(days=31))
+    assert [i.amount_paid for i in invoices(app, "newco")] == [0, 900, 900]
+    assert event_types(db, offer_id)[-1] == "accepted"
+    assert _funnel(app, clock)["paid"] == 0
+
+
+def test_a_one_time_addon_bought_with_the_trial_does_not_convert_it(
+    app: Any, client: Any, clock: Any, db: Any, demo_catalog: Any
+) -> None:
+    """Automation runs from Free: Starter's trial with the Onboarding package ($299.00, paid
+    today). The add-on is paid; the plan's offer is paid when the trial's charge is."""
+    offer_id, _, page = offer_page(app, client, clock, "newco", "automation_runs", 100)
+    response = accept(client, page, offer_id, {"addon": "yes"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    assert [i.amount_paid for i in invoices(app, "newco")] == [29900]
+    assert event_types(db, offer_id)[-1] == "accepted"
+    renew_at(app, clock, clock.now() + timedelta(days=14, hours=1))
+    assert paid_amounts(db, offer_id) == [900]
