@@ -70,6 +70,10 @@ from tiergate.exceptions import (
 )
 
 API_VERSION = "2026-10-28.endive"  # the Stripe API version every request is made with
+# Every subscription tiergate creates (Checkout, the interval switch) asks for Stripe's classic
+# billing mode, the arithmetic its quotes follow (billing/proration.py): since 2025-09-30 a new
+# subscription is flexible unless told so, and flexible mode credits the discounted amount and
+# leaves one-time items added with an update pending until the next invoice.
 RECENT = 100  # reconcile looks for a change among this many of the newest invoices/subscriptions
 UNSET = ""  # Stripe deletes a metadata key set to ""
 LIVE_STATUSES = ("active", "trialing", "past_due")  # a subscription that still grants its tier
@@ -141,7 +145,10 @@ class StripeBilling:
         customer_id = self._customer_id(request.customer)
         meta = self._metadata(key, request.customer.account_id, request.plan)
         prices = (request.plan, *request.addons, *request.one_time)
-        subscription_data: SessionCreateParamsSubscriptionData = {"metadata": meta}
+        subscription_data: SessionCreateParamsSubscriptionData = {
+            "metadata": meta,
+            "billing_mode": {"type": "classic"},
+        }
         if request.trial_days > 0:
             subscription_data["trial_period_days"] = request.trial_days
         params: SessionCreateParams = {
@@ -600,6 +607,7 @@ class StripeBilling:
             "customer": customer,
             "items": [{"price": self._price_id(p), "quantity": p.quantity} for p in prices],
             "metadata": {**tags, "tiergate_change_kind": "change", "tiergate_follows": ended_id},
+            "billing_mode": {"type": "classic"},
             "payment_behavior": "error_if_incomplete",
             "off_session": True,
             "expand": ["latest_invoice"],

@@ -112,7 +112,11 @@ def _preview(
     customer = client.v1.customers.create({"email": "p@example.com"})
     fake.attach_card(customer.id)
     sub = client.v1.subscriptions.create(
-        {"customer": customer.id, "items": [{"price": prices[0].id, "quantity": quantity}]}
+        {
+            "customer": customer.id,
+            "items": [{"price": prices[0].id, "quantity": quantity}],
+            "billing_mode": {"type": "classic"},  # as tiergate creates them
+        }
     )
     item = sub["items"].data[0].id
     preview = client.v1.invoices.create_preview(

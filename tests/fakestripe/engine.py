@@ -146,6 +146,11 @@ def proration_items(store: Store, sub: dict[str, Any], plans: list[dict[str, Any
                     ) -> list[dict[str, Any]]:
     """Pending invoice items for the unused time of old prices (credits) and the remaining time
     of new prices (debits), prorated to the second from ``t`` to the period end."""
+    if sub["billing_mode"]["type"] != "classic" and any(changed(pl) for pl in plans):
+        raise invalid(
+            "The fake Stripe prorates in the classic billing mode only: create the subscription "
+            "with billing_mode[type]=classic (flexible, Stripe's default, credits the amount "
+            "previously debited and leaves add_invoice_items pending).", param="billing_mode")
     start, end = sub["_period"]
     out = []
     for pl in plans:
@@ -267,6 +272,15 @@ def full_lines(store: Store, sub: dict[str, Any], plans: list[dict[str, Any]] | 
 
 # --- create ------------------------------------------------------------------------------------
 
+def billing_mode(param: dict[str, Any] | None) -> dict[str, Any]:
+    """A new subscription's billing mode: flexible unless classic is asked for (Stripe's
+    default since API version 2025-09-30.clover, Checkout and previews included)."""
+    kind = (param or {}).get("type") or "flexible"
+    if kind == "classic":
+        return {"type": "classic", "flexible": None}
+    return {"type": kind, "flexible": {"proration_discounts": "included"}}
+
+
 def create_subscription(store: Store, p: dict[str, Any], *, preview: bool = False,
                         default_payment_method: str | None = None,
                         discounts: list[str] | None = None) -> dict[str, Any]:
@@ -313,7 +327,7 @@ def create_subscription(store: Store, p: dict[str, Any], *, preview: bool = Fals
         "application_fee_percent": None,
         "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
         "billing_cycle_anchor": now, "billing_cycle_anchor_config": None,
-        "billing_mode": {"type": "classic", "flexible": None}, "billing_schedules": [],
+        "billing_mode": billing_mode(p.get("billing_mode")), "billing_schedules": [],
         "billing_thresholds": None, "cancel_at": None, "cancel_at_period_end": False,
         "canceled_at": None,
         "cancellation_details": {"comment": None, "feedback": None, "reason": None},

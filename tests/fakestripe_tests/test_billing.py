@@ -14,7 +14,8 @@ DAY = 86_400
 
 def subscribe(client: Any, customer: Any, *prices: Any, **extra: Any) -> Any:
     return client.v1.subscriptions.create({
-        "customer": customer.id, "items": [{"price": p.id} for p in prices], **extra})
+        "customer": customer.id, "items": [{"price": p.id} for p in prices],
+        "billing_mode": {"type": "classic"}, **extra})
 
 
 def period(sub: Any) -> tuple[int, int]:

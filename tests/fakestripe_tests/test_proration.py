@@ -100,7 +100,7 @@ def test_preview_amount_due_equals_amount_invoiced_by_always_invoice(
     customer = c.v1.customers.create({"payment_method": "pm_card_visa",
                                       "invoice_settings": {
                                           "default_payment_method": "pm_card_visa"}})
-    sub = c.v1.subscriptions.create({"customer": customer.id,
+    sub = c.v1.subscriptions.create({"customer": customer.id, "billing_mode": {"type": "classic"},
                                      "items": [{"price": old.id, "quantity": old_qty}]})
     item = sub["items"].data[0]
     assert (item.current_period_start, item.current_period_end) == (start, end)

@@ -14,7 +14,7 @@ from ..proration import percent_of
 from ..render import list_object, paginate, render
 from ..state import Store
 from . import Ctx, route
-from .common import DISCOUNTS, LIST_SPEC
+from .common import BILLING_MODE, DISCOUNTS, LIST_SPEC
 
 SESSION_LIFETIME = DAY
 
@@ -26,7 +26,7 @@ SESSION_LIFETIME = DAY
     discounts=DISCOUNTS, metadata=Meta(), expires_at=Int(),
     customer_creation=Enum("always", "if_required"),
     subscription_data=Hash(trial_period_days=Int(), trial_end=Int(), metadata=Meta(),
-                           description=Str()),
+                           description=Str(), billing_mode=BILLING_MODE),
     invoice_creation=Hash(enabled=Bool()), currency=Str(),
 ), "checkout.SessionCreateParams")
 def create(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
@@ -266,6 +266,8 @@ def complete(store: Store, session_id: str, *, payment_method: str = "pm_card_vi
             "payment_behavior": "error_if_incomplete",
             "description": sub_data.get("description"),
         }
+        if sub_data.get("billing_mode"):
+            params["billing_mode"] = sub_data["billing_mode"]
         if sub_data.get("trial_period_days"):
             params["trial_period_days"] = sub_data["trial_period_days"]
         if sub_data.get("trial_end"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..params import Arr, Hash, Int, Str
+from ..params import Arr, Enum, Hash, Int, Str
 
 UNSET = object()
 
@@ -35,6 +35,7 @@ def set_fields(obj: dict[str, Any], params: dict[str, Any], *names: str) -> None
 CREATED = Hash(gt=Int(), gte=Int(), lt=Int(), lte=Int())
 LIST_SPEC = dict(limit=Int(), starting_after=Str(), ending_before=Str())
 DISCOUNTS = Arr(Hash(coupon=Str(), promotion_code=Str(), discount=Str()))
+BILLING_MODE = Hash(type=Enum("classic", "flexible"))
 ADDRESS = Hash(city=Str(), country=Str(), line1=Str(), line2=Str(), postal_code=Str(),
                state=Str())
 

@@ -10,7 +10,7 @@ from ..params import Arr, Bool, Enum, Hash, Int, Meta, OneOf, Str
 from ..render import RENDERERS, created_filter, paginate, render
 from ..state import Store
 from . import Ctx, route
-from .common import CREATED, DISCOUNTS, LIST_SPEC
+from .common import BILLING_MODE, CREATED, DISCOUNTS, LIST_SPEC
 from .subscription_items import PAYMENT_BEHAVIOR, PRORATION, render_item_json
 
 
@@ -35,7 +35,7 @@ ADD_INVOICE_ITEMS = Arr(Hash(price=Str(), quantity=Int(), metadata=Meta()))
     payment_behavior=Enum("allow_incomplete", "default_incomplete", "error_if_incomplete"),
     proration_behavior=PRORATION, default_payment_method=Str(), description=Str(),
     cancel_at_period_end=Bool(), collection_method=COLLECTION, days_until_due=Int(),
-    off_session=Bool(), add_invoice_items=ADD_INVOICE_ITEMS,
+    off_session=Bool(), add_invoice_items=ADD_INVOICE_ITEMS, billing_mode=BILLING_MODE,
 ), "SubscriptionCreateParams")
 def create(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
     return render(ctx.store, create_subscription(ctx.store, p))
