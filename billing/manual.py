@@ -178,11 +178,16 @@ def running(
 
 
 def _after_change(request: ChangeRequest, *, charged: bool) -> RunningDiscount | None:
-    """A new promotion replaces the running one; a change to another plan ends it."""
+    """A new promotion replaces the running one; a change to another plan (another tier, or
+    the same tier billed at another interval) ends it, as StripeBilling removes its coupon."""
     if request.discount is not None:
         return running(request.discount, request.plan, request.proration_date, charged=charged)
     kept = request.current.running_discount
-    return kept if kept is not None and kept.tier_id == request.plan.item_id else None
+    same = (request.plan.item_id, request.plan.interval) == (
+        request.current.plan.item_id,
+        request.current.plan.interval,
+    )
+    return kept if kept is not None and same else None
 
 
 def _one_used(kept: RunningDiscount | None) -> RunningDiscount | None:

@@ -153,6 +153,38 @@ def reprice(
     return tuple(moved)
 
 
+def kept_on(catalog: Catalog, state: SubscriptionState, tier_id: str) -> tuple[Price, ...]:
+    """The add-ons that stay with a change made now to `tier_id`: one the tier includes or
+    cannot have ends with it (as a move down drops it), and so does one the customer removed
+    (it was to end at the period end), each with its unused time credited."""
+    tier = catalog.tier(tier_id)
+    removed = removed_addons(catalog, state)
+    return tuple(
+        a
+        for a in state.addons
+        if a.item_id not in removed
+        and (
+            tier is None or (spec := catalog.addon(a.item_id)) is None or spec.purchasable_by(tier)
+        )
+    )
+
+
+def removed_addons(catalog: Catalog, state: SubscriptionState) -> set[str]:
+    """The add-ons the customer removed: ending at the period end, not because of the move
+    scheduled then (a move to a tier that cannot have them, which a change now replaces)."""
+    if state.next_addons is None:
+        return set()
+    ending = {a.item_id for a in state.addons} - {a.item_id for a in state.next_addons}
+    next_tier = catalog.tier(state.next_plan.item_id) if state.next_plan is not None else None
+    return {
+        addon_id
+        for addon_id in ending
+        if next_tier is None
+        or (spec := catalog.addon(addon_id)) is None
+        or spec.purchasable_by(next_tier)
+    }
+
+
 def discount_for(catalog: Catalog, promotion_id: str | None, currency: str) -> Discount | None:
     """The provider-side Discount for a catalog promotion (None when there is none)."""
     if not promotion_id:
@@ -277,6 +309,7 @@ def running_to_json(running: RunningDiscount | None) -> dict[str, Any] | None:
         "duration": d.duration,
         "duration_in_months": d.duration_in_months,
         "code": d.code,
+        "name": d.name,
         "tier_id": running.tier_id,
         "charges_left": running.charges_left,
         "ends_at": running.ends_at.isoformat() if running.ends_at else None,
@@ -294,6 +327,7 @@ def running_from_json(value: dict[str, Any] | None) -> RunningDiscount | None:
         duration=str(value.get("duration") or "once"),
         duration_in_months=value.get("duration_in_months"),
         code=value.get("code"),
+        name=str(value.get("name") or ""),  # renewals' invoice lines name it as the first did
     )
     left = value.get("charges_left")
     ends = value.get("ends_at")

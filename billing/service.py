@@ -55,6 +55,7 @@ from billing.records import (
     fail_change,
     grace_ends_at,
     in_flight,
+    kept_on,
     live_or_conflict,
     live_subscription,
     lock_account,
@@ -239,7 +240,11 @@ def _offer_terms(
         )
     if current is not None:
         within_period(current, offer.proration_date or offer.created_at)
-    kept = reprice(catalog, current.addons, interval, offer.currency) if current else ()
+    kept = (
+        reprice(catalog, kept_on(catalog, current, plan.item_id), interval, offer.currency)
+        if current
+        else ()
+    )
     addon = None
     if with_addon and offer.addon_id and interval == offer.interval:
         spec = catalog.addon(offer.addon_id)
@@ -924,7 +929,7 @@ def _yearly_terms(
     within_period(state, at)
     catalog = store.load(session).catalog
     plan = tier_price(catalog, sub.tier_id, "year", sub.currency)
-    addons = tuple(reprice(catalog, state.addons, "year", sub.currency))
+    addons = tuple(reprice(catalog, kept_on(catalog, state, sub.tier_id), "year", sub.currency))
     discount = _auto_discount(catalog, sub.tier_id, "year", sub.currency, at)
     withheld = None
     if discount is not None and provider is not None and not provider.same_plan_discounts:

@@ -36,6 +36,7 @@ from stripe.params import (
     SubscriptionCreateParams,
     SubscriptionUpdateParams,
     SubscriptionUpdateParamsAddInvoiceItem,
+    SubscriptionUpdateParamsDiscount,
     SubscriptionUpdateParamsItem,
 )
 from stripe.params.checkout import SessionCreateParams, SessionCreateParamsSubscriptionData
@@ -250,6 +251,15 @@ class StripeBilling:
                 raise InvalidRequest("The change has nothing to change: same plan and add-ons.")
             if request.discount is not None:  # after the items: their prices made the product
                 coupon = self._coupon_id(request.discount, request.plan)
+            # A change of plan (tier or interval) ends the promotion running on the old one, as
+            # ManualBilling does: the quote credits the old plan at its price and charges the
+            # new one with its own promotion only. An add-on bought keeps it.
+            moved = _plan_key(request.plan) != _plan_key(request.current.plan)
+            replaced = self._coupons_of(sub) if coupon is not None or moved else []
+            rewrite = coupon is not None or bool(replaced)  # the discounts change with it
+            discounts: list[SubscriptionUpdateParamsDiscount] = []
+            if coupon is not None:
+                discounts.append({"coupon": coupon})
             when = int(request.proration_date.timestamp())
             preview: InvoiceCreatePreviewParams = {
                 "subscription": sub_id,
@@ -259,9 +269,10 @@ class StripeBilling:
                     "proration_behavior": "always_invoice",
                 },
             }
-            if coupon is not None:
-                # The coupon as the subscription will carry it: it discounts the new plan's lines.
-                preview["discounts"] = [{"coupon": coupon}]
+            if rewrite:
+                # The discounts as the subscription will carry them: the new coupon discounts
+                # the new plan's lines, and none of the old plan's discounts is left.
+                preview["discounts"] = [{"coupon": coupon}] if coupon is not None else ""
             with stripe_errors(f"previewing the change of {sub_id}"):
                 invoice = self.client.v1.invoices.create_preview(preview)
             end = sub["items"].data[0].current_period_end
@@ -269,11 +280,10 @@ class StripeBilling:
             _check_quote(due, request.expected_amount_due, request.plan.currency)
             written = True
             self._update(sub_id, {"metadata": {"tiergate_change": key}}, key, "tag")
-            kept_discounts = [_id_of(d) for d in (sub.discounts or [])]
-            if coupon is not None:
-                # A pending update cannot carry discounts, so the coupon goes on first. It is
+            if rewrite:
+                # A pending update cannot carry discounts, so they change first. The coupon is
                 # limited to the new plan's product: until the items change it discounts nothing.
-                self._update(sub_id, {"discounts": [{"coupon": coupon}]}, key, "discount")
+                self._update(sub_id, {"discounts": discounts or ""}, key, "discount")
             update: SubscriptionUpdateParams = {
                 "items": items,
                 "proration_date": when,
@@ -292,10 +302,12 @@ class StripeBilling:
                     # failed.
                     with stripe_errors(f"voiding the declined invoice {latest.id}"):
                         self.client.v1.invoices.void_invoice(latest.id, None, _key(key, "void"))
-                if coupon is not None:  # the change did not happen: neither does its promotion
-                    restore: SubscriptionUpdateParams = {
-                        "discounts": [{"discount": d} for d in kept_discounts if d] or ""
-                    }
+                if rewrite:  # the change did not happen: neither do its discounts
+                    # The replaced discounts are gone: Stripe reuses a discount only while it
+                    # is on the subscription, so their coupons are given again (a repeating one
+                    # counts its months again from now: the customer's gain, not a charge).
+                    back: list[SubscriptionUpdateParamsDiscount] = [{"coupon": c} for c in replaced]
+                    restore: SubscriptionUpdateParams = {"discounts": back or ""}
                     self._update(sub_id, restore, key, "undiscount")
                 raise PaymentDeclined(DECLINED, details={"subscription": sub_id})
         except Exception as exc:
@@ -845,6 +857,18 @@ class StripeBilling:
         with stripe_errors(f"reading subscription {sub_id}"):
             return self.client.v1.subscriptions.retrieve(sub_id, {"expand": ["latest_invoice"]})
 
+    def _coupons_of(self, sub: stripe.Subscription) -> list[str]:
+        """The coupons of the subscription's discounts, in order."""
+        if not sub.discounts:
+            return []
+        with stripe_errors(f"reading the discounts of {sub.id}"):
+            found = self.client.v1.subscriptions.retrieve(sub.id, {"expand": ["discounts"]})
+        coupons = [
+            _id_of(getattr(getattr(d, "source", None), "coupon", None))
+            for d in found.discounts or []
+        ]
+        return [c for c in coupons if c]
+
     def _update(
         self, sub_id: str, params: SubscriptionUpdateParams, key: str, step: str
     ) -> stripe.Subscription:
@@ -976,6 +1000,10 @@ def _meta(obj: Any) -> dict[str, str]:
         return {}
     plain = meta.to_dict() if hasattr(meta, "to_dict") else dict(meta)
     return {str(k): str(v) for k, v in plain.items()}
+
+
+def _plan_key(plan: Price) -> tuple[str, str | None]:
+    return plan.item_id, plan.interval
 
 
 def _id_of(value: Any) -> str | None:

@@ -6,8 +6,8 @@ shown, and an offer accepted through the API was clicked), so `shown >= clicked 
 paid` always holds. An offer taken into a trial is paid when the trial's first charge is
 paid, not when the trial starts (billing.records.invoice_settled). Conversion is paid / shown
 in integer basis points (rounded down). The monthly recurring revenue added by a paid offer is
-its new recurring amount minus the old one, each normalised per month (a yearly amount // 12),
-summed per currency.
+its new recurring amount (less a `forever` promotion) minus the old one, each normalised per
+month (a yearly amount // 12), summed per currency.
 
 An offer quoted again from another (its price expired, or the customer typed a promotion code)
 continues that offer: the customer saw one offer, so the chain counts once, with every step any
@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -189,11 +190,16 @@ def _mrr_added(session: Session, catalogs: dict[int, Catalog], offer: Offer) -> 
     """New recurring minus old recurring, both per month (yearly // 12)."""
     if offer.new_recurring_amount is None:
         return 0
-    new = _per_month(offer.new_recurring_amount, offer.interval)
+    amount = offer.new_recurring_amount
+    off = _forever_off(session, catalogs, offer, offer.promotion_id, amount)
+    new = _per_month(amount - off, offer.interval)
     details = offer.details or {}
     yearly = details.get("yearly_alternative")
     if details.get("accepted_interval") == "year" and isinstance(yearly, dict):
-        new = _per_month(int(yearly["recurring_amount"]), "year")  # the alternative was taken
+        amount = int(yearly["recurring_amount"])  # the alternative was taken
+        promotion = yearly.get("promotion") or {}
+        off = _forever_off(session, catalogs, offer, promotion.get("id"), amount)
+        new = _per_month(amount - off, "year")
     addon = details.get("accepted_addon")  # the recurring add-on taken with the offer
     if isinstance(addon, dict) and isinstance(addon.get("recurring_amount"), int):
         new += _per_month(addon["recurring_amount"], addon.get("interval"))
@@ -206,13 +212,31 @@ def _mrr_added(session: Session, catalogs: dict[int, Catalog], offer: Offer) -> 
     return new - _per_month(old, offer.from_interval)
 
 
+def _forever_off(
+    session: Session, catalogs: dict[int, Catalog], offer: Offer, promotion_id: Any, amount: int
+) -> int:
+    """What a `forever` promotion takes off every renewal of `amount` (a `once` or `repeating`
+    one ends, so the recurring revenue is the price's)."""
+    if not isinstance(promotion_id, str):
+        return 0
+    catalog = _catalog(session, catalogs, offer.catalog_version)
+    promo = next((p for p in catalog.promotions if p.id == promotion_id), None)
+    if promo is None or promo.duration != "forever":
+        return 0
+    return promo.discount(amount, offer.currency)
+
+
+def _catalog(session: Session, catalogs: dict[int, Catalog], version: int) -> Catalog:
+    if version not in catalogs:
+        catalogs[version] = store.load(session, version).catalog
+    return catalogs[version]
+
+
 def _catalog_price(session: Session, catalogs: dict[int, Catalog], offer: Offer) -> int:
     """The old tier's price when the offer did not record it (offers made outside offer_for)."""
     if not offer.from_tier_id or not offer.from_interval:
         return 0
-    if offer.catalog_version not in catalogs:
-        catalogs[offer.catalog_version] = store.load(session, offer.catalog_version).catalog
-    tier = catalogs[offer.catalog_version].tier(offer.from_tier_id)
+    tier = _catalog(session, catalogs, offer.catalog_version).tier(offer.from_tier_id)
     return (tier.price(offer.from_interval, offer.currency) or 0) if tier else 0
 
 

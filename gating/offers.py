@@ -17,7 +17,14 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing.records import LIVE, balance_in, trial_available, usage_of
+from billing.records import (
+    LIVE,
+    balance_in,
+    removed_addons,
+    state_of,
+    trial_available,
+    usage_of,
+)
 from gating import policy
 from gating.models import (
     Account,
@@ -439,11 +446,12 @@ def _current(
         )
     )
     owned = []
+    removed = removed_addons(catalog, state_of(session, sub))
     for row in rows:
         own = store.load(session, row.catalog_version).catalog if row.catalog_version else pinned
         addon = own.addon(row.addon_id) or catalog.addon(row.addon_id)
         if addon is not None:
-            owned.append(policy.OwnedAddOn(addon, row.quantity))
+            owned.append(policy.OwnedAddOn(addon, row.quantity, addon.id in removed))
     # A renewal not recorded yet: the period it is in now, on the anchor billing renews on.
     start, end = billing_bounds(
         now, (sub.current_period_start, sub.current_period_end, sub.interval)

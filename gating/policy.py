@@ -50,6 +50,7 @@ class OwnedAddOn:
 
     addon: AddOn
     quantity: int = 1
+    removed: bool = False  # the customer removed it: it ends at the period end, or with a move
 
 
 @dataclass(frozen=True)
@@ -270,7 +271,7 @@ def _priced(
     # trial's end charges the new items (`charge`) with what is left of the balance.
     today = 0 if trial_end is not None else charge.total
     due, left = settled(today, current.balance)
-    renewal = price + sum(i.total for i in _kept(current, interval, currency, catalog))
+    renewal = price + sum(i.total for i in _kept(current, interval, currency, catalog, target))
     if promo is not None and _renewal_discounted(promo, now, renewal_at):
         renewal -= promo.discount(price, currency)
     renewal_total = renewal  # before the balance: what an add-on ticked is added to
@@ -436,13 +437,25 @@ def _trial_end(current: Current, target: Tier, now: datetime) -> datetime | None
     return None
 
 
-def _kept(current: Current, interval: str, currency: str, catalog: Catalog) -> list[Item]:
+def _kept(
+    current: Current,
+    interval: str,
+    currency: str,
+    catalog: Catalog,
+    target: Tier | None = None,
+) -> list[Item]:
     """The account's recurring add-ons as items in `interval` (priced by the newest catalog when
-    the interval changes, as billing reprices them)."""
+    the interval changes, as billing reprices them). Moving to `target`, an add-on it includes
+    or cannot have, or one the customer removed, ends with the move (billing.records.kept_on),
+    its unused time credited."""
     items = []
     for owned in current.addons:
         addon = owned.addon
         if addon.billing is AddOnBilling.ONE_TIME:
+            continue
+        if target is not None and (
+            owned.removed or not (catalog.addon(addon.id) or addon).purchasable_by(target)
+        ):
             continue
         if interval != current.interval:
             addon = catalog.addon(addon.id) or addon
@@ -483,7 +496,7 @@ def _charge(
         Item(current.tier.id, _price(current.tier, own, currency), 1, current.tier.name),
         *_kept(current, own, currency, catalog),
     ]
-    new = [plan, *_kept(current, interval, currency, catalog)]
+    new = [plan, *_kept(current, interval, currency, catalog, target)]
     if _trialing(current, now) and current.trial_end is not None:
         # Stripe keeps the trial: no proration now, the new items are charged at trial end.
         new = [_at_trial_end(plan, promo, now, current.trial_end), *new[1:]]
@@ -560,8 +573,8 @@ def _yearly(
     yearly, monthly = target.price(year, currency), target.price(Interval.MONTH, currency)
     if yearly is None or monthly is None:
         return None
-    if current.paid and len(_kept(current, year, currency, catalog)) != len(
-        _kept(current, Interval.MONTH, currency, catalog)
+    if current.paid and len(_kept(current, year, currency, catalog, target)) != len(
+        _kept(current, Interval.MONTH, currency, catalog, target)
     ):
         return None  # an add-on the account keeps is not sold yearly
     promo = _promotion(catalog, target, year, currency, now, code)

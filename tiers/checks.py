@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,16 +53,20 @@ def money(amount: int, currency: str) -> str:
     return f"{currency.lower()} {sign}{major:,}{fraction}"
 
 
-def run_checks(doc: Mapping[str, Any]) -> list[CatalogIssue]:
-    """Every semantic problem of a schema-checked catalog document."""
-    checker = _Checker(doc)
+def run_checks(
+    doc: Mapping[str, Any], *, unreadable_prices: Collection[str] = ()
+) -> list[CatalogIssue]:
+    """Every semantic problem of a schema-checked catalog document. `unreadable_prices`: ids of
+    tiers whose prices were reported unreadable already (they are not tiers without prices)."""
+    checker = _Checker(doc, unreadable_prices)
     checker.check()
     return checker.issues
 
 
 class _Checker:
-    def __init__(self, doc: Mapping[str, Any]) -> None:
+    def __init__(self, doc: Mapping[str, Any], unreadable_prices: Collection[str] = ()) -> None:
         self.doc = doc
+        self.unreadable_prices = set(unreadable_prices)
         self.issues: list[CatalogIssue] = []
         self.currencies: list[str] | None = doc.get("currencies")
         raw_features = doc.get("features")
@@ -125,12 +129,31 @@ class _Checker:
             self.add("tiers", "a catalog needs at least one tier")
         self.check_duplicates("tiers", "tier", self.tiers)
         recommended: tuple[str, int] | None = None
+        listed_free: tuple[str, int] | None = None
         for index, tier in enumerate(self.tiers):
             path = f"tiers[{index}]"
             tid = tier.get("id", "?")
             for fid, value in (tier.get("features") or {}).items():
                 self.check_grant(f"{path}.features.{fid}", fid, value)
             prices = tier.get("prices") or {}
+            free = (
+                not prices and not tier.get("contact_sales") and tid not in self.unreadable_prices
+            )
+            if free and tier.get("trial_days"):
+                self.add(
+                    f"{path}.trial_days",
+                    f"tier '{tid}' is free (no prices), so it has no trial: nothing is charged "
+                    "after it. Remove trial_days, or give the tier prices",
+                )
+            if free and not tier.get("hidden"):
+                if listed_free is not None:
+                    self.add(
+                        path,
+                        f"only one listed tier may be free: '{listed_free[0]}' "
+                        f"(tiers[{listed_free[1]}]) already is. Give this one prices, or hide it",
+                    )
+                else:
+                    listed_free = (tid, index)
             if tier.get("contact_sales") and prices:
                 self.add(
                     f"{path}.prices",
@@ -223,6 +246,14 @@ class _Checker:
             self.check_prices(f"{path}.prices", prices, complete=True)
             for field in ("available_to", "included_in"):
                 self.check_tier_refs(f"{path}.{field}", addon.get(field))
+            included = set(addon.get("included_in") or [])
+            for k, tid in enumerate(addon.get("available_to") or []):
+                if tid in included:
+                    self.add(
+                        f"{path}.available_to[{k}]",
+                        f"tier '{tid}' is also in included_in: it gets this add-on at no "
+                        "charge, so it cannot buy it. List the tier in one of the two",
+                    )
             for fid, value in (addon.get("grants") or {}).items():
                 self.check_grant(f"{path}.grants.{fid}", fid, value)
             suggested = addon.get("suggested_with") or {}
@@ -253,7 +284,9 @@ class _Checker:
             self.check_tier_refs(f"{path}.tiers", promo.get("tiers"))
             for k, tid in enumerate(promo.get("tiers") or []):
                 tier = tiers.get(tid)
-                if tier is not None and (tier.get("contact_sales") or not tier.get("prices")):
+                unpriced = tier is not None and not tier.get("prices")
+                unpriced = unpriced and tid not in self.unreadable_prices
+                if tier is not None and (tier.get("contact_sales") or unpriced):
                     self.add(
                         f"{path}.tiers[{k}]", f"tier '{tid}' has no self-serve price to discount"
                     )

@@ -95,6 +95,15 @@ def _plural(area: str, n: int) -> str:
     return singular if n == 1 else plural
 
 
+def _order(what: str, old: list[str], new: list[str]) -> list[Change]:
+    """A change of the order of the entries both versions have (none when it is the same)."""
+    kept_old = [key for key in old if key in new]
+    kept_new = [key for key in new if key in old]
+    if kept_old == kept_new:
+        return []
+    return [Change(CHANGED, "catalog", what, ", ".join(kept_old), ", ".join(kept_new))]
+
+
 class _Differ:
     def __init__(self, old: Catalog, new: Catalog) -> None:
         self.old, self.new = old, new
@@ -108,15 +117,22 @@ class _Differ:
         changes += self.offers()
         changes += self.keyed("feature", dict(old.features), dict(new.features), self.feature)
         changes += self.keyed("tier", _by_id(old.tiers), _by_id(new.tiers), self.tier)
-        kept_old = [t.id for t in old.tiers if new.tier(t.id)]
-        kept_new = [t.id for t in new.tiers if old.tier(t.id)]
-        if kept_old != kept_new:
-            changes.append(
-                Change(CHANGED, "catalog", "tier order", ", ".join(kept_old), ", ".join(kept_new))
-            )
+        changes += _order("tier order", [t.id for t in old.tiers], [t.id for t in new.tiers])
         changes += self.keyed("addon", _by_id(old.addons), _by_id(new.addons), self.item)
         changes += self.keyed(
             "promotion", _by_id(old.promotions), _by_id(new.promotions), self.item
+        )
+        # Order is shown too: the pricing table's rows and columns, the default currency (the
+        # first), and which of two promotions applies (the first).
+        if old.currencies and new.currencies and old.currencies[0] != new.currencies[0]:
+            first = (old.currencies[0].upper(), new.currencies[0].upper())
+            changes.append(Change(CHANGED, "catalog", "default currency", *first))
+        else:
+            changes += _order("currency order", list(old.currencies), list(new.currencies))
+        changes += _order("feature order", list(old.features), list(new.features))
+        changes += _order("add-on order", [a.id for a in old.addons], [a.id for a in new.addons])
+        changes += _order(
+            "promotion order", [p.id for p in old.promotions], [p.id for p in new.promotions]
         )
         return changes
 

@@ -106,7 +106,14 @@ def validate_catalog_text(text: str) -> tuple[dict[str, Any] | None, list[Catalo
     if any(_related("currencies", path) for path in broken):
         # With one currency unreadable, every price in it would look undeclared.
         document.pop("currencies", None)
-    issues += [i for i in run_checks(document) if not any(_related(i.path, b) for b in broken)]
+    # A tier whose prices could not be read is not "a tier without prices" to the checks.
+    unpriced = {
+        str(tier.get("id"))
+        for index, tier in enumerate(_list(raw.get("tiers")))
+        if isinstance(tier, dict) and any(_related(f"tiers[{index}].prices", b) for b in broken)
+    }
+    checked = run_checks(document, unreadable_prices=unpriced)
+    issues += [i for i in checked if not any(_related(i.path, b) for b in broken)]
     if issues:
         ordered = sorted(issues, key=lambda i: _line_of(i.path, lines))
         return None, [CatalogIssue(_printable(i.path), _printable(i.message)) for i in ordered]
@@ -287,6 +294,10 @@ def _inner(field: Any) -> Any:
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _related(path: str, broken: str) -> bool:

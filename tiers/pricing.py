@@ -99,11 +99,17 @@ class PlanLinks:
     signup: LinkTo | None = None
     # For a known account: "up" / "down" / None for each tier, as its billing can move it (an
     # upgrade quoted now, a change at the period end, or neither, say from a legacy plan to
-    # a dearer tier lacking one of its features). None: ranked by price on the page.
+    # a dearer tier lacking one of its features), or NOT_SOLD at the plan's interval.
+    # None: ranked by price on the page.
     moves: Callable[[str], str | None] | None = None
 
 
 NO_MOVE_NOTE = "Your plan includes something this plan does not: contact us to change to it."
+NOT_SOLD = "not_sold"  # a move: the tier is not sold at the plan's billing interval
+NOT_SOLD_NOTE = (
+    "This plan is not sold with your billing interval: switch your billing interval first, "
+    "or contact us."
+)
 
 
 # Why a button is disabled when the caller gave no destination for it.
@@ -237,8 +243,11 @@ def build_pricing_table(
     recommended_tier_id: str | None = None,
     links: PlanLinks | None = None,
     locale: str = DEFAULT_LOCALE,
+    held: Tier | None = None,
 ) -> PricingTable:
-    """The comparison table of the catalog's listed tiers for one interval and currency."""
+    """The comparison table of the catalog's listed tiers for one interval and currency.
+    `held`: the customer's tier as their own (grandfathered) catalog version prices it, so
+    their column states what they pay."""
     interval = Interval(interval)
     currency = currency.lower()
     listed = catalog.listed_tiers
@@ -256,6 +265,7 @@ def build_pricing_table(
             current=current,
             links=links or PlanLinks(),
             locale=locale,
+            priced=held if held is not None and held.id == tier.id else tier,
         )
         for tier in listed
     )
@@ -308,9 +318,10 @@ def _column(
     current: Tier | None,
     links: PlanLinks,
     locale: str,
+    priced: Tier,
 ) -> TierColumn:
     prices = {
-        i.value: _price(tier, i, currency, promotions, locale)
+        i.value: _price(priced, i, currency, promotions, locale)
         for i in (Interval.MONTH, Interval.YEAR)
     }
     is_current = current is not None and current.id == tier.id
@@ -437,7 +448,8 @@ def _cta(
         if move == "down":
             switch = _link(f"Switch to {tier.name}", "secondary", links.downgrade, tier, interval)
             return replace(switch, follows_interval=False)
-        return CallToAction(f"Switch to {tier.name}", None, "secondary", NO_MOVE_NOTE)
+        note = NOT_SOLD_NOTE if move == NOT_SOLD else NO_MOVE_NOTE
+        return CallToAction(f"Switch to {tier.name}", None, "secondary", note)
     if current is not None:
         if _rank(tier, currency) <= _rank(current, currency):  # never the recommended one
             switch = _link(f"Switch to {tier.name}", "secondary", links.downgrade, tier, interval)

@@ -32,8 +32,15 @@ class PublishResult:
 
 
 def content_hash(catalog: Catalog) -> str:
-    """SHA-256 of the canonical document: comments and key order in the YAML do not count."""
-    canonical = json.dumps(catalog.to_document(), sort_keys=True, separators=(",", ":"))
+    """SHA-256 of the canonical document: comments and key order in the YAML do not count,
+    except the order of `features`, which is the pricing table's row order (lists, such as
+    tiers and currencies, keep their order anyway)."""
+    document = catalog.to_document()
+    canonical = json.dumps(
+        {"document": document, "feature_order": list(document.get("features") or {})},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

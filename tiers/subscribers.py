@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gating.models import Subscription, UsageCounter
+from gating.models import Subscription, SubscriptionStatus, UsageCounter
 from tiergate.clock import Clock
 from tiergate.exceptions import Conflict, InvalidRequest, NotFound
 from tiers import store
@@ -127,7 +127,11 @@ def migrate_subscribers(
             f"Tier '{tier_id}' does not exist in catalog version {from_version}"
             + did_you_mean(tier_id, [t.id for t in old.tiers])
         )
-    query = select(Subscription).where(Subscription.catalog_version == from_version)
+    # An ended (canceled) subscription grants nothing and never renews: it is left where it is.
+    query = select(Subscription).where(
+        Subscription.catalog_version == from_version,
+        Subscription.status != SubscriptionStatus.CANCELED,
+    )
     if tier_id is not None:
         query = query.where(Subscription.tier_id == tier_id)
     if not dry_run:

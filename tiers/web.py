@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from flask import (
@@ -27,8 +28,8 @@ from tiergate.errors import error_response
 from tiergate.exceptions import InvalidRequest, NoCatalog, TiergateError
 from tiergate.extensions import get_clock
 from tiers import store
-from tiers.model import Catalog
-from tiers.pricing import PlanLinks, PricingTable, build_pricing_table, resolve_options
+from tiers.model import Catalog, Tier
+from tiers.pricing import NOT_SOLD, PlanLinks, PricingTable, build_pricing_table, resolve_options
 
 bp = Blueprint("tiers", __name__)
 
@@ -59,8 +60,17 @@ def pricing_page() -> Any:
             command='tiergate catalog publish catalog.yaml --note "first catalog"',
         )
         return page, 503, {"Retry-After": "300"}
-    current, links, problem = _signed_in(published.catalog)
-    table, notices = _table(published.catalog, strict=False, current=current, links=links)
+    current, links, problem, held = _signed_in(published.catalog)
+    gone = held is not None and published.catalog.tier(held.id) is None
+    table, notices = _table(
+        published.catalog,
+        strict=False,
+        current=None if gone else current,
+        links=links,
+        held=held,
+    )
+    if gone and held is not None:  # a grandfathered tier the newest catalog no longer has
+        table = replace(table, current_tier_unlisted=held.name)
     query = _kept_query()
     if links is not None:  # the interval and currency switches keep the customer's buttons
         query["t"] = request.args["t"]
@@ -73,14 +83,17 @@ def pricing_page() -> Any:
     )
 
 
-def _signed_in(catalog: Catalog) -> tuple[str | None, PlanLinks | None, str | None]:
+def _signed_in(
+    catalog: Catalog,
+) -> tuple[str | None, PlanLinks | None, str | None, Tier | None]:
     """The page opened with the customer's signed link (`t`, as the billing page's): their
     plan is marked and each button leads to its exact quote (tiergate's upgrade, checkout or
     downgrade pages). Without one (a visitor), the buttons say where to go instead. A link
-    that has expired is said so; the page still shows the plans."""
+    that has expired is said so; the page still shows the plans. Last, the customer's tier as
+    their own catalog version has it (a grandfathered price, or a tier no longer sold)."""
     token = request.args.get("t")
     if not token or current_app.extensions.get("tiergate.billing") is None:
-        return None, None, None
+        return None, None, None, None
     from billing import portal, records  # the billing pages: present in the full app
 
     try:
@@ -94,10 +107,14 @@ def _signed_in(catalog: Catalog) -> tuple[str | None, PlanLinks | None, str | No
                 "Your link has expired or is not valid: open the pricing page again from the app "
                 "to change plans here."
             ),
+            None,
         )
     sub = records.live_subscription(account)
     free = catalog.free_tier
     current = sub.tier_id if sub is not None else (free.id if free is not None else None)
+    held = None
+    if sub is not None:
+        held = store.load(get_session(), sub.catalog_version).catalog.tier(sub.tier_id)
     moves = _moves(catalog, sub) if sub is not None else None
 
     # The page's currency (a first plan is bought in it) and the way back to the app.
@@ -122,7 +139,7 @@ def _signed_in(catalog: Catalog) -> tuple[str | None, PlanLinks | None, str | No
         billed = sub.interval if sub is not None else interval
         return url_for("billing.downgrade_page", t=token, tier=tier, interval=billed, **back)
 
-    return current, PlanLinks(upgrade=upgrade, downgrade=downgrade, moves=moves), None
+    return current, PlanLinks(upgrade=upgrade, downgrade=downgrade, moves=moves), None, held
 
 
 def _moves(catalog: Catalog, sub: Any) -> Callable[[str], str | None]:
@@ -133,7 +150,12 @@ def _moves(catalog: Catalog, sub: Any) -> Callable[[str], str | None]:
 
     def move(tier_id: str) -> str | None:
         tier = catalog.tier(tier_id)
-        return direction(tier) if tier is not None else None
+        if tier is None:
+            return None
+        way = direction(tier)
+        if way is None and not tier.free and tier.price(sub.interval, sub.currency) is None:
+            return NOT_SOLD  # not at the plan's interval: neither way applies, nor "lacks"
+        return way
 
     return move
 
@@ -185,6 +207,7 @@ def _table(
     strict: bool,
     current: str | None = None,
     links: PlanLinks | None = None,
+    held: Tier | None = None,
 ) -> tuple[PricingTable, list[str]]:
     """The view model for the request's query; `strict` turns a bad parameter into a 422.
     `current` and `links`: the signed-in customer's plan and buttons (over `current=`)."""
@@ -212,6 +235,7 @@ def _table(
         current_tier_id=current if current and catalog.tier(current) else None,
         recommended_tier_id=recommended,
         links=links,
+        held=held,
     )
     return table, notices
 

@@ -66,3 +66,61 @@ def test_every_pricing_button_of_a_signed_in_account_works(
                 )
             )
     assert not failures, failures
+
+
+def test_a_tier_not_sold_at_the_plans_interval_says_so_not_that_it_lacks_a_feature(
+    app, client, clock
+) -> None:  # type: ignore[no-untyped-def]
+    """Business sold yearly only: for a monthly Starter customer it is neither an upgrade
+    quoted now nor a move down, and the disabled button says why (it lacks nothing)."""
+    from tests.tiers.test_subscribers import DEMO_TEXT, publish_text
+
+    yearly_only = DEMO_TEXT.replace("      month: {usd: 7900, eur: 7500}\n", "", 1)
+    with get_db(app).session() as s:
+        version = publish_text(s, clock, yearly_only, "business yearly only")
+        subscribe(s, "acme", clock, version, tier="starter")
+    token = portal.account_token(app.config, "acme")
+    page = client.get(f"/pricing?t={token}&interval=year").get_data(as_text=True)
+    note = re.search(r'id="cta-note-business">([^<]*)<', page)
+    assert note is not None
+    assert "not sold with your billing interval" in html.unescape(note.group(1))
+
+
+def _price_cell(page: str, tier: str) -> str:
+    match = re.search(rf'<td class="price-cell[^"]*" data-tier="{tier}">(.*?)</td>', page, re.S)
+    assert match, f"no price cell for {tier}"
+    return re.sub(r"\s+", " ", match.group(1))
+
+
+def test_a_customer_whose_tier_left_the_newest_catalog_is_told_they_keep_it(
+    app, client, clock, demo_catalog
+) -> None:  # type: ignore[no-untyped-def]
+    """Team (legacy) exists only in version 1; version 2 drops it. The customer keeps it
+    (pinned), and the page says it is a plan no longer sold."""
+    from tests.tiers.test_subscribers import demo_v2_text, publish_text
+
+    with get_db(app).session() as s:
+        subscribe(s, "legacy", clock, demo_catalog.version, tier="team_legacy")
+        publish_text(s, clock, demo_v2_text(), "v2")
+    token = portal.account_token(app.config, "legacy")
+    page = client.get(f"/pricing?t={token}").get_data(as_text=True)
+    assert "Team (legacy)" in page and "a plan we no longer sell" in page
+    assert "Unknown tier" not in page
+
+
+def test_a_grandfathered_customer_sees_the_price_they_pay_on_their_own_plan(
+    app, client, clock, demo_catalog
+) -> None:  # type: ignore[no-untyped-def]
+    """Pro costs 29.00 in version 1 (the customer's) and 32.00 in version 2: their column,
+    marked "Your plan", states 29.00; a visitor sees 32.00."""
+    from tests.tiers.test_subscribers import DEMO_TEXT, publish_text
+
+    with get_db(app).session() as s:
+        subscribe(s, "acme", clock, demo_catalog.version, tier="pro")
+        dearer = DEMO_TEXT.replace("month: {usd: 2900, eur: 2700}", "month: {usd: 3200, eur: 2700}")
+        publish_text(s, clock, dearer, "v2")
+    token = portal.account_token(app.config, "acme")
+    page = client.get(f"/pricing?t={token}").get_data(as_text=True)
+    assert "Your plan" in page
+    assert "$29.00" in _price_cell(page, "pro")
+    assert "$32.00" in _price_cell(client.get("/pricing").get_data(as_text=True), "pro")

@@ -141,3 +141,23 @@ def test_the_terminal_table_writes_revenue_as_money_per_currency():
     text = funnel_text(Funnel(at, at, total, (), (), ()))
     assert "MRR added (per month)" in text
     assert "€15.50, $20.00" in text and "usd 2000" not in text
+
+
+def test_a_forever_promotion_counts_as_less_recurring_revenue(session, clock, demo_catalog):
+    """Pro at 29.00 with 20 % off forever is 23.20 every month: from Starter (9.00) the offer
+    adds 14.20 a month, not the list price's 20.00."""
+    from tests.tiers.test_subscribers import DEMO_TEXT, publish_text
+    from tiers import store
+
+    forever = DEMO_TEXT.replace(
+        "    tiers: [pro, business]\n    intervals: [year]\n",
+        "    tiers: [pro]\n    intervals: [month]\n",
+    ).replace("    duration: once\n", "    duration: forever\n")
+    version = publish_text(session, clock, forever, "20 % off Pro forever")
+    since = clock.now()
+    account = make_account(session, clock, "acme", "starter", version=version)
+    offer = quote(session, clock, account, store.load(session, version))
+    assert offer.promotion_id == "yearly_launch" and offer.next_renewal_amount == 2320
+    walk(session, clock, offer, "shown", "accepted", "paid")
+    report = funnel(session, since=since, until=clock.now() + timedelta(seconds=1))
+    assert report.total.mrr_added == {"usd": 2320 - 900}

@@ -460,3 +460,45 @@ def test_many_references_to_renamed_features_are_validated_quickly_with_suggesti
     assert issues[0] == CatalogIssue(
         "tiers[0].features.faet_0", "unknown feature 'faet_0': did you mean 'feat_0'?"
     )
+
+
+def test_a_malformed_prices_block_is_one_problem_not_a_false_one_elsewhere():
+    """Plus's prices written as a list are reported where they are; the promotion on Plus is
+    not also told that Plus "has no self-serve price to discount"."""
+    small = (CATALOGS / "small.yaml").read_text()
+    text = small.replace("      month: {usd: 500}\n      year: {usd: 5000}\n", "      - 500\n", 1)
+    assert text != small
+    with pytest.raises(CatalogInvalid) as error:
+        load_catalog_text(text, "c.yaml")
+    assert [i.path for i in error.value.issues] == ["tiers[1].prices"], str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "path", "words"),
+    [
+        (  # a trial on a free tier: nothing is charged after it
+            ("    name: Free\n", "    name: Free\n    trial_days: 14\n"),
+            "tiers[0].trial_days",
+            "is free (no prices), so it has no trial",
+        ),
+        (  # two listed free tiers: which one is "Free" on the page?
+            ("\n  - id: plus\n", "\n  - id: starter\n    name: Starter\n\n  - id: plus\n"),
+            "tiers[1]",
+            "only one listed tier may be free",
+        ),
+        (  # an add-on a tier both gets for nothing and may buy
+            ("    billing: one_time\n", "    billing: one_time\n    available_to: [plus]\n"
+             "    included_in: [plus]\n"),
+            "addons[0].available_to[0]",
+            "is also in included_in",
+        ),
+    ],
+)
+def test_settings_that_mean_nothing_are_refused_where_they_are(edit, path, words):
+    small = (CATALOGS / "small.yaml").read_text()
+    text = small.replace(*edit, 1)
+    assert text != small
+    with pytest.raises(CatalogInvalid) as error:
+        load_catalog_text(text, "c.yaml")
+    issues = {i.path: i.message for i in error.value.issues}
+    assert path in issues and words in issues[path], str(error.value)

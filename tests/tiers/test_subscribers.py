@@ -244,3 +244,19 @@ def test_a_feature_removed_from_the_catalog_is_reported_as_lost(demo_catalog, se
     report = migrate_subscribers(session, clock, from_version=v1, to_version=v2, dry_run=True)
     [impact] = report.moved
     assert impact.lost_features == ("sso",)
+
+
+def test_an_ended_subscription_on_a_dropped_tier_does_not_block_the_migration(
+    session, clock, demo_catalog
+):
+    """A canceled subscription on Team (legacy) grants nothing and never renews: version 2
+    dropping that tier does not stop the live Starter subscriber from moving, and the ended
+    one stays where it is."""
+    v2 = publish_text(session, clock, demo_v2_text())
+    subscribe(session, clock, "live", "starter", demo_catalog.version)
+    gone = subscribe(session, clock, "gone", "team_legacy", demo_catalog.version)
+    gone.status = SubscriptionStatus.CANCELED
+    session.flush()
+    report = migrate_subscribers(session, clock, from_version=demo_catalog.version, to_version=v2)
+    assert [m.account_id for m in report.moved] == ["live"]
+    assert gone.catalog_version == demo_catalog.version

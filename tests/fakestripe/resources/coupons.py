@@ -194,12 +194,24 @@ def list_promotion_codes(ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
 def make_discounts(store: Store, entries: list[dict[str, Any]] | None, *, customer: str,
                    subscription: str | None = None, checkout_session: str | None = None,
                    param: str = "discounts") -> list[str]:
-    """Discount objects for ``discounts[N][coupon|promotion_code|discount]`` entries."""
+    """Discount objects for ``discounts[N][coupon|promotion_code|discount]`` entries.
+
+    A `discount` entry reuses "an existing discount on the object (or one of its ancestors)":
+    one still on the subscription being written (a discount overwritten away is gone), or,
+    for another object, one of the same customer."""
     out: list[str] = []
+    on_object = set(store.objects[subscription]["discounts"]) if subscription in store.objects \
+        else None
     for i, entry in enumerate(entries or []):
         where = f"{param}[{i}]"
         if entry.get("discount"):
-            out.append(store.get(entry["discount"], "discount", param=f"{where}[discount]")["id"])
+            di = store.get(entry["discount"], "discount", param=f"{where}[discount]")
+            reusable = di["id"] in on_object if on_object is not None \
+                else di["customer"] == customer
+            if not reusable:
+                raise invalid(f"The discount {di['id']} is not applied to this object or its "
+                              "ancestors, so it cannot be reused.", param=f"{where}[discount]")
+            out.append(di["id"])
             continue
         promo = None
         if entry.get("promotion_code"):
