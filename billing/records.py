@@ -595,16 +595,17 @@ def invoice_settled(session: Session, clock: Clock, invoice: Invoice, *, renewal
     if not renewal or invoice.status != "paid" or invoice.amount_paid <= 0:
         return
     waiting = _awaiting_first_charge(session, invoice.account_id)
-    plans = [offer for offer in waiting if offer.to_tier_id is not None]
+    plans = sorted((o for o in waiting if o.to_tier_id is not None), key=_accepted_at)
     owned = {row.addon_id for row in active_addons(session, invoice.account_id)}
-    # The plan offer accepted last is the plan the trial turned into (earlier ones were
-    # replaced by it); an add-on offer converts when its add-on is still there.
-    converted = [max(plans, key=_accepted_at)] if plans else []
-    converted += [o for o in waiting if o.to_tier_id is None and o.addon_id in owned]
+    # Every plan offer taken during the trial is a sale (Free to Starter, then Starter to
+    # Pro: each added its step of revenue); the invoice's amount is the last one's, the plan
+    # the trial turned into. An add-on offer converts when its add-on is still there.
+    converted = [*plans, *(o for o in waiting if o.to_tier_id is None and o.addon_id in owned)]
     for offer in waiting:
         offer.details = {k: v for k, v in offer.details.items() if k != AT_FIRST_CHARGE}
+    last = plans[-1] if plans else None
     for offer in converted:
-        amount = invoice.amount_paid
+        amount: int | None = invoice.amount_paid if offer is last else None
         if offer.to_tier_id is None:
             amount = sum(
                 int(line.get("amount") or 0)

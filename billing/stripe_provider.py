@@ -255,8 +255,7 @@ class StripeBilling:
             # ManualBilling does: the quote credits the old plan at its price and charges the
             # new one with its own promotion only. An add-on bought keeps it.
             moved = _plan_key(request.plan) != _plan_key(request.current.plan)
-            replaced = self._coupons_of(sub) if coupon is not None or moved else []
-            rewrite = coupon is not None or bool(replaced)  # the discounts change with it
+            rewrite = coupon is not None or (moved and bool(sub.discounts))
             discounts: list[SubscriptionUpdateParamsDiscount] = []
             if coupon is not None:
                 discounts.append({"coupon": coupon})
@@ -280,18 +279,20 @@ class StripeBilling:
             _check_quote(due, request.expected_amount_due, request.plan.currency)
             written = True
             self._update(sub_id, {"metadata": {"tiergate_change": key}}, key, "tag")
-            if rewrite:
-                # A pending update cannot carry discounts, so they change first. The coupon is
-                # limited to the new plan's product: until the items change it discounts nothing.
-                self._update(sub_id, {"discounts": discounts or ""}, key, "discount")
             update: SubscriptionUpdateParams = {
                 "items": items,
                 "proration_date": when,
                 "proration_behavior": "always_invoice",
-                # Deleting an item cannot wait in a pending update: then the whole call fails.
-                "payment_behavior": "error_if_incomplete" if deleting else "pending_if_incomplete",
+                # Deleting an item, or changing the discounts, cannot wait in a pending update:
+                # then the whole call fails when the payment does, and nothing changes (no
+                # discount to put back after a decline, a crash or a retry).
+                "payment_behavior": (
+                    "error_if_incomplete" if deleting or rewrite else "pending_if_incomplete"
+                ),
                 "expand": ["latest_invoice"],
             }
+            if rewrite:
+                update["discounts"] = discounts or ""
             if request.one_time:
                 update["add_invoice_items"] = [self._invoice_item(p) for p in request.one_time]
             changed = self._update(sub_id, update, key, "modify")
@@ -302,13 +303,6 @@ class StripeBilling:
                     # failed.
                     with stripe_errors(f"voiding the declined invoice {latest.id}"):
                         self.client.v1.invoices.void_invoice(latest.id, None, _key(key, "void"))
-                if rewrite:  # the change did not happen: neither do its discounts
-                    # The replaced discounts are gone: Stripe reuses a discount only while it
-                    # is on the subscription, so their coupons are given again (a repeating one
-                    # counts its months again from now: the customer's gain, not a charge).
-                    back: list[SubscriptionUpdateParamsDiscount] = [{"coupon": c} for c in replaced]
-                    restore: SubscriptionUpdateParams = {"discounts": back or ""}
-                    self._update(sub_id, restore, key, "undiscount")
                 raise PaymentDeclined(DECLINED, details={"subscription": sub_id})
         except Exception as exc:
             # A change that did not happen keeps the period-end change scheduled before it.
@@ -856,18 +850,6 @@ class StripeBilling:
     def _subscription(self, sub_id: str) -> stripe.Subscription:
         with stripe_errors(f"reading subscription {sub_id}"):
             return self.client.v1.subscriptions.retrieve(sub_id, {"expand": ["latest_invoice"]})
-
-    def _coupons_of(self, sub: stripe.Subscription) -> list[str]:
-        """The coupons of the subscription's discounts, in order."""
-        if not sub.discounts:
-            return []
-        with stripe_errors(f"reading the discounts of {sub.id}"):
-            found = self.client.v1.subscriptions.retrieve(sub.id, {"expand": ["discounts"]})
-        coupons = [
-            _id_of(getattr(getattr(d, "source", None), "coupon", None))
-            for d in found.discounts or []
-        ]
-        return [c for c in coupons if c]
 
     def _update(
         self, sub_id: str, params: SubscriptionUpdateParams, key: str, step: str

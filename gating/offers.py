@@ -37,7 +37,7 @@ from gating.models import (
 )
 from gating.periods import billing_bounds
 from tiergate.clock import Clock
-from tiergate.exceptions import Conflict, InvalidRequest, NotFound
+from tiergate.exceptions import Conflict, InvalidRequest, NotFound, TiergateError
 from tiers import store
 from tiers.model import Catalog, Feature, FeatureKind, Grant, Promotion, Tier
 from tiers.money import format_money, yearly_saving
@@ -446,7 +446,10 @@ def _current(
         )
     )
     owned = []
-    removed = removed_addons(catalog, state_of(session, sub))
+    try:
+        removed = removed_addons(catalog, state_of(session, sub))
+    except TiergateError:  # a plan billing cannot price (set by hand): the gate still answers
+        removed = set()
     for row in rows:
         own = store.load(session, row.catalog_version).catalog if row.catalog_version else pinned
         addon = own.addon(row.addon_id) or catalog.addon(row.addon_id)

@@ -83,6 +83,22 @@ def pricing_page() -> Any:
     )
 
 
+def _held(catalog: Catalog, sub: Any) -> Tier | None:
+    """The customer's tier as they pay it: the newest catalog's, with the (grandfathered)
+    price of their own catalog version at their interval and currency only (another interval
+    is bought at the newest price). A tier the newest catalog dropped: their version's."""
+    pinned = store.load(get_session(), sub.catalog_version).catalog.tier(sub.tier_id)
+    newest = catalog.tier(sub.tier_id)
+    if pinned is None or newest is None:
+        return pinned
+    paid = pinned.price(sub.interval, sub.currency)
+    if paid is None or newest.contact_sales or newest.free:
+        return newest
+    prices = {interval: dict(amounts) for interval, amounts in newest.prices.items()}
+    prices.setdefault(sub.interval, {})[sub.currency] = paid
+    return replace(newest, prices=prices)
+
+
 def _signed_in(
     catalog: Catalog,
 ) -> tuple[str | None, PlanLinks | None, str | None, Tier | None]:
@@ -112,9 +128,7 @@ def _signed_in(
     sub = records.live_subscription(account)
     free = catalog.free_tier
     current = sub.tier_id if sub is not None else (free.id if free is not None else None)
-    held = None
-    if sub is not None:
-        held = store.load(get_session(), sub.catalog_version).catalog.tier(sub.tier_id)
+    held = _held(catalog, sub) if sub is not None else None
     moves = _moves(catalog, sub) if sub is not None else None
 
     # The page's currency (a first plan is bought in it) and the way back to the app.

@@ -124,3 +124,33 @@ def test_a_grandfathered_customer_sees_the_price_they_pay_on_their_own_plan(
     assert "Your plan" in page
     assert "$29.00" in _price_cell(page, "pro")
     assert "$32.00" in _price_cell(client.get("/pricing").get_data(as_text=True), "pro")
+
+
+def _plain(page: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html.unescape(page)).split())
+
+
+def _cell_text(page: str, tier: str) -> str:
+    return _plain(_price_cell(page, tier))
+
+
+def test_a_grandfathered_monthly_customer_is_not_shown_an_old_yearly_price_billing_wont_charge(
+    app, client, clock, demo_catalog
+) -> None:  # type: ignore[no-untyped-def]
+    """acme pays Pro monthly at version 1's $29.00. Version 2 makes Pro $32.00 / $320.00.
+    The billing page switches acme to yearly at $320.00 (the newest yearly price): the pricing
+    page's yearly tab, on acme's own column, states that price, not version 1's $290.00."""
+    from tests.tiers.test_subscribers import DEMO_TEXT, publish_text
+
+    with get_db(app).session() as s:
+        subscribe(s, "acme", clock, demo_catalog.version, tier="pro")
+        dearer = DEMO_TEXT.replace(
+            "month: {usd: 2900, eur: 2700}", "month: {usd: 3200, eur: 2700}"
+        ).replace("year: {usd: 29000, eur: 27000}", "year: {usd: 32000, eur: 27000}")
+        publish_text(s, clock, dearer, "v2")
+    token = portal.account_token(app.config, "acme")
+    switch = _plain(client.get(f"/billing/yearly?t={token}").get_data(as_text=True))
+    assert "Pro (15 Nov 2026 - 15 Nov 2027) $320.00" in switch  # what the switch charges
+    cell = _cell_text(client.get(f"/pricing?t={token}&interval=year").get_data(as_text=True), "pro")
+    assert "$29.00 / month" in cell  # what acme pays now: right
+    assert "$290.00" not in cell, cell

@@ -10,6 +10,7 @@ from typing import Any
 from billing import downgrade, portal
 from billing.manual import ManualBilling
 from gating.funnel import funnel
+from tests.billing.conftest import gate_offer, set_gauge
 from tests.billing.test_pages import SELF, db, event_types, paid_amounts, post_form
 from tests.billing.test_trial_offers_manual import accept, invoices, offer_page, renew_at
 from tiergate.db import get_db
@@ -80,3 +81,49 @@ def test_a_one_time_addon_bought_with_the_trial_does_not_convert_it(
     assert event_types(db, offer_id)[-1] == "accepted"
     renew_at(app, clock, clock.now() + timedelta(days=14, hours=1))
     assert paid_amounts(db, offer_id) == [900]
+
+
+def test_a_second_upgrade_during_the_trial_does_not_erase_the_first_offers_sale(
+    app: Any, client: Any, clock: Any, db: Any, demo_catalog: Any
+) -> None:
+    """newco (Free, 3 of 3 projects) takes Starter's 14-day trial from an offer; a day later,
+    10 of 10 projects on Starter, it takes Pro from the gate's next offer (0.00 today, still in
+    the trial). The trial's first charge is Pro's $29.00: both offers made that sale. The
+    funnel must count both paid and the recurring revenue they added together, $29.00 a month
+    (Starter's +$9.00 from Free and Pro's +$20.00 from Starter)."""
+    first_id, _, page = offer_page(app, client, clock, "newco", "projects", 3)
+    assert accept(client, page, first_id).status_code == 302
+    clock.advance(days=1)
+    with db() as s:
+        set_gauge_to(s, "newco", "projects", 10, clock)
+        second = gate_offer(s, clock, "newco", "projects", used=10, requested=1)
+        second_id, to_tier, due = second.id, second.to_tier_id, second.amount_due_today
+    assert (to_tier, due) == ("pro", 0)
+    link = portal.offer_link(app.config, "newco", second_id).replace("http://localhost", "")
+    page = client.get(link).get_data(as_text=True)
+    response = accept(client, page, second_id)
+    assert response.status_code == 302, response.get_data(as_text=True)
+
+    renew_at(app, clock, clock.now() + timedelta(days=13, hours=1))  # the trial has ended
+    assert invoices(app, "newco")[-1].amount_paid == 2900
+    assert event_types(db, second_id)[-1] == "paid"
+    totals = _funnel(app, clock)
+    assert (totals["accepted"], totals["paid"]) == (2, 2), event_types(db, first_id)
+    assert totals["mrr_added"] == {"usd": 2900}
+
+
+def set_gauge_to(s: Any, account_id: str, feature: str, used: int, clock: Any) -> None:
+    from sqlalchemy import select
+
+    from gating.models import UsageCounter
+
+    row = s.scalar(
+        select(UsageCounter).where(
+            UsageCounter.account_id == account_id, UsageCounter.feature_id == feature
+        )
+    )
+    if row is None:
+        set_gauge(s, account_id, feature, used, clock)
+    else:
+        row.used = used
+        s.flush()

@@ -450,6 +450,10 @@ def update_subscription(store: Store, sub: dict[str, Any], p: dict[str, Any], *,
 
     before = render(store, sub)
     n_events = len(store.events)
+    if "discounts" in p:  # before invoicing: the update's own invoice carries them (a failed
+        # payment with error_if_incomplete rolls the whole request back)
+        sub["discounts"] = make_discounts(store, p["discounts"], customer=customer["id"],
+                                          subscription=sub["id"]) if p["discounts"] else []
     prorations: list[dict[str, Any]] = []
     if proration != "none" and not trialing and sub["status"] in BILLABLE:
         if reset:
@@ -537,9 +541,6 @@ def update_subscription(store: Store, sub: dict[str, Any], p: dict[str, Any], *,
     if "cancellation_details" in p:
         for k, v in (p["cancellation_details"] or {}).items():
             sub["cancellation_details"][k] = v
-    if "discounts" in p:
-        sub["discounts"] = make_discounts(store, p["discounts"], customer=customer["id"],
-                                          subscription=sub["id"]) if p["discounts"] else []
 
     if preview:
         if result_invoice is not None:

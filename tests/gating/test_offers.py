@@ -564,3 +564,13 @@ def test_leaving_a_plan_looked_up_on_the_pricing_page_does_not_silence_the_gates
     offers.record_event(session, clock, looked_up.id, "dismissed", account_id="acme")
     clock.advance(seconds=1)
     assert quote(session, clock, account, demo_catalog).prompt is True
+
+
+def test_a_plan_billing_cannot_price_still_gets_an_answer(session, clock, demo_catalog):
+    """A subscription set by hand to a currency the catalog does not sell: billing cannot
+    price it (which add-ons it keeps), yet the gate's denial still carries its offer."""
+    account = make_account(
+        session, clock, "handset", "starter", version=demo_catalog.version, currency="gbp"
+    )
+    offer = quote(session, clock, account, demo_catalog)
+    assert offer is not None and offer.to_tier_id == "pro"

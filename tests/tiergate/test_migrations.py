@@ -51,3 +51,61 @@ def test_upgrade_is_repeatable(database_url, tmp_path):
         upgrade(url)  # already at head: a no-op, not an error
     finally:
         drop()
+
+
+def test_0007_recomputes_catalog_hashes_with_the_feature_order(database_url, tmp_path):
+    """A version published before 0007 (its hash ignored the order of features) matches the
+    same catalog afterwards: publishing it again stays a no-op."""
+    import hashlib
+    import json
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from sqlalchemy import JSON, column, insert, select, table
+    from sqlalchemy.orm import Session
+
+    from tiers import store
+    from tiers.loader import load_catalog_text
+
+    url, drop = _fresh_database(database_url, tmp_path)
+    try:
+        upgrade(url, "0006")
+        catalog = load_catalog_text(
+            (Path(__file__).parents[2] / "examples" / "catalog.yaml").read_text()
+        )
+        document = catalog.to_document()
+        old = hashlib.sha256(
+            json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
+        versions = table(
+            "catalog_versions",
+            column("version"),
+            column("content_hash"),
+            column("source"),
+            column("document", JSON()),
+            column("author"),
+            column("note"),
+            column("published_at"),
+        )
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            conn.execute(
+                insert(versions).values(
+                    version=1, content_hash=old, source="...", document=document, author="a",
+                    note="before 0007", published_at=datetime(2026, 11, 1, tzinfo=UTC),
+                )
+            )  # fmt: skip
+        upgrade(url)
+        with engine.connect() as conn:
+            stored = conn.execute(select(versions.c.content_hash)).scalar_one()
+        assert stored == store.content_hash(catalog) != old
+        import_models()
+        with Session(engine) as session:
+            again = store.publish(
+                session, catalog, source="...", author="a", note="deploy",
+                now=datetime(2026, 12, 1, tzinfo=UTC),
+            )  # fmt: skip
+            assert not again.created and again.version.version == 1
+        engine.dispose()
+    finally:
+        drop()
