@@ -1016,24 +1016,34 @@ def addon_page(addon_id: str) -> Page:
 
 def _withdrawn(catalog: Catalog, sub: Subscription | None, name: str) -> str | None:
     """What adding a recurring add-on now withdraws: a change of plan takes effect at once
-    (prorated), so a cancellation or move scheduled for the period end no longer happens."""
+    (prorated), so a cancellation or move scheduled for the period end no longer happens, and
+    an add-on the customer removed ends now (credited) instead of at the period end."""
     if sub is None:
         return None
     day = f"{sub.current_period_end:%B} {sub.current_period_end.day}"
+    said = []
     if sub.cancel_at_period_end:
-        return (
+        said.append(
             f"Your plan is set to end on {day}. Adding {name} keeps it: "
             "the cancellation is withdrawn."
         )
-    if sub.scheduled_tier_id or sub.scheduled_interval:
+    elif sub.scheduled_tier_id or sub.scheduled_interval:
         tier = catalog.tier(sub.scheduled_tier_id or sub.tier_id)
         move = tier.name if tier is not None else sub.scheduled_tier_id
         billed = f", billed {sub.scheduled_interval}ly" if sub.scheduled_interval else ""
-        return (
+        said.append(
             f"Your move to {move}{billed} on {day} is withdrawn if you add {name}: "
             "you stay on your current plan."
         )
-    return None
+    removed = records.removed_addons(catalog, records.state_of(get_session(), sub))
+    if removed:
+        names = sorted((a.name if (a := catalog.addon(i)) else i) for i in removed)
+        ends = "ends" if len(names) == 1 else "end"
+        said.append(
+            f"{' and '.join(names)}, which you removed, {ends} now instead of on {day} if you "
+            f"add {name}; the unused time is credited in the amount due today."
+        )
+    return " ".join(said) or None
 
 
 @bp.post("/billing/addons/<addon_id>/remove")
