@@ -102,6 +102,8 @@ class PlanLinks:
     # a dearer tier lacking one of its features), or NOT_SOLD at the plan's interval.
     # None: ranked by price on the page.
     moves: Callable[[str], str | None] | None = None
+    # False for an account that has had a plan: one trial per account, so none is offered.
+    trials: bool = True
 
 
 NO_MOVE_NOTE = "Your plan includes something this plan does not: contact us to change to it."
@@ -325,7 +327,8 @@ def _column(
         for i in (Interval.MONTH, Interval.YEAR)
     }
     is_current = current is not None and current.id == tier.id
-    trial = tier.trial_days if tier.trial_days and not tier.contact_sales else 0
+    offered = tier.trial_days and not tier.contact_sales and links.trials
+    trial = tier.trial_days if offered else 0
     return TierColumn(
         id=tier.id,
         name=tier.name,

@@ -153,7 +153,13 @@ def _signed_in(
         billed = sub.interval if sub is not None else interval
         return url_for("billing.downgrade_page", t=token, tier=tier, interval=billed, **back)
 
-    return current, PlanLinks(upgrade=upgrade, downgrade=downgrade, moves=moves), None, held
+    links = PlanLinks(
+        upgrade=upgrade,
+        downgrade=downgrade,
+        moves=moves,
+        trials=records.trial_available(account),
+    )
+    return current, links, None, held
 
 
 def _moves(catalog: Catalog, sub: Any) -> Callable[[str], str | None]:

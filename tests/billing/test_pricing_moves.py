@@ -154,3 +154,20 @@ def test_a_grandfathered_monthly_customer_is_not_shown_an_old_yearly_price_billi
     cell = _cell_text(client.get(f"/pricing?t={token}&interval=year").get_data(as_text=True), "pro")
     assert "$29.00 / month" in cell  # what acme pays now: right
     assert "$290.00" not in cell, cell
+
+
+def test_an_account_that_had_a_plan_is_not_promised_a_trial(
+    app, client, clock, demo_catalog
+) -> None:  # type: ignore[no-untyped-def]
+    """One trial per account: the signed-in page of an account whose plan ended shows no
+    "14-day free trial" (checkout charges it from the start); a new account's page does."""
+    from tests.billing.conftest import add_account
+
+    with get_db(app).session() as s:
+        subscribe(s, "back", clock, demo_catalog.version, status="canceled")
+        add_account(s, "newco", clock)
+    for account_id, promised in (("back", False), ("newco", True)):
+        token = portal.account_token(app.config, account_id)
+        page = html.unescape(client.get(f"/pricing?t={token}").get_data(as_text=True))
+        assert ("14-day free trial" in page) is promised, account_id
+        assert ("Paid plans start with a free trial" in page) is promised, account_id
