@@ -296,6 +296,7 @@ class _Checker:
                         f"tier '{tid}' is hidden: it is never listed or offered, so its price "
                         "is not self-serve and the promotion could never apply to it",
                     )
+            self.check_promotion_intervals(path, promo, tiers)
             starts, ends = promo.get("starts_at"), promo.get("ends_at")
             if starts and ends and ends <= starts:
                 self.add(
@@ -311,6 +312,28 @@ class _Checker:
                 self.add(
                     f"{path}.duration_in_months",
                     f"duration_in_months only applies to duration: repeating, not {duration}",
+                )
+
+    def check_promotion_intervals(
+        self, path: str, promo: Mapping[str, Any], tiers: Mapping[str, Mapping[str, Any]]
+    ) -> None:
+        """Each interval a promotion names is sold by one of its tiers (else it never applies)."""
+        named = [tiers[t] for t in promo.get("tiers") or [] if t in tiers]
+        if any(t.get("id") in self.unreadable_prices for t in named or self.tiers):
+            return
+        sold = [
+            {_key(i) for i in t.get("prices") or {}}
+            for t in (named or self.tiers)
+            if t.get("prices") and not t.get("contact_sales") and not t.get("hidden")
+        ]
+        if not sold:
+            return  # no priced tier at all: said above
+        for k, interval in enumerate(promo.get("intervals") or []):
+            if not any(_key(interval) in intervals for intervals in sold):
+                self.add(
+                    f"{path}.intervals[{k}]",
+                    f"none of this promotion's tiers is sold {_key(interval)}ly, so it could "
+                    "never apply: remove the interval, or name a tier sold that way",
                 )
 
     def check_codes(self, promotions: list[Mapping[str, Any]]) -> None:
@@ -507,3 +530,8 @@ def _less_message(
 
 def _iso(value: Any) -> str:
     return value.isoformat().replace("+00:00", "Z") if hasattr(value, "isoformat") else str(value)
+
+
+def _key(value: Any) -> str:
+    """An interval as written or as parsed (Interval.MONTH -> "month")."""
+    return str(getattr(value, "value", value))

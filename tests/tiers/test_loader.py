@@ -502,3 +502,15 @@ def test_settings_that_mean_nothing_are_refused_where_they_are(edit, path, words
         load_catalog_text(text, "c.yaml")
     issues = {i.path: i.message for i in error.value.issues}
     assert path in issues and words in issues[path], str(error.value)
+
+
+def test_a_promotion_for_an_interval_its_tiers_do_not_sell_is_refused():
+    """Plus is sold monthly only; a promotion on Plus for yearly billing could never apply."""
+    small = (CATALOGS / "small.yaml").read_text()
+    text = small.replace("      year: {usd: 5000}\n", "", 1).replace(
+        "intervals: [month]", "intervals: [year]", 1
+    )
+    with pytest.raises(CatalogInvalid) as error:
+        load_catalog_text(text, "c.yaml")
+    issues = {i.path: i.message for i in error.value.issues}
+    assert "none of this promotion's tiers is sold yearly" in issues["promotions[0].intervals[0]"]
