@@ -153,11 +153,14 @@ def reprice(
     return tuple(moved)
 
 
-def kept_on(catalog: Catalog, state: SubscriptionState, tier_id: str) -> tuple[Price, ...]:
-    """The add-ons that stay with a change made now to `tier_id`: one the tier includes or
-    cannot have ends with it (as a move down drops it), and so does one the customer removed
-    (it was to end at the period end), each with its unused time credited."""
-    tier = catalog.tier(tier_id)
+def kept_on(
+    catalog: Catalog, state: SubscriptionState, tier_id: str | None = None
+) -> tuple[Price, ...]:
+    """The add-ons that stay with a change made now (to `tier_id`, when the plan moves): one
+    the customer removed ends with it instead of at the period end, and so does one the new
+    tier includes or cannot have (as a move down drops it), each with its unused time
+    credited."""
+    tier = catalog.tier(tier_id) if tier_id is not None else None
     removed = removed_addons(catalog, state)
     return tuple(
         a
@@ -602,7 +605,7 @@ def invoice_settled(session: Session, clock: Clock, invoice: Invoice, *, renewal
     # the trial turned into. An add-on offer converts when its add-on is still there.
     converted = [*plans, *(o for o in waiting if o.to_tier_id is None and o.addon_id in owned)]
     for offer in waiting:
-        offer.details = {k: v for k, v in offer.details.items() if k != AT_FIRST_CHARGE}
+        _unmark(offer)
     last = plans[-1] if plans else None
     for offer in converted:
         amount: int | None = invoice.amount_paid if offer is last else None
@@ -635,7 +638,11 @@ def _never_converted(session: Session, account_id: str) -> None:
     """A subscription ended: an offer still waiting for its trial's first charge stays
     accepted, never paid (a later subscription is not its conversion)."""
     for offer in _awaiting_first_charge(session, account_id):
-        offer.details = {k: v for k, v in offer.details.items() if k != AT_FIRST_CHARGE}
+        _unmark(offer)
+
+
+def _unmark(offer: Offer) -> None:
+    offer.details = {k: v for k, v in offer.details.items() if k != AT_FIRST_CHARGE}
 
 
 def _terms(sub: Subscription | None) -> dict[str, Any] | None:

@@ -61,7 +61,6 @@ from billing.records import (
     lock_account,
     lock_change,
     new_change,
-    removed_addons,
     reprice,
     result_of,
     schedule_change,
@@ -1049,15 +1048,8 @@ def addon_quote(
     within_period(state, at)
     if any(a.item_id == addon.id for a in state.addons):
         raise Conflict(f"You already have {addon.name}.")
-    due = change_quote(state, state.plan, (*_staying(catalog, state), price), (), at, None)
+    due = change_quote(state, state.plan, (*kept_on(catalog, state), price), (), at, None)
     return price, due.amount_due
-
-
-def _staying(catalog: Catalog, state: SubscriptionState) -> tuple[Price, ...]:
-    """The add-ons that stay when one is added now: one the customer removed ends with this
-    change (credited), as with a change of plan, instead of coming back at the period end."""
-    removed = removed_addons(catalog, state)
-    return tuple(a for a in state.addons if a.item_id not in removed)
 
 
 def _live_for_addon(session: Session, account_id: str) -> tuple[Account, Subscription]:
@@ -1124,7 +1116,7 @@ def buy_addon(
             customer,
             state,
             state.plan,
-            (*_staying(store.load(session).catalog, state), price),
+            (*kept_on(store.load(session).catalog, state), price),
             (),
             proration_date,
             None,

@@ -36,7 +36,6 @@ from stripe.params import (
     SubscriptionCreateParams,
     SubscriptionUpdateParams,
     SubscriptionUpdateParamsAddInvoiceItem,
-    SubscriptionUpdateParamsDiscount,
     SubscriptionUpdateParamsItem,
 )
 from stripe.params.checkout import SessionCreateParams, SessionCreateParamsSubscriptionData
@@ -256,9 +255,6 @@ class StripeBilling:
             # new one with its own promotion only. An add-on bought keeps it.
             moved = _plan_key(request.plan) != _plan_key(request.current.plan)
             rewrite = coupon is not None or (moved and bool(sub.discounts))
-            discounts: list[SubscriptionUpdateParamsDiscount] = []
-            if coupon is not None:
-                discounts.append({"coupon": coupon})
             when = int(request.proration_date.timestamp())
             preview: InvoiceCreatePreviewParams = {
                 "subscription": sub_id,
@@ -292,7 +288,7 @@ class StripeBilling:
                 "expand": ["latest_invoice"],
             }
             if rewrite:
-                update["discounts"] = discounts or ""
+                update["discounts"] = [{"coupon": coupon}] if coupon is not None else ""
             if request.one_time:
                 update["add_invoice_items"] = [self._invoice_item(p) for p in request.one_time]
             changed = self._update(sub_id, update, key, "modify")

@@ -27,7 +27,8 @@ def _posts(fake: FakeStripe, path: str) -> list[dict[str, Any]]:
     return [r.params for r in fake.requests if r.method == "POST" and r.path == path]
 
 
-def _subscription(fake: FakeStripe, **extra: Any) -> Any:
+def fake_subscription(fake: FakeStripe, **extra: Any) -> Any:
+    """A $10.00 monthly subscription made at the fake Stripe directly (`extra`: its params)."""
     client = fake.client()
     product = client.v1.products.create({"name": "Pro"})
     price = client.v1.prices.create(
@@ -47,15 +48,15 @@ def _subscription(fake: FakeStripe, **extra: Any) -> Any:
 def test_the_fake_makes_flexible_subscriptions_unless_told_classic(
     fake_stripe: FakeStripe,
 ) -> None:
-    assert _subscription(fake_stripe).billing_mode.type == "flexible"
-    classic = _subscription(fake_stripe, billing_mode={"type": "classic"})
+    assert fake_subscription(fake_stripe).billing_mode.type == "flexible"
+    classic = fake_subscription(fake_stripe, billing_mode={"type": "classic"})
     assert classic.billing_mode.type == "classic"
 
 
 def test_the_fake_refuses_to_prorate_a_flexible_subscription_it_does_not_model(
     fake_stripe: FakeStripe,
 ) -> None:
-    sub = _subscription(fake_stripe)
+    sub = fake_subscription(fake_stripe)
     item = sub["items"].data[0]
     with pytest.raises(stripe.InvalidRequestError) as refused:
         fake_stripe.client().v1.subscriptions.update(

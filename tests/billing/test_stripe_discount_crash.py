@@ -6,20 +6,23 @@ no longer be redeemed."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from billing.models import BillingChange, ChangeStatus
-from billing.provider import ChangeRequest, Discount, PaymentDeclined, StartRequest
+from billing.provider import ChangeRequest, Discount, PaymentDeclined
 from billing.reconcile import reconcile
 from billing.stripe_provider import StripeBilling
-from tests.billing.conftest import PERIOD_START
-from tests.billing.stripe_fixtures import HALFWAY, fake_stripe, make_billing, stripe_customer
+from tests.billing.stripe_fixtures import HALFWAY, fake_stripe, make_billing
 from tests.billing.test_pages import post_form
-from tests.billing.test_stripe_discount_reuse import _starter_with_a_running_promotion
+from tests.billing.test_stripe_discount_reuse import (
+    _starter_with_a_running_promotion,
+    coupons_of,
+)
 from tests.billing.test_stripe_pages import Shop, changes, gate_offer_link, shop, subscription
-from tests.billing.test_stripe_provider import PRO, STARTER, URL
+from tests.billing.test_stripe_provider import PRO, STARTER, URL, subscribe
 from tests.fakestripe import FakeStripe
 from tiergate.db import get_db
 from tiergate.exceptions import ProviderUnavailable
@@ -49,19 +52,15 @@ def _crashing(fake: FakeStripe) -> CrashBeforeModify:
     )
 
 
-def _coupons(fake: FakeStripe, sub_id: str) -> list[str]:
-    return [fake.get(d)["source"]["coupon"] for d in fake.get(sub_id)["discounts"]]
-
-
-def test_reconcile_after_a_crash_between_discount_and_modify_keeps_the_running_promotion(
+def test_reconcile_after_a_crash_before_the_change_keeps_the_running_promotion(
     shop: Shop, client: Any
 ) -> None:
-    """acme pays Starter with 10 % off forever. An upgrade to Pro removes that promotion at
-    Stripe, then Stripe becomes unreachable before the items change. Reconcile finds that Stripe
-    never applied the change and marks it failed: acme is still on Starter, so its 10 % must
-    still be on the subscription (otherwise every renewal charges $9.00 instead of $8.10)."""
+    """acme pays Starter with 10 % off forever. An upgrade to Pro (which would end that
+    promotion) loses Stripe before the change is made. Reconcile finds that Stripe never applied
+    it and marks it failed: acme is still on Starter, and its 10 % still on the subscription
+    (otherwise every renewal would charge $9.00 instead of $8.10)."""
     sub_id = _starter_with_a_running_promotion(shop)
-    before = _coupons(shop.fake, sub_id)
+    before = coupons_of(shop.fake, sub_id)
     assert before  # the starter_loyal coupon
     offer_id, link = gate_offer_link(shop)
     page = client.get(link).get_data(as_text=True)
@@ -77,86 +76,50 @@ def test_reconcile_after_a_crash_between_discount_and_modify_keeps_the_running_p
         settled = s.get(BillingChange, change.id)
         assert settled is not None and settled.status is ChangeStatus.FAILED
     assert subscription(shop.app).tier_id == "starter"
-    assert _coupons(shop.fake, sub_id) == before, "the customer's promotion was lost"
+    assert coupons_of(shop.fake, sub_id) == before, "the customer's promotion was lost"
 
 
 def test_a_retried_change_that_is_then_declined_puts_the_promotion_back(
     fake_stripe: FakeStripe,
 ) -> None:
     """The same change (same idempotency key) is retried after the crash and the card is then
-    declined: the subscription must end up with the promotion it had before the first try."""
-    fake_stripe.reset(now=PERIOD_START)
+    declined: the subscription keeps the promotion it had before the first try."""
     billing = _crashing(fake_stripe)
-    customer = stripe_customer(fake_stripe, "acme")
     loyal = Discount("loyal", percent_off=10, duration="forever")
-    start = StartRequest(
-        "chg_start", customer, STARTER, (), (), PERIOD_START, 0, loyal, 810, URL, URL
-    )
-    started = billing.start_subscription(start)
-    assert started.external_id is not None
-    fake_stripe.complete_checkout(started.external_id)
-    result = billing.checkout_result(started.external_id)
-    assert result.subscription is not None and result.subscription.external_id is not None
-    sub_id = result.subscription.external_id
-    before = _coupons(fake_stripe, sub_id)
+    customer, current = subscribe(fake_stripe, billing, STARTER, discount=loyal)
+    sub_id = current.external_id or ""
+    before = coupons_of(fake_stripe, sub_id)
     assert before
-    fake_stripe.set_time(HALFWAY)
     # Pro from Starter halfway, Starter credited at its price: $14.50 - $4.50 = $10.00.
-    request = ChangeRequest(
-        "chg_up", customer, result.subscription, PRO, (), (), HALFWAY, None, 1000, URL
-    )
+    request = ChangeRequest("chg_up", customer, current, PRO, (), (), HALFWAY, None, 1000, URL)
     with pytest.raises(ProviderUnavailable):
         billing.change_subscription(request)
     fake_stripe.decline_next_payment(customer.external_id or "")
     with pytest.raises(PaymentDeclined):
         billing.change_subscription(request)  # the retry, same key
-    assert _coupons(fake_stripe, sub_id) == before, "the customer's promotion was lost"
+    assert coupons_of(fake_stripe, sub_id) == before, "the customer's promotion was lost"
 
 
 def test_a_declined_change_keeps_a_promotion_whose_coupon_can_no_longer_be_redeemed(
     fake_stripe: FakeStripe,
 ) -> None:
     """acme redeemed a limited-time Dashboard coupon ("Black Friday", 10 % off forever,
-    redeemable until November 5) on its Starter subscription. On November 15 an upgrade to Pro
-    is declined. The restore gives the coupon again by its id, which Stripe refuses once the
-    coupon's redeem_by has passed (or its max_redemptions are used): the customer is not told
-    "declined", and the 10 % they keep forever is gone from the subscription."""
-    from datetime import timedelta
-
-    fake_stripe.reset(now=PERIOD_START)
+    redeemable for one more day) on its Starter subscription. Two days later an upgrade to Pro
+    is declined: the customer is told so, and keeps the coupon that could not be given again."""
     billing = make_billing(fake_stripe)
-    customer = stripe_customer(fake_stripe, "acme")
-    start = StartRequest(
-        "chg_start", customer, STARTER, (), (), PERIOD_START, 0, None, 900, URL, URL
-    )
-    started = billing.start_subscription(start)
-    assert started.external_id is not None
-    fake_stripe.complete_checkout(started.external_id)
-    result = billing.checkout_result(started.external_id)
-    assert result.subscription is not None and result.subscription.external_id is not None
-    sub_id = result.subscription.external_id
+    customer, current = subscribe(fake_stripe, billing, STARTER)
+    sub_id = current.external_id or ""
     client = fake_stripe.client()
-    deadline = int((PERIOD_START + timedelta(days=5)).timestamp())
+    deadline = int((HALFWAY + timedelta(days=1)).timestamp())
     friday = client.v1.coupons.create(
         {"percent_off": 10, "duration": "forever", "redeem_by": deadline, "name": "Black Friday"}
     )
     client.v1.subscriptions.update(sub_id, {"discounts": [{"coupon": friday.id}]})
-    before = _coupons(fake_stripe, sub_id)
-    assert before == [friday.id]
-    fake_stripe.set_time(HALFWAY)
+    assert coupons_of(fake_stripe, sub_id) == [friday.id]
+    fake_stripe.set_time(HALFWAY + timedelta(days=2))
     fake_stripe.decline_next_payment(customer.external_id or "")
-    request = ChangeRequest(
-        "chg_up",
-        customer,
-        billing.fetch_subscription(sub_id),
-        PRO,
-        (),
-        (),
-        HALFWAY,
-        None,
-        1000,
-        URL,
-    )
+    current = billing.fetch_subscription(sub_id)
+    request = ChangeRequest("chg_up", customer, current, PRO, (), (), HALFWAY, None, 1000, URL)
     with pytest.raises(PaymentDeclined):
         billing.change_subscription(request)
-    assert _coupons(fake_stripe, sub_id) == before, "the customer's promotion was lost"
+    assert coupons_of(fake_stripe, sub_id) == [friday.id], "the customer's promotion was lost"

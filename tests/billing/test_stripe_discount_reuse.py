@@ -1,8 +1,8 @@
 """Discounts as Stripe reuses them: `discounts[N][discount]` names "an existing discount on
 the object (or one of its ancestors)", and a populated `discounts` array overwrites the
 subscription's discounts, so a discount overwritten away cannot be reused. A declined upgrade
-with a promotion puts the plan's own promotion back by its coupon. A change of plan ends the
-old plan's promotion (so Stripe charges what was quoted); an add-on bought keeps it."""
+with a promotion leaves the plan's own promotion in place. A change of plan ends the old plan's
+promotion (so Stripe charges what was quoted); an add-on bought keeps it."""
 
 from __future__ import annotations
 
@@ -15,46 +15,24 @@ from billing.provider import ChangeRequest, Customer, Discount, PaymentDeclined,
 from billing.stripe_errors import DECLINED
 from billing.stripe_provider import StripeBilling
 from tests.billing.conftest import PERIOD_START, add_account
-from tests.billing.stripe_fixtures import HALFWAY, fake_stripe, stripe_billing, stripe_customer
+from tests.billing.stripe_fixtures import HALFWAY, fake_stripe, stripe_billing
 from tests.billing.test_pages import SELF, post_form
+from tests.billing.test_stripe_billing_mode import fake_subscription
 from tests.billing.test_stripe_pages import Shop, gate_offer_link, shop, subscription, token
-from tests.billing.test_stripe_provider import PRO, STARTER, URL
+from tests.billing.test_stripe_provider import PRO, STARTER, URL, subscribe
 from tests.fakestripe import FakeStripe
 from tiergate.db import get_db
 
 __all__ = ["fake_stripe", "shop", "stripe_billing"]  # fixtures used here
 
 
-def _product_and_price(fake: FakeStripe) -> tuple[Any, Any]:
-    client = fake.client()
-    product = client.v1.products.create({"name": "Pro"})
-    price = client.v1.prices.create(
-        {
-            "product": product.id,
-            "currency": "usd",
-            "unit_amount": 1000,
-            "recurring": {"interval": "month"},
-        }
-    )
-    return product, price
-
-
 def test_fake_refuses_to_reuse_a_discount_no_longer_on_the_subscription(
     fake_stripe: FakeStripe,
 ) -> None:
-    _, price = _product_and_price(fake_stripe)
     client = fake_stripe.client()
     first = client.v1.coupons.create({"percent_off": 10, "duration": "forever"})
     second = client.v1.coupons.create({"percent_off": 20, "duration": "forever"})
-    customer = client.v1.customers.create({"email": "a@example.com"})
-    fake_stripe.attach_card(customer.id)
-    sub = client.v1.subscriptions.create(
-        {
-            "customer": customer.id,
-            "items": [{"price": price.id}],
-            "discounts": [{"coupon": first.id}],
-        }
-    )
+    sub = fake_subscription(fake_stripe, discounts=[{"coupon": first.id}])
     (old,) = sub.discounts
     client.v1.subscriptions.update(sub.id, {"discounts": [{"coupon": second.id}]})
     with pytest.raises(stripe.InvalidRequestError):
@@ -65,34 +43,25 @@ def test_a_declined_upgrade_with_a_promotion_keeps_the_promotion_the_plan_had(
     fake_stripe: FakeStripe, stripe_billing: StripeBilling
 ) -> None:
     """acme pays Starter with a 10 % forever promotion; halfway an upgrade to Pro with 20 % off
-    is declined: the customer is told so, and Starter keeps its 10 % (docs/billing.md: "If the
-    card is declined, the subscription's previous discounts are put back")."""
-    fake_stripe.reset(now=PERIOD_START)
-    customer = stripe_customer(fake_stripe, "acme")
+    is declined: the customer is told so, and Starter keeps its 10 % (the change and its
+    discounts are one call, which a decline leaves undone)."""
     loyal = Discount("loyal", percent_off=10, duration="forever")
-    start = StartRequest(
-        "chg_start", customer, STARTER, (), (), PERIOD_START, 0, loyal, 810, URL, URL
-    )
-    started = stripe_billing.start_subscription(start)
-    assert started.external_id is not None
-    fake_stripe.complete_checkout(started.external_id)
-    result = stripe_billing.checkout_result(started.external_id)
-    assert result.subscription is not None and result.subscription.external_id is not None
-    sub_id = result.subscription.external_id
-    coupons_before = [
-        fake_stripe.get(d)["source"]["coupon"] for d in fake_stripe.get(sub_id)["discounts"]
-    ]
-    fake_stripe.set_time(HALFWAY)
+    customer, current = subscribe(fake_stripe, stripe_billing, STARTER, discount=loyal)
+    sub_id = current.external_id or ""
+    before = coupons_of(fake_stripe, sub_id)
+    assert before
     fake_stripe.decline_next_payment(customer.external_id or "")
     launch = Discount("launch", percent_off=20, duration="forever")
-    request = ChangeRequest(
-        "chg_up", customer, result.subscription, PRO, (), (), HALFWAY, launch, 710, URL
-    )
+    request = ChangeRequest("chg_up", customer, current, PRO, (), (), HALFWAY, launch, 710, URL)
     with pytest.raises(PaymentDeclined) as declined:
         stripe_billing.change_subscription(request)
     assert declined.value.message == DECLINED
-    after = [fake_stripe.get(d)["source"]["coupon"] for d in fake_stripe.get(sub_id)["discounts"]]
-    assert after == coupons_before
+    assert coupons_of(fake_stripe, sub_id) == before
+
+
+def coupons_of(fake: FakeStripe, sub_id: str) -> list[str]:
+    """The coupons of the subscription's discounts at the fake Stripe."""
+    return [fake.get(d)["source"]["coupon"] for d in fake.get(sub_id)["discounts"]]
 
 
 def _starter_with_a_running_promotion(shop: Shop) -> str:

@@ -58,12 +58,15 @@ def subscribe(
     *,
     declining: bool = False,
     account: str = "acme",
+    discount: Discount | None = None,
 ) -> tuple[Customer, SubscriptionState]:
-    """An account that paid `plan` at Checkout at the period start; the clock now halfway."""
+    """An account that paid `plan` (with `discount`) at Checkout at the period start; the
+    clock now halfway."""
     fake.reset(now=PERIOD_START)
     customer = stripe_customer(fake, account)
+    due = plan.amount - (discount.off(plan.amount) if discount is not None else 0)
     request = StartRequest(
-        "chg_start", customer, plan, (), (), PERIOD_START, 0, None, plan.amount, URL, URL
+        "chg_start", customer, plan, (), (), PERIOD_START, 0, discount, due, URL, URL
     )
     started = billing.start_subscription(request)
     assert started.external_id is not None
