@@ -244,6 +244,8 @@ class _Checker:
                         "(or set billing: one_time)",
                     )
             self.check_prices(f"{path}.prices", prices, complete=True)
+            if billing == "recurring" and prices and "once" not in prices:
+                self.check_addon_intervals(path, addon, prices)
             for field in ("available_to", "included_in"):
                 self.check_tier_refs(f"{path}.{field}", addon.get(field))
             included = set(addon.get("included_in") or [])
@@ -265,6 +267,37 @@ class _Checker:
                             f"{path}.suggested_with.features[{k}]",
                             f"unknown feature '{fid}'" + did_you_mean(fid, self.features),
                         )
+
+    def check_addon_intervals(
+        self, path: str, addon: Mapping[str, Any], prices: Mapping[str, Any]
+    ) -> None:
+        """A recurring add-on is priced at every interval a tier that can buy it is sold at:
+        the add-on renews with the plan, so without it a customer who has the add-on could not
+        switch to that interval (nor buy it there)."""
+        priced = {_key(i) for i in prices}
+        available = set(addon.get("available_to") or [])
+        included = set(addon.get("included_in") or [])
+        for tier in self.tiers:
+            tid = tier.get("id")
+            tier_prices = tier.get("prices")
+            if (
+                not isinstance(tier_prices, Mapping)
+                or not tier_prices
+                or tier.get("contact_sales")
+                or tid in self.unreadable_prices
+                or tid in included
+                or (available and tid not in available)
+            ):
+                continue
+            for interval in tier_prices:
+                if _key(interval) not in priced:
+                    self.add(
+                        f"{path}.prices",
+                        f"no {_key(interval)} price, but tier '{tid}', which can buy this "
+                        f"add-on, is sold {_key(interval)}ly: a recurring add-on renews with "
+                        f"the plan, so add a {_key(interval)} price (or limit available_to)",
+                    )
+                    priced.add(_key(interval))  # said once per interval
 
     def check_promotions(self) -> None:
         promotions = list(self.doc.get("promotions") or [])

@@ -141,8 +141,25 @@ def _printable(text: str) -> str:
 MAX_VALUES = 100_000  # the demo catalog has about 1,000; aliases must not multiply it past this
 
 
+class _CatalogLoader(yaml.SafeLoader):
+    """YAML 1.1's safe loader, except that an integer is written in plain decimal digits.
+
+    YAML 1.1 reads `0500` as octal (320), `29:00` as base 60 (1740) and `0x1F` as hex: a price
+    nobody wrote. Here they stay text, which the schema refuses with a hint."""
+
+
+_INT = "tag:yaml.org,2002:int"
+_CatalogLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _INT]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_CatalogLoader.add_implicit_resolver(
+    _INT, re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$"), list("-+0123456789")
+)
+
+
 def _parse_yaml(text: str) -> tuple[Any, yaml.Node | None] | CatalogIssue:
-    loader = yaml.SafeLoader(text)
+    loader = _CatalogLoader(text)
     try:
         node = loader.get_single_node()
         if node is not None and _expanded_size(node, {}) > MAX_VALUES:

@@ -20,8 +20,24 @@ DEFAULT_LOCALE = "en_US"
 MONTHS_PER_YEAR = 12
 
 
+# The currencies Stripe charges in (https://docs.stripe.com/currencies, "Supported presentment
+# currencies", and the three-decimal BHD JOD KWD OMR TND), less ANG and STD, which CLDR marks as
+# no longer in use (replaced by XCG and STN). Not ISO 4217's list: that one also holds test
+# codes (XTS, XXX), precious metals (XAU), funds (XDR) and withdrawn currencies (DEM, HRK).
+PRESENTMENT_CURRENCIES = frozenset(
+    """
+    aed afn all amd aoa ars aud awg azn bam bbd bdt bhd bif bmd bnd bob brl bsd bwp byn bzd cad
+    cdf chf clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp gel gip gmd gnf gtq
+    gyd hkd hnl htg huf idr ils inr isk jmd jod jpy kes kgs khr kmf krw kwd kyd kzt lak lbp lkr
+    lrd lsl mad mdl mga mkd mmk mnt mop mur mvr mwk mxn myr mzn nad ngn nio nok npr nzd omr pab
+    pen pgk php pkr pln pyg qar ron rsd rub rwf sar sbd scr sek sgd shp sle sos srd szl thb tjs
+    tnd top try ttd twd tzs uah ugx usd uyu uzs vnd vuv wst xaf xcd xcg xof xpf yer zar zmw
+    """.split()  # noqa: SIM905 - 137 codes read better as a block than one per line
+)
+
 # Stripe's minor units (https://docs.stripe.com/currencies): every currency has two decimals
 # except these. Not ISO 4217's (which babel follows): Stripe keeps two for IDR, HUF, ISK, COP...
+# and for UGX and ISK, whole units written with two zero decimals (see STEP).
 ZERO_DECIMAL = frozenset(
     [
         "bif",
@@ -34,7 +50,6 @@ ZERO_DECIMAL = frozenset(
         "mga",
         "pyg",
         "rwf",
-        "ugx",
         "vnd",
         "vuv",
         "xaf",
@@ -44,8 +59,17 @@ ZERO_DECIMAL = frozenset(
 )
 THREE_DECIMAL = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
 # Amounts Stripe accepts only in steps of this many minor units: three-decimal currencies
-# end in 0; ISK is charged in whole krónur, written with two zero decimals.
-STEP = {**dict.fromkeys(THREE_DECIMAL, 10), "isk": 100}
+# end in 0; ISK and UGX are charged in whole krónur and shillings, written with two zero
+# decimals (500 is ISK 5, UGX 5).
+STEP = {**dict.fromkeys(THREE_DECIMAL, 10), "isk": 100, "ugx": 100}
+# The largest amount Stripe takes, in minor units: eight digits (999,999.99 USD), twelve for
+# IDR. Stripe allows more for a few others (HUF, INR, COP, LBP) and the whole-unit currencies
+# (zero-decimal, ISK, UGX) by limits not confirmed here: those get no maximum (None).
+MAX_CHARGE = 99_999_999
+MAX_CHARGE_BY_CURRENCY: dict[str, int | None] = {
+    "idr": 999_999_999_999,
+    **dict.fromkeys(["huf", "inr", "cop", "lbp", "isk", "ugx", *ZERO_DECIMAL]),
+}
 
 
 def decimals(currency: str) -> int:
@@ -58,6 +82,12 @@ def decimals(currency: str) -> int:
 def step(currency: str) -> int:
     """The minor units an amount in `currency` must be a multiple of (1 for most)."""
     return STEP.get(currency.lower(), 1)
+
+
+def max_charge(currency: str) -> int | None:
+    """The largest amount Stripe takes in `currency`, in minor units (99999999 for USD); None
+    where its limit is higher and not known here."""
+    return MAX_CHARGE_BY_CURRENCY.get(currency.lower(), MAX_CHARGE)
 
 
 def format_money(amount: int, currency: str, locale: str = DEFAULT_LOCALE) -> str:

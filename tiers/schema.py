@@ -16,13 +16,14 @@ from urllib.parse import urlsplit
 from babel.numbers import list_currencies
 from marshmallow import RAISE, Schema, ValidationError, fields
 
-from tiers.checks import did_you_mean
+from tiers.checks import did_you_mean, money
 from tiers.model import UNLIMITED, parse_instant
-from tiers.money import decimals, step
+from tiers.money import PRESENTMENT_CURRENCIES, currency_name, decimals, max_charge, step
 
 # \Z, not $: "$" also matches before a final newline ("free\n" passed)
 ID_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
-MAX_AMOUNT = 10**12  # minor units: ten billion dollars is not a price, it is a typo
+MAX_AMOUNT = 10**12  # minor units: ten billion dollars is not a price, it is a typo (see also
+# tiers.money.max_charge: Stripe's own maximum, lower for most currencies)
 MAX_LIMIT = 10**15
 KNOWN_CURRENCIES = frozenset(c.lower() for c in list_currencies())
 
@@ -83,33 +84,46 @@ class Amount(WholeNumber):
     @staticmethod
     def hint(value: Any, currency: str) -> str | None:
         """For a price written in major units, what to write instead in `currency`'s minor
-        units (19.99 usd: 1999; 1000 jpy: 1000; 1.5 kwd: 1500); None when there is no such
+        units (19.99 usd: 1999; 1000 jpy: 1000; 1.5 kwd: 1500); for digits read as text
+        ("2900" in quotes, 0500), the same digits as a number; None when there is no such
         whole number."""
         if isinstance(value, bool) or not isinstance(value, float | str):
             return None
+        text = str(value).strip()
+        # Digits are minor units already, whatever made them text: quotes, or a leading zero
+        # (which YAML 1.1 would read as octal, so the catalog loader reads it as text).
+        whole = isinstance(value, str) and re.fullmatch(r"[-+]?[0-9]+", text) is not None
         try:
-            minor = Decimal(str(value).strip()).scaleb(decimals(currency))
+            minor = Decimal(text) if whole else Decimal(text).scaleb(decimals(currency))
         except (InvalidOperation, ArithmeticError):  # not a number, or past Decimal's range
             return None
-        if (
+        if not (
             minor.is_finite()
-            and abs(minor) <= MAX_AMOUNT
+            and abs(minor) <= (max_charge(currency) or MAX_AMOUNT)
             and minor == minor.to_integral_value()
             and int(minor) % step(currency) == 0  # (an amount Stripe cannot charge: no hint)
         ):
+            return None
+        if not whole:
             return f"prices are integer minor units: write {int(minor)} for {value}"
-        return None
+        if re.match(r"[-+]?0[0-9]", text):
+            return (
+                f"prices are integer minor units: write {int(minor)} for {text}, "
+                "without the leading zero"
+            )
+        return f"prices are integer minor units: write {int(minor)} without quotes"
 
 
 class Amounts(fields.Dict):
-    """Amounts by currency; a price written in major units gets its currency's hint."""
+    """Amounts by currency, each at most what Stripe takes in its currency; a price written in
+    major units gets its currency's hint."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(keys=CurrencyKey(), values=Amount(), **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         try:
-            return super()._deserialize(value, attr, data, **kwargs)
+            amounts = super()._deserialize(value, attr, data, **kwargs)
         except ValidationError as exc:
             messages = exc.messages
             if isinstance(value, Mapping) and isinstance(messages, dict):
@@ -119,6 +133,25 @@ class Amounts(fields.Dict):
                     if hint and isinstance(entry, dict) and "value" in entry:
                         entry["value"] = [hint]
             raise
+        too_large = {
+            key: {"value": [message]}
+            for key, amount in value.items()
+            if (message := _above_stripe_maximum(amount, str(key)))
+        }
+        if too_large:
+            raise ValidationError(too_large, valid_data=amounts)
+        return amounts
+
+
+def _above_stripe_maximum(amount: int, currency: str) -> str | None:
+    limit = max_charge(currency)
+    if limit is None or amount <= limit:
+        return None
+    largest = limit - limit % step(currency)  # (KWD 99,999.990: Stripe charges KWD in 0.010s)
+    return (
+        f"{money(amount, currency)} is more than Stripe can charge: at most "
+        f"{money(largest, currency)}"
+    )
 
 
 class Percent(fields.Field):
@@ -219,7 +252,7 @@ class Choice(Text):
 
 
 class Currency(Text):
-    """A 3-letter ISO 4217 code known to babel, loaded lower-case."""
+    """A 3-letter ISO 4217 code of a currency Stripe charges in, loaded lower-case."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("allow_none", False)
@@ -229,14 +262,20 @@ class Currency(Text):
         text = super()._deserialize(value, attr, data, **kwargs)
         code = text.lower()
         if not re.fullmatch(r"[a-z]{3}", code):
-            hint = did_you_mean(code, KNOWN_CURRENCIES) if code.isalpha() else ""
+            hint = did_you_mean(code, PRESENTMENT_CURRENCIES) if code.isalpha() else ""
             raise ValidationError(
                 f"'{text}' is not a currency code: use a 3-letter ISO 4217 code like usd or eur"
                 + hint
             )
         if code not in KNOWN_CURRENCIES:
             raise ValidationError(
-                f"'{text}' is not a known ISO 4217 currency" + did_you_mean(code, KNOWN_CURRENCIES)
+                f"'{text}' is not a known ISO 4217 currency"
+                + did_you_mean(code, PRESENTMENT_CURRENCIES)
+            )
+        if code not in PRESENTMENT_CURRENCIES:
+            raise ValidationError(
+                f"'{text}' ({currency_name(code)}) is not a currency payments can be taken in: "
+                "Stripe does not support it"
             )
         return code
 

@@ -13,7 +13,7 @@ from .events import Tracker, emit
 from .proration import allocate, decimal_string, percent_of
 from .state import Store
 
-ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx",
+ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf",
                 "vnd", "vuv", "xaf", "xof", "xpf"}
 SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "cad": "CA$", "aud": "A$"}
 

@@ -381,6 +381,13 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], Any], str, str]] = [
         "an add-on needs at least one price",
     ),
     (
+        "recurring add-on with no yearly price for a tier sold yearly",
+        lambda d: addon(d, "extended_support")["prices"].pop("year"),
+        "addons[0].prices",
+        "no year price, but tier 'starter', which can buy this add-on, is sold yearly: a "
+        "recurring add-on renews with the plan, so add a year price (or limit available_to)",
+    ),
+    (
         "currency code that is not 3 letters",
         lambda d: d["currencies"].append("US$"),
         "currencies[2]",
@@ -516,3 +523,18 @@ def test_a_promotion_for_a_hidden_tier_is_refused():
         )
         in issues
     )
+
+
+def test_a_monthly_only_add_on_is_fine_for_tiers_sold_only_monthly():
+    def monthly_only(doc: dict[str, Any]) -> None:
+        addon(doc, "extended_support")["prices"].pop("year")
+        for tid in ("starter", "pro"):
+            tier(doc, tid)["prices"].pop("year")
+        for promotion in doc["promotions"]:
+            promotion["tiers"] = [t for t in promotion.get("tiers", []) if t != "pro"] or [
+                "business"
+            ]
+
+    doc = copy.deepcopy(DEMO)
+    monthly_only(doc)
+    load_catalog_text(yaml.safe_dump(doc, sort_keys=False), "demo.yaml")

@@ -2,23 +2,33 @@
 
 Stripe's rule (docs.stripe.com/currencies, "Minor units in API amounts"): every currency is
 two-decimal in the API unless it is one of the zero-decimal currencies (BIF CLP DJF GNF JPY KMF
-KRW MGA PYG RWF UGX VND VUV XAF XOF XPF) or a three-decimal one (BHD JOD KWD OMR TND), and
-three-decimal amounts must end in 0. ISK stays two-decimal in the API (100 = 1 krona). The fake
-Stripe API in tests/fakestripe formats amounts by the same rule.
+KRW MGA PYG RWF VND VUV XAF XOF XPF) or a three-decimal one (BHD JOD KWD OMR TND), and
+three-decimal amounts must end in 0. ISK and UGX stay two-decimal in the API with the decimals
+always 00 (100 = 1 krona, 1 shilling). The fake Stripe API in tests/fakestripe formats amounts
+by the same rule.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from tests.billing.stripe_fixtures import (
+    fake_stripe,  # noqa: F401 - a fixture
+    stripe_billing,  # noqa: F401 - a fixture
+)
+from tests.billing.test_stripe_sync import run_sync, stripe_prices
 from tests.fakestripe.billing import format_amount
+from tiergate.db import get_db
+from tiers import store
 from tiers.checks import money as diff_money
-from tiers.loader import validate_catalog_text
+from tiers.loader import load_catalog_text, validate_catalog_text
 from tiers.money import format_money
 
 
 # Currencies Stripe charges as two-decimal, to which babel/CLDR gives 0 digits.
-@pytest.mark.parametrize("currency", ["idr", "huf", "cop", "isk"])
+@pytest.mark.parametrize("currency", ["idr", "huf", "cop", "isk", "ugx"])
 def test_a_two_decimal_stripe_currency_is_shown_as_stripe_charges_it(currency: str) -> None:
     # A price of 1,500,000 minor units: Stripe charges 15,000.00 ("15000.00 IDR").
     assert format_amount(1_500_000, currency) == f"15000.00 {currency.upper()}"
@@ -76,3 +86,33 @@ def test_whole_units_show_without_decimals_and_others_keep_theirs() -> None:
     assert format_money(2681, "kwd") == "KWD2.681"
     assert format_money(2900, "usd") == "$29.00"
     assert format_money(500, "isk") == "ISK5.00"
+
+
+def test_a_fractional_shilling_price_is_a_catalog_error() -> None:
+    # Stripe charges UGX in whole shillings written with two zero decimals, like ISK.
+    assert _messages("ugx", "5000050") == [
+        "ugx amounts must be a multiple of 100 minor units, as Stripe charges them "
+        "(ugx 50,000.50 cannot be charged): write 5000000 or 5000100"
+    ]
+    document, issues = validate_catalog_text(CATALOG.format(currency="ugx", amount="5000000"))
+    assert document is not None and not issues
+
+
+def test_a_ugx_price_is_shown_as_stripe_charges_the_synced_price(
+    app: Any,
+    client: Any,
+    clock: Any,
+    fake_stripe: Any,  # noqa: F811
+    stripe_billing: Any,  # noqa: F811
+) -> None:
+    """`ugx: 5000000` is USh 50,000 to Stripe (two decimals, always 00): the pricing page shows
+    USh 50,000.00 for the Price `stripe sync` creates, not one hundred times that."""
+    text = CATALOG.format(currency="ugx", amount="5000000")
+    with get_db(app).session() as s:
+        catalog = load_catalog_text(text)
+        store.publish(s, catalog, source=text, author="t", note="t", now=clock.now())
+    run_sync(app, stripe_billing)
+    [price] = [p for p in stripe_prices(fake_stripe).values() if p["currency"] == "ugx"]
+    assert format_amount(price["unit_amount"], "ugx") == "50000.00 UGX"
+    page = client.get("/pricing?interval=month").get_data(as_text=True)
+    assert "UGX50,000.00" in page and "5,000,000" not in page

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -514,3 +515,56 @@ def test_a_promotion_for_an_interval_its_tiers_do_not_sell_is_refused():
         load_catalog_text(text, "c.yaml")
     issues = {i.path: i.message for i in error.value.issues}
     assert "none of this promotion's tiers is sold yearly" in issues["promotions[0].intervals[0]"]
+
+
+@pytest.mark.parametrize(
+    ("written", "path", "message"),
+    [
+        (  # YAML 1.1: octal, 320 cents
+            ("month: {usd: 500}", "month: {usd: 0500}"),
+            "tiers[1].prices.month.usd",
+            "prices are integer minor units: write 500 for 0500, without the leading zero",
+        ),
+        (  # YAML 1.1: base 60, 1740 cents
+            ("month: {usd: 500}", "month: {usd: 29:00}"),
+            "tiers[1].prices.month.usd",
+            "prices are integer minor units (1999 for 19.99), not the text '29:00'",
+        ),
+        (  # YAML 1.1: hexadecimal, 31 cents
+            ("month: {usd: 500}", "month: {usd: 0x1F}"),
+            "tiers[1].prices.month.usd",
+            "prices are integer minor units (1999 for 19.99), not the text '0x1F'",
+        ),
+        (  # YAML 1.1: octal, a limit of 8
+            ("exports: 10", "exports: 010"),
+            "tiers[0].features.exports",
+            "must be true, false, a whole number or 'unlimited', not the text '010'",
+        ),
+        (  # YAML 1.1: binary, 7 days
+            ("trial_days: 7", "trial_days: 0b111"),
+            "tiers[1].trial_days",
+            "must be a whole number, not the text '0b111'",
+        ),
+    ],
+    ids=["octal price", "base 60 price", "hex price", "octal limit", "binary days"],
+)
+def test_a_number_yaml_1_1_reads_in_another_base_is_refused_never_misread(written, path, message):
+    small = (CATALOGS / "small.yaml").read_text()
+    text = small.replace(*written, 1)
+    assert text != small
+    assert [(i.path, i.message) for i in issues_of(text)] == [(path, message)]
+
+
+def test_plain_numbers_booleans_and_dates_read_as_before():
+    small = (CATALOGS / "small.yaml").read_text()
+    text = (
+        small.replace("month: {usd: 500}", "month: {usd: +5_00}", 1)
+        .replace("exports: 10", "exports: 0", 1)
+        .replace("sharing: true", "sharing: yes", 1)
+        .replace("intervals: [month]", "intervals: [month]\n    starts_at: 2026-01-31", 1)
+    )
+    catalog = load_catalog_text(text)
+    assert catalog.tier("plus").prices[Interval.MONTH] == {"usd": 500}
+    assert catalog.tier("free").grant("exports").limit == 0
+    assert catalog.tier("plus").grant("sharing").enabled
+    assert catalog.promotions[0].starts_at == datetime(2026, 1, 31, tzinfo=UTC)

@@ -6,16 +6,20 @@ import re
 from decimal import Decimal
 
 import pytest
-from babel.numbers import parse_decimal
+from babel.numbers import list_currencies, parse_decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tiers.money import (
+    PRESENTMENT_CURRENCIES,
     YearlySaving,
+    currency_name,
     decimals,
     format_count,
     format_money,
+    max_charge,
     monthly_equivalent,
+    step,
     yearly_saving,
 )
 
@@ -54,6 +58,39 @@ def test_format_money_refuses_anything_but_integer_minor_units(amount):
 
 def test_jpy_has_no_decimals_and_usd_two():
     assert (decimals("jpy"), decimals("usd"), decimals("kwd")) == (0, 2, 3)
+
+
+def test_ugx_like_isk_is_whole_units_written_with_two_zero_decimals():
+    assert (decimals("ugx"), step("ugx")) == (decimals("isk"), step("isk")) == (2, 100)
+    assert format_money(500000, "ugx") == "UGX5,000.00"
+
+
+def test_every_currency_stripe_charges_in_has_a_name_and_a_format():
+    known = {code.lower() for code in list_currencies()}
+    assert not PRESENTMENT_CURRENCIES - known, sorted(PRESENTMENT_CURRENCIES - known)
+    for code in sorted(PRESENTMENT_CURRENCIES):
+        assert currency_name(code) and format_money(10000, code)
+
+
+@pytest.mark.parametrize("code", ["xxx", "xts", "xau", "xag", "xdr", "xba", "dem", "hrk", "ang"])
+def test_test_codes_metals_funds_and_withdrawn_currencies_are_not_charged_in(code):
+    assert code not in PRESENTMENT_CURRENCIES
+
+
+@pytest.mark.parametrize(
+    ("currency", "largest"),
+    [
+        ("usd", 99_999_999),  # 999,999.99 USD: Stripe's amounts have at most eight digits
+        ("KWD", 99_999_999),
+        ("idr", 999_999_999_999),  # twelve digits for IDR
+        ("jpy", None),  # more for these, by limits not checked
+        ("isk", None),
+        ("ugx", None),
+        ("huf", None),
+    ],
+)
+def test_max_charge_is_stripes_largest_amount_where_it_is_known(currency, largest):
+    assert max_charge(currency) == largest
 
 
 def test_format_count_groups_digits():
