@@ -30,7 +30,13 @@ __all__ = [
     "TiergateUnavailable",
 ]
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Transport failures that mean "tiergate could not be reached or did not answer": retried, then
+# TiergateUnavailable. Any other requests error (a bad URL or header) is a setup bug.
+UNREACHABLE = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
 BACKOFF_BASE = 0.05  # seconds: 0.05, 0.1, 0.2, ... plus jitter
 BACKOFF_CAP = 1.0
 
@@ -160,6 +166,11 @@ class TiergateClient:
             raise ValueError(f"base_url must start with http:// or https://: {base_url!r}")
         if not api_key:
             raise ValueError("api_key is empty: create one with `tiergate apikey create`")
+        if any(not "!" <= char <= "~" for char in api_key):  # printable ASCII, no space
+            raise ValueError(
+                "api_key contains whitespace, a control or a non-ASCII character (a trailing "
+                "newline read from a file?): pass the key as `tiergate apikey create` printed it"
+            )
         if retries < 0:
             raise ValueError(f"retries must be 0 or more, not {retries}")
         self.base_url = base_url.rstrip("/")
@@ -260,12 +271,14 @@ class TiergateClient:
                 response = self.session.request(
                     method, url, data=data, headers=headers, timeout=self.timeout
                 )
-            except requests.RequestException as exc:
+            except UNREACHABLE as exc:
                 if attempt >= self.retries or (retry_unsent_only and not _surely_unsent(exc)):
                     raise TiergateUnavailable(f"{method} {url} failed: {_describe(exc)}") from None
+            except requests.RequestException as exc:  # a bad URL, a redirect loop: not an outage
+                raise TiergateError("request_failed", f"{method} {url} failed: {exc}") from None
             else:
                 status = response.status_code
-                if status not in RETRY_STATUSES:
+                if not _transient(status):
                     return _decode(response, method, url)
                 if attempt >= self.retries or (retry_unsent_only and status != 429):
                     raise TiergateUnavailable(
@@ -288,6 +301,12 @@ def _pooled_session() -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+def _transient(status: int) -> bool:
+    """429 and every 5xx: retried, then TiergateUnavailable. A 5xx may be a proxy's or CDN's own
+    page (Cloudflare's 520-526 when tiergate behind it is down): an outage, not a refusal."""
+    return status == 429 or status >= 500
 
 
 def _decode(response: requests.Response, method: str, url: str) -> dict[str, Any]:

@@ -9,13 +9,16 @@ warning is logged per minute.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
-from urllib.parse import urlencode
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import (
     Flask,
@@ -47,6 +50,8 @@ UNAVAILABLE = "tiergate_unavailable"  # GateResult.reason when tiergate could no
 # feature not in the catalog, a revoked key): a bug to fix, answered closed, never a 500
 REFUSED = "tiergate_refused"
 WARN_EVERY = 60.0  # seconds between "tiergate is unreachable" warnings
+MAX_UNCONFIRMED = 1000  # lost consumes remembered for settling; more are logged and dropped
+SETTLE_BATCH = 10  # lost consumes settled after one successful call (bounds its extra latency)
 
 DENIED_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title></head>
@@ -57,6 +62,27 @@ DENIED_PAGE = """<!doctype html>
 {% endif %}<p><a href="javascript:history.back()">Go back</a></p>
 </main></body></html>
 """
+
+
+class _CoolingDown(TiergateUnavailable):
+    """Not sent at all: tiergate failed moments ago (failure_cooldown)."""
+
+
+class _LostConsume(NamedTuple):
+    """A consume sent by `consumes` whose answer never came: tiergate may have counted it."""
+
+    account_id: str
+    feature: str
+    quantity: int
+    idempotency_key: str
+
+
+@dataclass
+class _Refreshes:
+    """An account's entitlement fetches in flight, and how often it was invalidated meanwhile."""
+
+    in_flight: int = 0
+    generation: int = 0
 
 
 class Gate:
@@ -96,6 +122,10 @@ class Gate:
         self._now = clock
         # account_id -> (expires_at, enabled feature ids, entitlements)
         self._cache: dict[str, tuple[float, frozenset[str], Entitlements]] = {}
+        # accounts with a fetch in flight: an invalidate() bumps the generation, so that a fetch
+        # begun before it does not store its older answer (kept only while fetches are in flight)
+        self._refreshes: dict[str, _Refreshes] = {}
+        self._unconfirmed: list[_LostConsume] = []
         self._lock = threading.Lock()
         self._down_until = 0.0
         self._last_warning = float("-inf")
@@ -125,59 +155,46 @@ class Gate:
         entry = self._cache.get(account_id)
         if entry is not None and entry[0] > self._now():
             return feature in entry[1]
-        enabled = self._refresh(account_id)
-        if enabled is None:
+        fetched = self._refresh(account_id)
+        if fetched is None:
             return feature in self.fail_open
-        return feature in enabled
+        return feature in fetched[0]
 
     def entitlements(self, account_id: str, *, fresh: bool = False) -> Entitlements | None:
         """The account's entitlements (cached unless `fresh`); None when tiergate is unreachable."""
         entry = self._cache.get(account_id)
         if not fresh and entry is not None and entry[0] > self._now():
             return entry[2]
-        if self._refresh(account_id) is None:
-            return None
-        return self._cache[account_id][2] if account_id in self._cache else None
+        fetched = self._refresh(account_id)
+        return None if fetched is None else fetched[1]
 
     def check(self, account_id: str, feature: str, quantity: int = 1) -> GateResult:
         """Ask tiergate (never the cache) whether `quantity` units would be allowed."""
-        return self._call(feature, self._client().check, account_id, feature, quantity)
+        return self._call(feature, self._client().check, account_id, feature, quantity)[0]
 
     def consume(
         self, account_id: str, feature: str, quantity: int = 1, idempotency_key: str | None = None
     ) -> GateResult:
         """Use units of a metered feature; tiergate decides, with the fail policy as fallback."""
-        result = self._call(
-            feature, self._client().consume, account_id, feature, quantity, idempotency_key
-        )
-        self.invalidate(account_id)  # the cached usage figures are now out of date
-        return result
+        return self._consume(account_id, feature, quantity, idempotency_key)[0]
 
     def release(self, account_id: str, feature: str, quantity: int = 1) -> GateResult | None:
         """Give back gauge units; None (and a logged error) when tiergate could not be told."""
-        self.invalidate(account_id)
-        try:
-            result: GateResult = self._guarded(
-                self._client().release, account_id, feature, quantity
-            )
-            return result
-        except TiergateUnavailable as exc:
-            log.error(
-                "could not release %d %s for account %s (%s): resync with set_usage",
-                quantity,
-                feature,
-                account_id,
-                exc.message,
-            )
-            return None
+        release = functools.partial(self._guarded, self._client().release)
+        return self._give_back(release, account_id, feature, quantity)
 
     def invalidate(self, account_id: str | None = None) -> None:
         """Forget cached entitlements of one account (after an upgrade), or of all."""
         with self._lock:
             if account_id is None:
                 self._cache.clear()
+                refreshes: Iterable[_Refreshes] = self._refreshes.values()
             else:
                 self._cache.pop(account_id, None)
+                one = self._refreshes.get(account_id)
+                refreshes = [] if one is None else [one]
+            for refresh in refreshes:  # a fetch in flight now may predate the change
+                refresh.generation += 1
 
     # -- decorators ---------------------------------------------------------------------------
 
@@ -206,15 +223,19 @@ class Gate:
     def consumes(
         self, feature: str, quantity: int | Callable[[], int] = 1
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Consume units before the view runs; give them back if the view raises."""
+        """Consume units before the view runs; give them back if the view raises, or, when
+        tiergate's answer was lost and the view did not run, once tiergate answers again."""
 
         def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
             @functools.wraps(view)
             def wrapped(*args: Any, **kwargs: Any) -> Any:
                 account_id = self._current_account()
                 n = quantity() if callable(quantity) else quantity
-                result = self.consume(account_id, feature, n)  # (drops the cached usage)
+                key = uuid.uuid4().hex  # ours, so that a lost answer can be asked for again
+                result, lost = self._consume(account_id, feature, n, key)
                 if not result.allowed:
+                    if lost:
+                        self._remember(_LostConsume(account_id, feature, n, key))
                     return self.deny(result)
                 g.setdefault("tiergate_results", {})[feature] = result
                 try:
@@ -222,6 +243,8 @@ class Gate:
                 except Exception:
                     if result.reason != UNAVAILABLE:  # units were really taken
                         self.release(account_id, feature, n)
+                    elif lost:
+                        self._remember(_LostConsume(account_id, feature, n, key))
                     raise
 
             return wrapped
@@ -280,21 +303,43 @@ class Gate:
             abort(401)
         return account_id
 
-    def _refresh(self, account_id: str) -> frozenset[str] | None:
-        try:
-            ents = self._guarded(self._client().entitlements, account_id)
-        except TiergateUnavailable:
-            return None
-        except TiergateError as exc:
-            self._refused(exc, "entitlements", account_id)
-            return frozenset()  # closed: nothing is enabled for a question tiergate refused
-        enabled = frozenset(fid for fid, f in ents.features.items() if f.enabled)
+    def _refresh(self, account_id: str) -> tuple[frozenset[str], Entitlements | None] | None:
+        """Fetch and cache the account's entitlements: (enabled features, entitlements), or
+        (nothing, None) when tiergate refused, or None when it could not be reached."""
+        with self._fetching(account_id) as (refresh, generation):
+            try:
+                ents = self._guarded(self._client().entitlements, account_id)
+            except TiergateUnavailable:
+                return None
+            except TiergateError as exc:
+                self._refused(exc, "entitlements", account_id)
+                with self._lock:
+                    self._cache.pop(account_id, None)  # nor is the old entry served
+                return frozenset(), None  # closed: nothing is enabled for a refused question
+            enabled = frozenset(fid for fid, f in ents.features.items() if f.enabled)
+            with self._lock:
+                self._cache.pop(account_id, None)  # re-insert at the end: dict order = age
+                if refresh.generation == generation:  # else invalidated while in flight
+                    self._cache[account_id] = (self._now() + self.cache_ttl, enabled, ents)
+                    if len(self._cache) > self.max_cached_accounts:
+                        self._evict()
+            return enabled, ents
+
+    @contextlib.contextmanager
+    def _fetching(self, account_id: str) -> Iterator[tuple[_Refreshes, int]]:
+        """Register a fetch of the account's entitlements while it runs, so that it sees an
+        invalidate() made meanwhile (its generation then differs from the one yielded)."""
         with self._lock:
-            self._cache.pop(account_id, None)  # re-insert at the end: dict order = age
-            self._cache[account_id] = (self._now() + self.cache_ttl, enabled, ents)
-            if len(self._cache) > self.max_cached_accounts:
-                self._evict()
-        return enabled
+            refresh = self._refreshes.setdefault(account_id, _Refreshes())
+            refresh.in_flight += 1
+            generation = refresh.generation
+        try:
+            yield refresh, generation
+        finally:
+            with self._lock:
+                refresh.in_flight -= 1
+                if refresh.in_flight == 0:
+                    del self._refreshes[account_id]
 
     def _evict(self) -> None:
         now = self._now()
@@ -303,15 +348,90 @@ class Gate:
         while len(self._cache) > self.max_cached_accounts:
             del self._cache[next(iter(self._cache))]
 
-    def _call(self, feature: str, fn: Callable[..., GateResult], *args: Any) -> GateResult:
+    def _call(
+        self, feature: str, fn: Callable[..., GateResult], *args: Any
+    ) -> tuple[GateResult, bool]:
+        """tiergate's answer, or the fail policy's; and True when the request was sent but no
+        answer came back (tiergate may have acted on it)."""
         try:
             result: GateResult = self._guarded(fn, *args)
-            return result
-        except TiergateUnavailable:
-            return GateResult(feature in self.fail_open, feature, reason=UNAVAILABLE)
+            return result, False
+        except TiergateUnavailable as exc:
+            lost = not isinstance(exc, _CoolingDown)
+            return GateResult(feature in self.fail_open, feature, reason=UNAVAILABLE), lost
         except TiergateError as exc:
             self._refused(exc, f"{feature} check", *args[:1])
-            return GateResult(False, feature, reason=REFUSED)
+            return GateResult(False, feature, reason=REFUSED), False
+
+    def _consume(
+        self, account_id: str, feature: str, quantity: int, idempotency_key: str | None
+    ) -> tuple[GateResult, bool]:
+        """Gate.consume, and True when its answer was lost (tiergate may have counted it)."""
+        answer = self._call(
+            feature, self._client().consume, account_id, feature, quantity, idempotency_key
+        )
+        self.invalidate(account_id)  # the cached usage figures are now out of date
+        return answer
+
+    def _remember(self, lost: _LostConsume) -> None:
+        """Keep a lost consume (its view did not run) to settle once tiergate answers again."""
+        with self._lock:
+            if len(self._unconfirmed) < MAX_UNCONFIRMED:
+                self._unconfirmed.append(lost)
+                return
+        log.error(
+            "could not settle a lost consume of %d %s for account %s: too many pending; "
+            "resync with set_usage",
+            lost.quantity,
+            lost.feature,
+            lost.account_id,
+        )
+
+    def _settle(self) -> None:
+        """Ask tiergate again for lost consumes, with their own keys (so nothing counts twice),
+        and give back the units of each it did count: their views never ran."""
+        with self._lock:  # each lost consume is taken by one thread: released once
+            batch = self._unconfirmed[:SETTLE_BATCH]
+            del self._unconfirmed[:SETTLE_BATCH]
+        client = self._client()
+        for i, lost in enumerate(batch):
+            try:
+                answer = client.consume(
+                    lost.account_id, lost.feature, lost.quantity, lost.idempotency_key
+                )
+            except TiergateUnavailable:  # down again: the rest waits for the next success
+                with self._lock:
+                    self._unconfirmed[:0] = batch[i:]
+                return
+            except TiergateError as exc:
+                if exc.status == 409:  # the first request is still being processed
+                    self._remember(lost)
+                else:
+                    self._refused(exc, f"{lost.feature} consume", lost.account_id)
+                continue
+            if not answer.allowed:  # tiergate counted nothing
+                continue
+            try:
+                self._give_back(client.release, lost.account_id, lost.feature, lost.quantity)
+            except TiergateError as exc:  # logged: this runs inside another request
+                self._refused(exc, f"{lost.feature} release", lost.account_id)
+
+    def _give_back(
+        self, release: Callable[..., GateResult], account_id: str, feature: str, quantity: int
+    ) -> GateResult | None:
+        """release(), with the cache dropped and a failure logged (None) rather than raised."""
+        self.invalidate(account_id)
+        try:
+            return release(account_id, feature, quantity)
+        except TiergateUnavailable as exc:
+            log.error(
+                "could not release %d %s for account %s (%s): resync with set_usage",
+                quantity,
+                feature,
+                account_id,
+                exc.message,
+            )
+            return None
 
     def _refused(self, exc: TiergateError, what: str, *about: Any) -> None:
         """Log that tiergate answered but refused the question (a bug or a setup problem; the
@@ -328,13 +448,16 @@ class Gate:
         """Call tiergate unless it failed moments ago; remember and report failures."""
         if self._now() < self._down_until:
             self._suppressed += 1
-            raise TiergateUnavailable("tiergate failed moments ago; not retrying yet")
+            raise _CoolingDown("tiergate failed moments ago; not retrying yet")
         try:
-            return fn(*args)
+            result = fn(*args)
         except TiergateUnavailable as exc:
             self._down_until = self._now() + self.failure_cooldown
             self._warn(exc)
             raise
+        if self._unconfirmed:  # tiergate answers again: settle what an outage left open
+            self._settle()
+        return result
 
     def _warn(self, exc: TiergateUnavailable) -> None:
         now = self._now()
@@ -363,9 +486,14 @@ class Gate:
             return None
         if callable(self.upgrade_url):
             return self.upgrade_url(result)
-        if self.upgrade_url:
-            query = {"feature": result.feature, "offer": offer.get("id") or ""}
-            return f"{self.upgrade_url}?{urlencode(query)}"
+        if self.upgrade_url:  # its own query (e.g. ?src=gate) is kept
+            parts = urlsplit(self.upgrade_url)
+            query = [
+                *parse_qsl(parts.query, keep_blank_values=True),
+                ("feature", result.feature),
+                ("offer", offer.get("id") or ""),
+            ]
+            return urlunsplit(parts._replace(query=urlencode(query)))
         return offer.get("accept_url")
 
 

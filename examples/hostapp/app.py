@@ -1,6 +1,7 @@
 """Trackly's factory and views: every priced action goes through the tiergate Gate.
 
-- creating a project consumes one unit of the `projects` gauge; deleting one releases it;
+- creating a project consumes one unit of the `projects` gauge; deleting one sets the gauge to
+  the projects that are left;
 - the JSON API consumes one `api_calls` unit per request;
 - PDF export needs the `pdf_export` feature (Starter and up);
 - the projects page shows the workspace's usage from its (cached) entitlements.
@@ -36,7 +37,13 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from examples.hostapp import store
 from examples.hostapp.pdf import project_pdf
-from tiergate_client import GateResult, InvalidNotification, TiergateError, verify_notification
+from tiergate_client import (
+    GateResult,
+    InvalidNotification,
+    TiergateError,
+    TiergateUnavailable,
+    verify_notification,
+)
 from tiergate_client.flask import Gate
 
 log = logging.getLogger(__name__)
@@ -197,7 +204,7 @@ def make_views(gate: Gate) -> Blueprint:
         account_id = session["account_id"]
         if not store.delete_project(account_id, project_id):
             abort(404)
-        gate.release(account_id, "projects", 1)
+        sync_projects_gauge(gate, account_id)
         flash("Project deleted.")
         return redirect(url_for("trackly.projects"), 303)
 
@@ -245,6 +252,18 @@ def make_views(gate: Gate) -> Blueprint:
         return jsonify(project), 201
 
     return bp
+
+
+def sync_projects_gauge(gate: Gate, account_id: str) -> None:
+    """Set the `projects` gauge to the workspace's projects, rather than release one unit: it is
+    idempotent, so the client retries it through a blip, and a delete that could not reach
+    tiergate at all (or any earlier drift) is corrected by the next one."""
+    gate.invalidate(account_id)  # the usage shown on the projects page changes
+    left = len(store.list_projects(account_id))
+    try:
+        gate.client.set_usage(account_id, "projects", left)  # type: ignore[union-attr]
+    except TiergateUnavailable as exc:
+        log.error("could not set %s's projects gauge to %d (%s)", account_id, left, exc.message)
 
 
 def notice_text(note: dict[str, Any]) -> str | None:

@@ -67,6 +67,17 @@ def test_persistent_server_errors_raise_unavailable_after_the_retries(tg, fake):
     assert len(fake.requests_to("/v1/check")) == 3
 
 
+@pytest.mark.parametrize("status", [520, 522, 524])
+def test_a_cdn_error_page_in_front_of_tiergate_is_retried_then_raises_unavailable(tg, fake, status):
+    """A CDN in front of a tiergate that is down answers 52x (Cloudflare's "origin
+    unreachable"): every 5xx is an outage, retried and then reported as one, not a refusal."""
+    fake.fail_next(*[Fault(status=status)] * 3)
+    with pytest.raises(TiergateUnavailable) as info:
+        tg.check("acct_1", "audit_log")
+    assert info.value.status == status and "after 3 attempts" in info.value.message
+    assert len(fake.requests_to("/v1/check")) == 3
+
+
 def test_too_many_requests_is_retried_after_the_retry_after_delay(tg, fake):
     fake.fail_next(Fault(status=429, retry_after="0.1"))
     assert tg.check("acct_1", "audit_log").allowed
@@ -93,6 +104,16 @@ def test_a_wrong_api_key_is_an_unauthorized_error(fake):
     with pytest.raises(TiergateError) as info:
         client.entitlements("acct_1")
     assert (info.value.code, info.value.status) == ("unauthorized", 401)
+
+
+def test_a_request_that_cannot_be_made_is_an_error_not_an_outage():
+    """A base URL requests cannot use is a setup bug to fix, reported at once; calling it an
+    outage would fail open the host's fail_open features for everyone, indefinitely."""
+    client = TiergateClient("http://tiergate internal:5000", API_KEY, retries=2)
+    with pytest.raises(TiergateError) as info:
+        client.check("acct_1", "projects")
+    assert not isinstance(info.value, TiergateUnavailable)
+    assert info.value.code == "request_failed" and "invalid character" in info.value.message
 
 
 def test_unreachable_server_raises_unavailable():
@@ -182,6 +203,8 @@ def test_calls_reuse_one_keep_alive_connection():
     [
         ({"base_url": "localhost:5000", "api_key": API_KEY}, "must start with http"),
         ({"base_url": "http://x", "api_key": ""}, "api_key is empty"),
+        ({"base_url": "http://x", "api_key": API_KEY + "\n"}, "a trailing newline read from"),
+        ({"base_url": "http://x", "api_key": " " + API_KEY}, "contains whitespace"),
         ({"base_url": "http://x", "api_key": API_KEY, "retries": -1}, "retries must be 0"),
     ],
 )

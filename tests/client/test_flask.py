@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import threading
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask, g, jsonify
 
 from tests.client import fake_tiergate
 from tests.client.fake_tiergate import API_KEY, Fault
-from tiergate_client import GateResult, TiergateClient
+from tiergate_client import Entitlements, FeatureState, GateResult, TiergateClient, TiergateError
 from tiergate_client.flask import REFUSED, UNAVAILABLE, Gate, describe
 
 
@@ -150,6 +152,16 @@ def test_a_configured_upgrade_page_replaces_the_offer_link(tg, ticker):
     assert response.location == "/billing/upgrade?feature=pdf_export&offer=off_pdf_export"
 
 
+def test_an_upgrade_page_with_its_own_query_keeps_it_and_gains_feature_and_offer(tg, ticker):
+    """A host's upgrade page that takes its own parameters gets them back unchanged, with the
+    feature and the offer added to the same query."""
+    gate = Gate(client=tg, clock=ticker, upgrade_url="/billing/upgrade?src=gate")
+    response = make_host(gate).test_client().get("/reports/export")
+    assert response.status_code == 303
+    query = parse_qs(urlsplit(response.location).query)
+    assert query == {"src": ["gate"], "feature": ["pdf_export"], "offer": ["off_pdf_export"]}
+
+
 def test_no_signed_in_account_is_unauthorized(gate):
     response = make_host(gate, account=None).test_client().get("/audit")
     assert response.status_code == 401
@@ -201,6 +213,73 @@ def test_a_stale_cache_after_an_upgrade_does_not_block_the_view(gate, fake):
         fake_tiergate.PLAN["pdf_export"]["enabled"] = False
 
 
+def _entitlements(pdf_export: bool) -> Entitlements:
+    feature = FeatureState("pdf_export", "boolean", pdf_export)
+    tier = "pro" if pdf_export else "free"
+    return Entitlements("acct_1", tier, None, "active", 1, {"pdf_export": feature})
+
+
+class SlowClient:
+    """Answers entitlements as they were when asked, but only once the test lets it."""
+
+    def __init__(self) -> None:
+        self.pdf_export = True
+        self.asked = threading.Event()
+        self.answer = threading.Event()
+
+    def entitlements(self, account_id: str) -> Entitlements:
+        answer = _entitlements(self.pdf_export)
+        self.asked.set()
+        self.answer.wait(5)
+        return answer
+
+
+def test_an_invalidation_during_a_fetch_is_not_undone_by_its_older_answer(ticker):
+    """The host drops an account's entitlements when told its plan changed; a fetch that was
+    already on its way must not put the old plan back in the cache for a whole TTL."""
+    client = SlowClient()
+    gate = Gate(client=client, account_loader=lambda: "acct_1", cache_ttl=60.0, clock=ticker)
+    reader = threading.Thread(target=gate.is_enabled, args=("acct_1", "pdf_export"))
+    reader.start()
+    assert client.asked.wait(5)
+    client.pdf_export = False  # downgraded in tiergate ...
+    gate.invalidate("acct_1")  # ... and the host is told
+    client.answer.set()
+    reader.join(5)
+    assert gate.is_enabled("acct_1", "pdf_export") is False
+    assert gate._refreshes == {}  # nothing kept once no fetch is in flight
+
+
+class RefusingClient:
+    def __init__(self) -> None:
+        self.refuse = False
+
+    def entitlements(self, account_id: str) -> Entitlements:
+        if self.refuse:
+            raise TiergateError("not_found", "Account 'acct_1' does not exist", 404)
+        return _entitlements(True)
+
+
+def test_entitlements_refused_on_refresh_are_none_never_the_expired_copy(ticker):
+    """An account tiergate no longer knows is answered closed everywhere: its entitlements are
+    None, not the old plan and usage from an expired cache entry, even when asked fresh."""
+    client = RefusingClient()
+    gate = Gate(client=client, account_loader=lambda: "acct_1", cache_ttl=5.0, clock=ticker)
+    assert gate.entitlements("acct_1").tier_id == "pro"
+    client.refuse = True
+    ticker.now += 600.0
+    assert gate.is_enabled("acct_1", "pdf_export") is False
+    assert gate.entitlements("acct_1") is None
+    assert gate.entitlements("acct_1", fresh=True) is None
+
+
+def test_entitlements_are_the_answer_just_fetched_even_if_the_cache_kept_none(tg, ticker):
+    """entitlements() returns what tiergate just answered, whatever the cache kept of it."""
+    gate = Gate(client=tg, clock=ticker, max_cached_accounts=0)
+    assert gate.entitlements("acct_1").tier_id == "free"
+    assert gate._cache == {}
+
+
 # -- tiergate unreachable --------------------------------------------------------------------
 
 
@@ -233,6 +312,51 @@ def test_metered_feature_listed_open_runs_uncounted_during_an_outage(fake, ticke
     host = make_host(gate).test_client()
     fake.fail_next(Fault(status=503))
     assert host.post("/api/tasks").status_code == 200
+
+
+def test_a_cdn_error_page_in_front_of_tiergate_is_an_outage_so_fail_open_applies(outage_gate, fake):
+    """A CDN's 522 ("the origin is unreachable") means tiergate is down: features listed in
+    fail_open stay open, rather than be refused as if tiergate had answered."""
+    host = make_host(outage_gate).test_client()
+    fake.fail_next(*[Fault(status=522)] * 2)  # Cloudflare: "the origin is unreachable"
+    assert host.get("/audit").text == "audit log"  # listed in fail_open
+    page = host.get("/reports/export")
+    assert page.status_code == 503 and "temporarily unavailable" in page.text
+
+
+def test_units_counted_for_a_create_whose_answer_was_lost_are_given_back_later(fake):
+    """tiergate counts a project, but every answer (first try and retry, one key) arrives after
+    the client's timeout: the host answers 503 and creates nothing. At its next successful
+    call the Gate asks again with the same key (counting nothing twice) and gives back the
+    unit, so the account does not pay for a project that does not exist."""
+    client = TiergateClient(fake.url, API_KEY, timeout=0.3, retries=1)
+    gate = Gate(client=client, failure_cooldown=0.0)
+    fake.fail_next(Fault(stall=0.8), Fault(stall=0.8))
+    response = make_host(gate).test_client().post("/projects")
+    assert response.status_code == 503
+    assert fake.used[("acct_1", "projects")] == 1  # counted, but the view never ran
+    assert gate.is_enabled("acct_1", "audit_log")  # tiergate answers again
+    assert fake.used[("acct_1", "projects")] == 0
+    keys = {r["json"]["idempotency_key"] for r in fake.requests_to("/v1/usage")}
+    assert len(keys) == 1 and len(fake.requests_to("/v1/usage/release")) == 1
+
+
+def test_a_lost_consume_is_settled_once_and_one_never_sent_is_not_asked_again(
+    outage_gate, fake, ticker
+):
+    """Each lost consume is asked again once, after tiergate answers again; consumes skipped
+    during the failure cooldown never reached tiergate, so there is nothing to ask."""
+    host = make_host(outage_gate).test_client()
+    fake.fail_next(Fault(status=503))  # sent: tiergate may have counted it
+    assert host.post("/projects").status_code == 503
+    for _ in range(3):  # within the cooldown: not sent, nothing to settle
+        assert host.post("/projects").status_code == 503
+    ticker.now += 2.0
+    assert host.post("/projects").status_code == 201
+    assert outage_gate.is_enabled("acct_1", "audit_log")
+    assert fake.used[("acct_1", "projects")] == 1  # the created project only
+    assert len(fake.requests_to("/v1/usage")) == 3  # lost, created, asked again
+    assert len(fake.requests_to("/v1/usage/release")) == 1
 
 
 def test_after_a_failure_tiergate_is_left_alone_for_the_cooldown(outage_gate, fake, ticker):

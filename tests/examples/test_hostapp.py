@@ -7,6 +7,7 @@ import re
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import pytest
+import requests
 
 from examples.hostapp import create_hostapp
 from examples.hostapp.app import with_return_url
@@ -119,6 +120,47 @@ def test_deleting_a_project_frees_a_unit_for_the_next_one(trackly, tiergate):
     assert trackly.get("/projects").text.count(">Delete</button>") == 3
 
 
+def failing_gauge_updates(trackly, failures):
+    """Make the next `failures` requests to set a gauge fail as if the connection dropped."""
+    session = trackly.application.extensions["tiergate"].client.session
+    send = session.request
+    failed = []
+
+    def request(method, url, **kwargs):
+        if url.endswith("/v1/usage/set") and len(failed) < failures:
+            failed.append(url)
+            raise requests.ConnectionError("connection reset by peer")
+        return send(method, url, **kwargs)
+
+    session.request = request
+    return failed
+
+
+def test_a_project_deleted_during_a_network_blip_still_frees_its_unit(trackly, tiergate):
+    """A free workspace at its 3 projects deletes one while the connection to tiergate drops
+    once: the unit is freed all the same, and a new project can be created."""
+    for name in ("a", "b", "c"):
+        create(trackly, name)
+    failed = failing_gauge_updates(trackly, 1)
+    assert trackly.post("/projects/2/delete").status_code == 303
+    assert failed and projects_used(tiergate) == 2
+    response = create(trackly, "d")
+    assert (response.status_code, response.location) == (303, "/projects")
+
+
+def test_a_delete_tiergate_never_heard_of_is_made_good_by_the_next_one(trackly, tiergate):
+    """Deleting a project while tiergate is unreachable cannot free its unit then; the next
+    delete sets the gauge to the projects left, so the lost unit is not lost for good."""
+    for name in ("a", "b", "c"):
+        create(trackly, name)
+    failing_gauge_updates(trackly, 3)  # the first try and both retries
+    assert trackly.post("/projects/2/delete").status_code == 303
+    assert projects_used(tiergate) == 3
+    assert trackly.post("/projects/3/delete").status_code == 303
+    assert projects_used(tiergate) == 1
+    assert trackly.get("/projects").text.count(">Delete</button>") == 1
+
+
 def test_pages_declare_a_mobile_viewport(trackly):
     # Without it a phone lays the page out 980 px wide and shrinks it: unreadable at 375 px.
     for path in ("/projects", "/login"):
@@ -155,8 +197,6 @@ def test_deleting_a_missing_project_releases_nothing(trackly, tiergate):
 
 
 def test_the_billing_button_opens_the_workspaces_billing_page_at_tiergate(trackly, live_tiergate):
-    import requests
-
     response = trackly.post("/billing")
     assert response.status_code == 302
     link = urlsplit(response.location)
