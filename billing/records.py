@@ -501,7 +501,8 @@ def apply_result(
         )
         session.add(invoice)
     if invoice is not None:
-        invoice_settled(session, clock, invoice, renewal=change.kind == "renew")
+        # a scheduled interval switch starts the next period with a subscription of its own
+        invoice_settled(session, clock, invoice, renewal=change.kind in ("renew", "switch"))
     one_time = change.request.get("addon")
     spec = store.load(session).catalog.addon(one_time) if isinstance(one_time, str) else None
     if spec is not None and spec.billing is AddOnBilling.ONE_TIME and result.charge is not None:
@@ -598,28 +599,44 @@ def invoice_settled(session: Session, clock: Clock, invoice: Invoice, *, renewal
     if not renewal or invoice.status != "paid" or invoice.amount_paid <= 0:
         return
     waiting = _awaiting_first_charge(session, invoice.account_id)
-    plans = sorted((o for o in waiting if o.to_tier_id is not None), key=_accepted_at)
+    plans = _converted_plans(
+        sorted((o for o in waiting if o.to_tier_id is not None), key=_accepted_at), invoice
+    )
     owned = {row.addon_id for row in active_addons(session, invoice.account_id)}
-    # Every plan offer taken during the trial is a sale (Free to Starter, then Starter to
-    # Pro: each added its step of revenue); the invoice's amount is the last one's, the plan
-    # the trial turned into. An add-on offer converts when its add-on is still there.
-    converted = [*plans, *(o for o in waiting if o.to_tier_id is None and o.addon_id in owned)]
+    # Every plan offer taken during the trial up to the plan it turned into is a sale (Free to
+    # Starter, then Starter to Pro: each added its step of revenue); one for a plan left
+    # before the first charge is not. An add-on offer converts when its add-on is still there.
+    addons = [o for o in waiting if o.to_tier_id is None and o.addon_id in owned]
     for offer in waiting:
         _unmark(offer)
-    last = plans[-1] if plans else None
-    for offer in converted:
-        amount: int | None = invoice.amount_paid if offer is last else None
-        if offer.to_tier_id is None:
-            amount = sum(
-                int(line.get("amount") or 0)
-                for line in invoice.lines or []
-                if line.get("item_id") == offer.addon_id
-            )
+    paid = {offer.id: _line_total(invoice, offer.addon_id) for offer in addons}
+    if plans:  # the plan the trial turned into: what the invoice took, less the add-ons' part
+        paid[plans[-1].id] = max(0, invoice.amount_paid - sum(paid.values()))
+    for offer in [*plans, *addons]:
         offer.events.append(
-            OfferEvent(type=OfferStatus.PAID, amount=amount, created_at=clock.now())
+            OfferEvent(type=OfferStatus.PAID, amount=paid.get(offer.id), created_at=clock.now())
         )
         offer.status = OfferStatus.PAID
     session.flush()
+
+
+def _converted_plans(plans: list[Offer], invoice: Invoice) -> list[Offer]:
+    """The plan offers (in the order taken) up to the last one for the plan the invoice
+    charges (none: the trial turned into a plan no offer sold); all of them when its lines
+    name no items (an invoice recorded before lines did)."""
+    charged = {line.get("item_id") for line in invoice.lines or []} - {None}
+    if not charged:
+        return plans
+    last = max((i for i, o in enumerate(plans) if o.to_tier_id in charged), default=-1)
+    return plans[: last + 1]
+
+
+def _line_total(invoice: Invoice, item_id: str | None) -> int:
+    return sum(
+        int(line.get("amount") or 0)
+        for line in invoice.lines or []
+        if item_id is not None and line.get("item_id") == item_id
+    )
 
 
 def _awaiting_first_charge(session: Session, account_id: str) -> list[Offer]:

@@ -449,7 +449,8 @@ def complete_offer(
     if interval is not None and interval != offer.interval:
         offer.details = {**(offer.details or {}), "accepted_interval": interval}
     catalog = store.load(session, offer.catalog_version).catalog
-    spec = catalog.addon(addon_id) if addon_id else None
+    # an add-on offer's own add-on is its new_recurring_amount already
+    spec = catalog.addon(addon_id) if addon_id and offer.to_tier_id is not None else None
     if spec is not None and spec.billing is not AddOnBilling.ONE_TIME:
         price = addon_price(catalog, spec, interval or offer.interval, offer.currency)
         taken = {"id": spec.id, "recurring_amount": price.amount, "interval": price.interval}
@@ -477,7 +478,8 @@ def _accepted_and_paid(
 
 
 def _post_purchase_offer(session: Session, clock: Clock, offer: Offer) -> str | None:
-    """The post-purchase cross-sell (UPSELL rule 2): one support add-on, exactly quoted."""
+    """The post-purchase cross-sell (UPSELL rule 2): one support add-on, exactly quoted; none
+    while the customer's "Not now" to that add-on is cooling down (rule 7)."""
     sub = live_subscription(account_of(session, offer.account_id))
     published = store.load(session)
     tier = published.catalog.tier(sub.tier_id) if sub is not None else None
@@ -488,6 +490,8 @@ def _post_purchase_offer(session: Session, clock: Clock, offer: Offer) -> str | 
     if addon is None:
         return None
     now = clock.now()
+    if offers.addon_cooling_down(session, sub.account_id, addon.id, published.catalog, now):
+        return None  # the customer said "Not now" to it lately (UPSELL 7): not pushed again
     try:
         price, due = addon_quote(session, clock, sub.account_id, addon.id, now)
     except TiergateError:

@@ -256,6 +256,7 @@ class StripeBilling:
             moved = _plan_key(request.plan) != _plan_key(request.current.plan)
             rewrite = coupon is not None or (moved and bool(sub.discounts))
             when = int(request.proration_date.timestamp())
+            trial_end = _running_trial_end(request.current, request.proration_date)
             preview: InvoiceCreatePreviewParams = {
                 "subscription": sub_id,
                 "subscription_details": {
@@ -264,6 +265,8 @@ class StripeBilling:
                     "proration_behavior": "always_invoice",
                 },
             }
+            if trial_end is not None:
+                preview["subscription_details"]["trial_end"] = trial_end
             if rewrite:
                 # The discounts as the subscription will carry them: the new coupon discounts
                 # the new plan's lines, and none of the old plan's discounts is left.
@@ -289,6 +292,8 @@ class StripeBilling:
             }
             if rewrite:
                 update["discounts"] = [{"coupon": coupon}] if coupon is not None else ""
+            if trial_end is not None:
+                update["trial_end"] = trial_end
             if request.one_time:
                 update["add_invoice_items"] = [self._invoice_item(p) for p in request.one_time]
             changed = self._update(sub_id, update, key, "modify")
@@ -921,6 +926,15 @@ def _unless_missing(doing: str, fetch: Callable[[], T]) -> T | None:
 
 def _key(key: str, step: str) -> stripe.RequestOptions:
     return {"idempotency_key": f"{key}:{step}"}
+
+
+def _running_trial_end(current: SubscriptionState, now: datetime) -> int | None:
+    """The trial's end, sent with a change made during the trial: the trial goes on and the
+    new plan (or interval) is first charged when it ends, as the quote says. Stripe would
+    otherwise start a new period now for a change of interval, and charge it."""
+    if current.status != "trialing" or current.trial_end is None or current.trial_end <= now:
+        return None
+    return int(current.trial_end.timestamp())
 
 
 def _due_now(preview: stripe.Invoice, period_end: int, one_time: int = 0) -> int:

@@ -43,6 +43,17 @@ def product_id(kind: ItemKind, item_id: str) -> str:
     return f"tg_{kind.value}_{item_id}"
 
 
+def item_of_product(pid: object) -> str | None:
+    """The tier or add-on id of one of our Product ids (None for any other product)."""
+    if not isinstance(pid, str):
+        return None
+    for kind in ItemKind:
+        prefix = product_id(kind, "")
+        if pid.startswith(prefix) and len(pid) > len(prefix):
+            return pid[len(prefix) :]
+    return None
+
+
 def catalog_prices(catalog: Catalog) -> list[Price]:
     """Every price the catalog sells: paid tiers per interval/currency, add-ons per billing."""
     prices = []

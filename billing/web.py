@@ -134,6 +134,7 @@ def offer_view(offer: Offer) -> dict[str, Any]:
         "contact_sales": offer.contact_sales or to_tier is None or to_tier.contact_sales,
         "contact_sales_url": details.get("contact_sales_url") or catalog.offers.contact_sales_url,
         "expired": offer.expires_at is not None and clock.now() >= offer.expires_at,
+        "price_moves": offers.price_moves(offer),
         "unlocked": _unlocked(session, catalog, offer, from_tier, to_tier),
         "blocked": service.past_due_block(session, sub, clock.now())
         or service.stale_offer(session, offer, sub),
@@ -380,10 +381,27 @@ def _offer_url(offer: Offer, account_id: str, endpoint: str = "billing.offer_pag
 def _requote_message(offer: Offer) -> str | None:
     old_id = (offer.details or {}).get("requoted_from")
     old = get_session().get(Offer, old_id) if isinstance(old_id, str) else None
-    if old is None:
-        return None
+    if old is None or _same_amounts(old, offer):
+        return None  # nothing the customer was shown has changed: no notice
     quoted = old.created_at.strftime("%H:%M")
     return f"This price was quoted at {quoted} UTC and has expired: here is the current price."
+
+
+def _same_amounts(old: Offer, new: Offer) -> bool:
+    def amounts(offer: Offer) -> tuple[Any, ...]:
+        details = offer.details or {}
+        yearly = details.get("yearly_alternative") or {}
+        return (
+            offer.to_tier_id,
+            offer.amount_due_today,
+            offer.new_recurring_amount,
+            offer.next_renewal_amount,
+            str(details.get("next_renewal_at"))[:10],  # shown as a day
+            yearly.get("amount_due_today"),
+            yearly.get("recurring_amount"),
+        )
+
+    return amounts(old) == amounts(new)
 
 
 def _changes_of(offer_id: str) -> list[BillingChange]:
@@ -533,6 +551,7 @@ def _success_page(change: BillingChange, account_id: str) -> Page:
                     offer=offer.id,
                     return_url=_return_url(),
                 ),
+                "dismiss_url": _offer_url(offer, account_id, "billing.offer_dismiss"),
             }
     return render_template(
         "billing_success.html",
@@ -986,11 +1005,15 @@ def addon_page(addon_id: str) -> Page:
     at = clock.now()
     price, due = service.addon_quote(session, clock, account_id, addon_id, at)
     offer_id = request.values.get("offer") or None
-    if offer_id and request.method == "GET":  # from the post-purchase cross-sell: the click
+    dismiss_url = None
+    if offer_id:  # from the post-purchase cross-sell
         offer = offers.get_offer(session, offer_id, account_id=account_id)
-        if offer.status is OfferStatus.SHOWN:
+        if offer.status is OfferStatus.SHOWN and request.method == "GET":  # the click
             offers.record_event(session, clock, offer.id, "clicked", account_id=account_id)
             session.commit()
+        follow_up = offer.trigger is OfferTrigger.POST_PURCHASE and offer.addon_id == addon_id
+        if follow_up and offer.status not in offers.DONE:  # its "Not now" is recorded
+            dismiss_url = _offer_url(offer, account_id, "billing.offer_dismiss")
     catalog = store.load(session).catalog
     addon = catalog.addon(addon_id)
     sub = records.live_subscription(records.account_of(session, account_id))
@@ -1009,6 +1032,7 @@ def addon_page(addon_id: str) -> Page:
         else None,
         at=at.isoformat(),
         offer_id=offer_id,
+        dismiss_url=dismiss_url,
         notice=notice,
         **_ctx(account_id),
     ), (409 if notice else 200)

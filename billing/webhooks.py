@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from billing import event_shapes, notifications, records
 from billing.models import BillingChange, ChangeStatus, Invoice, WebhookEvent
 from billing.provider import Outcome
+from billing.stripe_sync import item_of_product
 from billing.sync_state import (
     PROVIDER,
     StripeSource,
@@ -447,6 +448,12 @@ def record_invoice(session: Session, clock: Clock, account: Account, obj: dict[s
     row = session.scalar(select(Invoice).where(Invoice.external_id == external_id))
     status = str(obj.get("status") or "open")
     renewal = obj.get("billing_reason") == "subscription_cycle"
+    # the first invoice of the subscription a scheduled interval switch starts is the next
+    # period's charge too (a trial's first charge, say)
+    next_period = renewal or (
+        obj.get("billing_reason") == "subscription_create"
+        and bool(_metadata(obj).get("tiergate_follows"))
+    )
     if row is None:
         # A renewal carries the tags of the change that last wrote the subscription: it is
         # not that change's invoice.
@@ -474,7 +481,7 @@ def record_invoice(session: Session, clock: Clock, account: Account, obj: dict[s
     if status == "paid":
         paid_at = (obj.get("status_transitions") or {}).get("paid_at")
         row.paid_at = as_datetime(paid_at) if isinstance(paid_at, int) else clock.now()
-        records.invoice_settled(session, clock, row, renewal=renewal)
+        records.invoice_settled(session, clock, row, renewal=next_period)
     session.flush()
     return f"invoice {external_id} {status}"
 
@@ -482,9 +489,13 @@ def record_invoice(session: Session, clock: Clock, account: Account, obj: dict[s
 def _line(line: dict[str, Any]) -> dict[str, Any]:
     parent = line.get("parent") or {}
     details = parent.get("subscription_item_details") or parent.get("invoice_item_details") or {}
+    price = (line.get("pricing") or {}).get("price_details") or {}
     return {
         "description": line.get("description") or "",
         "amount": int(line.get("amount") or 0),
-        "item_id": (line.get("metadata") or {}).get("tiergate_item"),
+        # the line's product names the tier or add-on (a subscription line's metadata is its
+        # item's, which tiergate does not tag)
+        "item_id": item_of_product(price.get("product"))
+        or (line.get("metadata") or {}).get("tiergate_item"),
         "proration": bool(details.get("proration") or line.get("proration")),
     }

@@ -209,6 +209,9 @@ def _mrr_added(session: Session, catalogs: dict[int, Catalog], offer: Offer) -> 
     old = old_ref.get("recurring_amount") if isinstance(old_ref, dict) else None
     if not isinstance(old, int):
         old = _catalog_price(session, catalogs, offer)
+    else:  # what the account paid that the move ends: less a forever promotion, plus add-ons
+        old += int(old_ref.get("ending_addons_amount") or 0)
+        old -= int(old_ref.get("promotion_off") or 0)
     return new - _per_month(old, offer.from_interval)
 
 

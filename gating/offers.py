@@ -21,6 +21,7 @@ from billing.records import (
     LIVE,
     balance_in,
     removed_addons,
+    running_from_json,
     state_of,
     trial_available,
     usage_of,
@@ -33,6 +34,7 @@ from gating.models import (
     OfferEvent,
     OfferStatus,
     OfferTrigger,
+    Subscription,
     SubscriptionStatus,
 )
 from gating.periods import billing_bounds
@@ -102,7 +104,7 @@ def offer_for(
     if plan is None:
         return None
     prompt = not _cooling_down(session, account.id, feature_id, catalog, now)
-    body = _body(plan, current)
+    body = _body(plan, current, catalog)
     fields = _fields(account.id, trigger, newest.version, current, plan)
     existing = _reusable(session, fields, now, body)
     if existing is not None:
@@ -154,7 +156,7 @@ def offer_for_tier(
         raise Conflict(
             f"{target.name} is not an upgrade from your plan: see the billing page to change plans."
         )
-    body = _body(plan, current)
+    body = _body(plan, current, catalog)
     fields = _fields(account.id, OfferTrigger.PRICING_PAGE, newest.version, current, plan)
     existing = _reusable(session, fields, now, body)
     if existing is not None:
@@ -224,7 +226,7 @@ def requote(
     plan = policy.price_upgrade(catalog, current, need, now, target, code)
     if plan is None:
         raise Conflict(f"You are already on {target.name} or above: nothing to upgrade.")
-    body = _body(plan, current)
+    body = _body(plan, current, catalog)
     body[origin] = offer.id
     if code is not None:
         body["code"], body["code_promotion"] = code.code, code.id
@@ -469,7 +471,16 @@ def _current(
         tuple(owned),
         sub.trial_end if trialing else None,
         balance,
+        plan_off=_forever_off(sub, tier, currency),
     )
+
+
+def _forever_off(sub: Subscription, tier: Tier, currency: str) -> int:
+    """What a forever promotion running on the plan takes off each renewal (0: none)."""
+    running = running_from_json(sub.running_discount)
+    if running is None or running.discount.duration != "forever" or running.tier_id != tier.id:
+        return 0
+    return running.discount.off(tier.price(sub.interval, currency) or 0)
 
 
 def _cooling_down(
@@ -477,13 +488,32 @@ def _cooling_down(
 ) -> bool:
     """Did the account dismiss an offer for this feature within the cooldown? (A plan the
     customer looked up on the pricing page and left is not a prompt they turned down.)"""
+    return _dismissed_within_cooldown(
+        session, account_id, catalog, now, Offer.feature_id == feature_id
+    )
+
+
+def addon_cooling_down(
+    session: Session, account_id: str, addon_id: str, catalog: Catalog, now: datetime
+) -> bool:
+    """Did the account dismiss an offer of this add-on alone (a post-purchase cross-sell)
+    within the cooldown? (An upgrade offer that also suggested it was turned down as a plan.)"""
+    return _dismissed_within_cooldown(
+        session, account_id, catalog, now, Offer.addon_id == addon_id, Offer.to_tier_id.is_(None)
+    )
+
+
+def _dismissed_within_cooldown(
+    session: Session, account_id: str, catalog: Catalog, now: datetime, *offer_is: Any
+) -> bool:
+    """Did the account dismiss a prompted offer matching `offer_is` within the cooldown?"""
     since = now - timedelta(days=catalog.offers.dismissal_cooldown_days)
     found = session.scalar(
         select(OfferEvent.id)
         .join(Offer, Offer.id == OfferEvent.offer_id)
         .where(
             Offer.account_id == account_id,
-            Offer.feature_id == feature_id,
+            *offer_is,
             Offer.trigger != OfferTrigger.PRICING_PAGE,
             OfferEvent.type == OfferStatus.DISMISSED,
             OfferEvent.created_at > since,
@@ -517,11 +547,12 @@ def _reusable(
     return None
 
 
-def _body(plan: policy.UpgradePlan, current: policy.Current) -> dict[str, Any]:
+def _body(plan: policy.UpgradePlan, current: policy.Current, catalog: Catalog) -> dict[str, Any]:
     """The plan as the JSON stored in Offer.details (the full quote the customer was shown)."""
-    old_recurring, old_interval = 0, current.interval
+    old_recurring, old_interval, ending = 0, current.interval, 0
     if current.paid and current.interval is not None:
         old_recurring = current.tier.price(current.interval, current.currency) or 0
+        ending = policy.ending_addons(current, catalog, plan.to_tier)
     yearly = plan.yearly
     return {
         "reason": plan.reason,
@@ -533,6 +564,10 @@ def _body(plan: policy.UpgradePlan, current: policy.Current) -> dict[str, Any]:
             "limit_text": plan.from_limit_text,
             "recurring_amount": old_recurring,
             "interval": old_interval,
+            # what the account pays now that the move ends (the funnel's old revenue): a
+            # forever promotion off the plan, the recurring add-ons the new tier ends
+            "promotion_off": current.plan_off if old_recurring else 0,
+            "ending_addons_amount": ending,
         },
         "to": {
             "tier": plan.to_tier.id,
@@ -542,6 +577,9 @@ def _body(plan: policy.UpgradePlan, current: policy.Current) -> dict[str, Any]:
         },
         "next_renewal_at": _iso(plan.next_renewal_at),
         "trial_end": _iso(plan.trial_end),
+        # the amount due today is prorated to the second: the quote really expires (a first
+        # plan, or a change during a trial, costs the same a minute later)
+        "price_moves": current.paid and current.trial_end is None,
         "note": plan.note,
         "renewal_total": plan.renewal_total,
         "credit": (plan.credit_applied or plan.credit_left or plan.owed or None)
@@ -620,9 +658,15 @@ def _display(offer: Offer, body: dict[str, Any]) -> dict[str, str]:
     if isinstance(addon, dict) and (price := money(addon.get("amount"))) is not None:
         per = addon.get("interval")
         shown["addon"] = f"{price} once" if per == "once" else f"{price} / {per}"
-    if offer.expires_at is not None:
+    if offer.expires_at is not None and price_moves(offer):
         shown["expires_at"] = f"Price valid until {offer.expires_at:%H:%M} UTC"
     return shown
+
+
+def price_moves(offer: Offer) -> bool:
+    """Whether the quote's amounts change with time (a prorated change): only then is its
+    expiry shown to the customer (UPSELL.md rule 6); it is kept either way, for the catalog."""
+    return bool((offer.details or {}).get("price_moves", True))
 
 
 def _tier_ref(tier_id: str | None) -> dict[str, Any] | None:

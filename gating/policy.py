@@ -70,6 +70,9 @@ class Current:
     # Never subscribed: a first plan starts with its tier's free trial (one per account, as at
     # checkout), so an upgrade from the free tier charges nothing today.
     first_trial: bool = False
+    # What a forever promotion running on the plan takes off each renewal (the revenue the
+    # plan really brings; a move of plan ends it)
+    plan_off: int = 0
 
     @property
     def paid(self) -> bool:
@@ -463,6 +466,17 @@ def _kept(
         if amount is not None:
             items.append(Item(addon.id, amount, owned.quantity, addon.name))
     return items
+
+
+def ending_addons(current: Current, catalog: Catalog, target: Tier) -> int:
+    """What the recurring add-ons that moving to `target` ends cost per the current interval
+    (the customer's removed ones end at the period end anyway: not counted)."""
+    if current.interval is None:
+        return 0
+    stay = [a for a in current.addons if not a.removed]
+    owned = _kept(replace(current, addons=tuple(stay)), current.interval, current.currency, catalog)
+    kept = _kept(current, current.interval, current.currency, catalog, target)
+    return sum(i.total for i in owned) - sum(i.total for i in kept)
 
 
 def settled(total: int, balance: int) -> tuple[int, int]:

@@ -14,7 +14,7 @@ from billing import portal
 from gating.models import Account, Offer
 from tests.billing.conftest import add_account, dollars, form_fields, gate_offer, set_gauge
 from tests.billing.stripe_fixtures import fake_stripe
-from tests.billing.test_stripe_pages import Shop, hosted_page, shop, subscription
+from tests.billing.test_stripe_pages import SELF, Shop, hosted_page, shop, subscription
 from tests.billing.test_trial_offers_manual import PROMOS, REPEATING_1, publish
 from tiergate.db import get_db
 
@@ -118,3 +118,28 @@ def test_stripe_first_charge_after_a_30_day_trial_with_a_one_month_promotion(
     shop.fake.advance_to_period_end(sub.stripe_subscription_id)
     shop.deliver()
     assert paid_amounts(shop, "newco") == [0, offer.next_renewal_amount]  # charged 900, quoted 720
+
+
+def test_a_stripe_trial_switches_to_yearly_as_quoted_and_pays_the_year_at_its_end(
+    shop: Shop, client: Any, clock: Any
+) -> None:
+    """In Starter's trial, "Switch to yearly" quotes $0.00 today: the trial goes on, and its
+    end charges the yearly price. Stripe does exactly that (before, it started a yearly
+    period at once and charged $90.00, so the switch was refused as not the amount shown)."""
+    offer_id, _, page = open_offer(shop, client, clock, "newco", "projects", 3)
+    pay(shop, client, page, offer_id)
+    trial_end = subscription(shop.app, "newco").current_period_end
+    url = f"/billing/yearly?t={portal.account_token(shop.app.config, 'newco')}"
+    page = client.get(url).get_data(as_text=True)
+    assert form_fields(page, SELF)["amount"] == "0"
+    response = client.post(url, data=form_fields(page, SELF))
+    assert response.status_code == 302, response.get_data(as_text=True)
+    shop.deliver()
+    sub = subscription(shop.app, "newco")
+    assert (sub.status, sub.interval, sub.current_period_end) == ("trialing", "year", trial_end)
+    assert paid_amounts(shop, "newco") == [0]
+    shop.fake.advance_to_period_end(sub.stripe_subscription_id)
+    shop.deliver()
+    sub = subscription(shop.app, "newco")
+    assert (sub.status, sub.interval) == ("active", "year")
+    assert paid_amounts(shop, "newco") == [0, 9000]

@@ -437,7 +437,10 @@ def update_subscription(store: Store, sub: dict[str, Any], p: dict[str, Any], *,
         next(pl["price"] for pl in plans if not pl["deleted"])]))
     trialing = sub["status"] == "trialing"
     end_trial_now = trialing and p.get("trial_end") == "now"
-    reset = (new_interval != sub["_interval"]
+    # a trial kept (trial_end given, in the future) goes on: the new items, interval included,
+    # start when it ends, the billing cycle anchored there
+    keep_trial = trialing and p.get("trial_end") not in (None, "now")
+    reset = not keep_trial and (new_interval != sub["_interval"]
              or (p.get("billing_cycle_anchor") or {}).get("type") == "now" or end_trial_now)
     if p.get("trial_end") not in (None, "now"):
         if not trialing:
