@@ -26,6 +26,7 @@ from billing.provider import (
     ScheduleRequest,
     StartRequest,
     SubscriptionState,
+    TrialRequest,
     quote_mismatch,
 )
 from billing.quotes import Quote, change_quote, one_time_quote, renewal_quote, start_quote
@@ -100,6 +101,11 @@ class ManualBilling:
             next_addons=request.next_addons,
             cancel_at_period_end=request.cancel_at_period_end,
         )
+
+    def extend_trial(self, request: TrialRequest) -> SubscriptionState:
+        """The trial (and with it the first charge, made by `renew`) ends later."""
+        end = request.trial_end
+        return replace(request.current, trial_end=end, period_end=end)
 
     def renew(self, request: RenewRequest) -> Result:
         """End the period: cancel, or start the next period with the scheduled items, paid."""

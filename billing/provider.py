@@ -238,6 +238,16 @@ class ScheduleRequest:
 
 
 @dataclass(frozen=True)
+class TrialRequest:
+    """Move the running trial's end to `trial_end` (later): nothing is charged before it."""
+
+    idempotency_key: str
+    customer: Customer
+    current: SubscriptionState
+    trial_end: datetime
+
+
+@dataclass(frozen=True)
 class RenewRequest:
     """The period ended: move to the next period with the scheduled items and invoice it."""
 
@@ -276,6 +286,10 @@ class BillingProvider(Protocol):
 
     def schedule(self, request: ScheduleRequest) -> SubscriptionState:
         """Schedule (or with nothing to change, clear) a change or cancellation at period end."""
+        ...
+
+    def extend_trial(self, request: TrialRequest) -> SubscriptionState:
+        """End the trial later: the first charge moves with it, nothing is charged now."""
         ...
 
     def renew(self, request: RenewRequest) -> Result:

@@ -36,6 +36,7 @@ from billing.provider import (
     RunningDiscount,
     ScheduleRequest,
     SubscriptionState,
+    TrialRequest,
 )
 from gating.models import (
     Account,
@@ -945,6 +946,14 @@ def usage_of(session: Session, account_id: str, feature_id: str, kind: FeatureKi
     return int(max(rows, key=lambda r: r[1])[0])  # the current period's counter
 
 
+# What a customer (or the host app) is told when the processor could not be reached for a
+# change that charges nothing; the processor's own error text is the operator's, kept on it.
+UNREACHABLE = (
+    "We could not reach the payment processor to make this change. Please try again in a "
+    "minute: it is made only once."
+)
+
+
 def schedule_change(
     session: Session,
     clock: Clock,
@@ -980,11 +989,52 @@ def schedule_change(
     try:
         new_state = provider.schedule(request)
     except ProviderUnavailable as exc:
-        change.error = exc.message
-        return FlowResult(FlowStatus.PENDING, change, exc.message)
+        change.error = exc.message  # the operator's diagnostics stay with the change
+        return FlowResult(FlowStatus.PENDING, change, UNREACHABLE)
     result = Result(Outcome.DONE, subscription=new_state)
     apply_result(session, clock, provider.name, change, result, sub.catalog_version)
     return FlowResult(FlowStatus.DONE, change, "Scheduled.")
+
+
+def extend_trial(
+    session: Session, clock: Clock, provider: BillingProvider, account_id: str, days: int
+) -> FlowResult:
+    """Add `days` to the account's running trial, through the provider: the first charge
+    moves with its end (a trial extension the product team grants)."""
+    lock_account(session, account_id)
+    busy = busy_with(session, clock, account_id)
+    if busy is not None:
+        return busy_result(busy)
+    account, sub = live_or_conflict(session, account_id)
+    if sub.status is not SubscriptionStatus.TRIALING or sub.trial_end is None:
+        raise Conflict(
+            f"Account {account_id!r} is not in a trial (its subscription is {sub.status.value}): "
+            "a trial extension adds days to a running trial."
+        )
+    if sub.cancel_at_period_end or sub.scheduled_tier_id or sub.scheduled_interval:
+        raise Conflict(
+            f"Account {account_id!r} has a change scheduled for its trial's end: resume the "
+            "subscription first, then extend the trial."
+        )
+    until = sub.trial_end + timedelta(days=days)
+    if until <= clock.now():
+        raise Conflict(
+            f"The trial ended on {sub.trial_end:%B %-d, %Y %H:%M} UTC: {days} more days from "
+            "then is already past. Nothing was changed."
+        )
+    state = state_of(session, sub)
+    change = new_change(
+        session, clock, account_id, "trial", {"days": days, "until": until.isoformat()}
+    )
+    request = TrialRequest(change.id, customer_of(account, state.plan.currency), state, until)
+    try:
+        new_state = provider.extend_trial(request)
+    except ProviderUnavailable as exc:
+        change.error = exc.message
+        return FlowResult(FlowStatus.PENDING, change, UNREACHABLE)
+    result = Result(Outcome.DONE, subscription=new_state)
+    apply_result(session, clock, provider.name, change, result, sub.catalog_version)
+    return FlowResult(FlowStatus.DONE, change, f"The trial now ends on {until:%B %-d, %Y}.")
 
 
 def live_or_conflict(session: Session, account_id: str) -> tuple[Account, Subscription]:

@@ -56,6 +56,7 @@ from billing.provider import (
     ScheduleRequest,
     StartRequest,
     SubscriptionState,
+    TrialRequest,
     quote_mismatch,
 )
 from billing.quotes import one_time_quote, start_quote
@@ -355,6 +356,20 @@ class StripeBilling:
             params["items"] = items
         return self._state(self._update(sub_id, params, key, "schedule"))
 
+    def extend_trial(self, request: TrialRequest) -> SubscriptionState:
+        """Move the subscription's trial_end: Stripe charges the first period then."""
+        current = request.current
+        params: SubscriptionUpdateParams = {
+            "trial_end": int(request.trial_end.timestamp()),
+            "proration_behavior": "none",
+            "metadata": {
+                **self._metadata(request.idempotency_key, request.customer.account_id, None),
+                "tiergate_change_kind": "trial",
+            },
+        }
+        sub_id = _subscription_id(current)
+        return self._state(self._update(sub_id, params, request.idempotency_key, "trial"))
+
     def renew(self, request: RenewRequest) -> Result:
         """Read the period Stripe started at the period end (or start the switched one)."""
         current = request.current
@@ -462,7 +477,7 @@ class StripeBilling:
         for sub in subs.data:
             meta = _meta(sub)
             if meta.get("tiergate_change") == idempotency_key and (
-                meta.get("tiergate_change_kind") == "schedule"
+                meta.get("tiergate_change_kind") in ("schedule", "trial")
             ):
                 state = self._state(self._subscription(sub.id))
                 return Result(

@@ -175,6 +175,11 @@ def add_override(
             raise InvalidRequest("expires_at is in the past: an override must expire in the future")
     if kind_ is OverrideKind.TRIAL_EXTENSION:
         _check_trial_extension(feature, limit, days)
+        if expires_at is not None:
+            raise InvalidRequest(
+                "a trial_extension has no expires_at: it moves the trial's end (and the first "
+                "charge) for good"
+            )
     else:
         _check_feature_override(session, kind_, feature, limit, days)
     override = Override(

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, Response, current_app, jsonify, request
 from marshmallow import ValidationError
 
-from billing import portal
+from billing import portal, records
+from billing.provider import BillingProvider
+from billing.records import FlowStatus
 from gating import accounts, funnel, offers, service
 from gating import schemas as s
 from gating.apikeys import require_scope
 from gating.cache import GateCache
+from gating.models import OverrideKind
 from tiergate.api import Blueprint, ErrorSchema, get_api
 from tiergate.db import get_db, get_session
-from tiergate.exceptions import NotFound
-from tiergate.extensions import get_clock
+from tiergate.exceptions import NotFound, ProviderUnavailable
+from tiergate.extensions import get_billing, get_clock
 
 accounts_bp = Blueprint(
     "accounts", __name__, url_prefix="/v1/accounts", description="The host app's accounts."
@@ -41,6 +44,7 @@ _ERROR_TEXT = {
     409: "Conflicts with the current state (e.g. idempotency key reused for another request)",
     415: "The body is not application/json",
     422: "Invalid field: the message names the field and the problem",
+    503: "The payment processor could not be reached, or the account is busy: nothing changed",
 }
 
 
@@ -160,13 +164,22 @@ def post_billing_link(args: dict[str, Any], account_id: str) -> Any:
 @require_scope("accounts")
 @accounts_bp.arguments(s.OverrideCreateSchema)
 @accounts_bp.response(201, s.OverrideSchema)
-@_errors(accounts_bp, 400, 404, 415, 422)
+@_errors(accounts_bp, 400, 404, 409, 415, 422, 503)
 def post_override(args: dict[str, Any], account_id: str) -> Any:
-    """Add a per-account exception (custom limit, extra feature, longer trial)"""
+    """Add a per-account exception (custom limit, extra feature, longer trial)
+
+    A trial extension moves the running trial's end through billing (the first charge moves
+    with it); it is refused when the account is not in a trial."""
     session = get_session()
-    override = accounts.add_override(
-        session, get_clock(), _path_id(account_id, "account_id"), **args
-    )
+    clock = get_clock()
+    account_id = _path_id(account_id, "account_id")
+    override = accounts.add_override(session, clock, account_id, **args)
+    if override.kind is OverrideKind.TRIAL_EXTENSION:
+        provider = cast(BillingProvider, get_billing())
+        result = records.extend_trial(session, clock, provider, account_id, override.days or 0)
+        if result.status is not FlowStatus.DONE:  # busy, or the processor unreachable
+            session.rollback()
+            raise ProviderUnavailable(result.message)
     session.commit()
     return accounts.override_json(override)
 

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
-from gating.entitlements import OverrideView, SubscriptionView
+from gating.entitlements import OverrideView, SubscriptionView, trial_ends
 from gating.models import Account, AccountAddOn, Override, Subscription
 from tiers.models import CatalogVersion
 
@@ -53,14 +53,13 @@ class AccountState:
 
     def stable_window(self, now: datetime, grace_days: int) -> tuple[datetime, datetime]:
         """The span around `now` in which resolving this state gives the same answer: every
-        time resolve() compares `now` with (override expiries, trial end with its extensions,
+        time resolve() compares `now` with (override expiries, the trial's end,
         the past-due grace end, the period end) lies outside it."""
         moments = [o.expires_at for o in self.overrides if o.expires_at is not None]
         sub = self.subscription
         if sub is not None:
-            days = sum(o.days or 0 for o in self.overrides if o.kind == "trial_extension")
             moments += [
-                (sub.trial_end or sub.period_end) + timedelta(days=days),
+                trial_ends(sub),
                 (sub.past_due_since or sub.period_end) + timedelta(days=grace_days),
                 sub.period_end,
             ]

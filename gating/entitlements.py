@@ -3,7 +3,6 @@ overrides and subscription status. No database, no Flask: the service passes pla
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -11,6 +10,10 @@ from tiers.model import AddOn, Catalog, Feature, Grant, Tier
 
 # Statuses that never grant the paid tier (Stripe: the first payment failed, or gave up).
 FALLBACK_STATUSES = ("incomplete", "incomplete_expired", "unpaid", "paused")
+# A trial past its end keeps its tier this long while billing turns it into the first paid
+# period (Stripe within the hour; `tiergate billing renew`, run daily, for manual billing);
+# then, still not converted, the account falls back to the free tier.
+TRIAL_CONVERSION_WINDOW = timedelta(days=1)
 NO_ACCESS = "no_access"
 
 
@@ -65,24 +68,25 @@ class Entitlements:
     fallback_reason: str | None = None  # why a subscriber is on the free tier now
 
 
-def fallback_reason(
-    sub: SubscriptionView, overrides: Iterable[OverrideView], now: datetime, grace_days: int
-) -> str | None:
+def fallback_reason(sub: SubscriptionView, now: datetime, grace_days: int) -> str | None:
     """None when the subscription grants its tier now, else why it does not."""
-    if sub.status == "trialing":
-        extra = sum(o.days or 0 for o in overrides if o.kind == "trial_extension")
-        trial_end = (sub.trial_end or sub.period_end) + timedelta(days=extra)
-        return None if now < trial_end else "trial_ended"
+    if sub.status == "trialing":  # a trial extension moved trial_end (billing.records)
+        return None if now < trial_ends(sub) else "trial_ended"
     if sub.status == "past_due":
         since = sub.past_due_since or sub.period_end
         return None if now < since + timedelta(days=grace_days) else "past_due_grace_expired"
-    if sub.status == "canceled":
-        return None if now < sub.period_end else "canceled"
+    if sub.status == "canceled":  # ended (a cancellation at the period end stays active
+        return "canceled"  # with cancel_at_period_end until then)
     if sub.status in FALLBACK_STATUSES:
         return sub.status
     if sub.cancel_at_period_end and now >= sub.period_end:
         return "canceled"
     return None
+
+
+def trial_ends(sub: SubscriptionView) -> datetime:
+    """When a trialing subscription stops granting its tier if billing has not converted it."""
+    return (sub.trial_end or sub.period_end) + TRIAL_CONVERSION_WINDOW
 
 
 def resolve(
@@ -100,7 +104,7 @@ def resolve(
     overrides = [o for o in overrides if o.expires_at is None or now < o.expires_at]
     reason: str | None = None
     if subscription is not None and pinned is not None:
-        reason = fallback_reason(subscription, overrides, now, grace_days)
+        reason = fallback_reason(subscription, now, grace_days)
         tier = pinned[1].tier(subscription.tier_id)
         if reason is None and tier is not None:
             extra = newest[1] if newest[0] != pinned[0] else None
@@ -118,14 +122,21 @@ def resolve(
             interval=None,
             currency=currency,
             billing_anchor=None,
-            features={
-                fid: FeatureAccess(f, False, 0 if f.metered else None, None, 0, NO_ACCESS)
-                for fid, f in catalog.features.items()
-            },
+            features=_overridden(
+                {
+                    fid: FeatureAccess(f, False, 0 if f.metered else None, None, 0, NO_ACCESS)
+                    for fid, f in catalog.features.items()
+                },
+                overrides,
+                None,
+            ),
             fallback_reason=reason,
         )
     ent = _build(free, newest, None, [], overrides, None)
-    return replace(ent, currency=currency, fallback_reason=reason)
+    anchor = None  # a subscriber fallen back keeps counting in its period until it ends
+    if subscription is not None and now < subscription.period_end:
+        anchor = (subscription.period_start, subscription.period_end, subscription.interval)
+    return replace(ent, currency=currency, fallback_reason=reason, billing_anchor=anchor)
 
 
 def _build(
@@ -152,17 +163,7 @@ def _build(
         for fid, grant in addon.grants.items():
             if _ensure(grants, fid, newer):
                 grants[fid] = _add(grants[fid], grant, quantity, f"addon:{addon.id}")
-    for o in overrides:
-        if not _ensure(grants, o.feature_id or "", newer):
-            continue
-        current = grants[o.feature_id or ""]
-        if o.kind == "limit" and current.feature.metered:
-            enabled = o.limit is None or o.limit > 0
-            grants[current.feature.id] = FeatureAccess(
-                current.feature, enabled, o.limit, None, 0, "override"
-            )
-        elif o.kind == "feature" and not current.feature.metered:
-            grants[current.feature.id] = replace(current, enabled=True, source="override")
+    grants = _overridden(grants, overrides, newer)
     pct = catalog.offers.nudge_threshold_percent
     for fid, access in grants.items():
         if access.limit is not None and access.limit > 0 and access.nudge_at is None:
@@ -178,6 +179,25 @@ def _build(
         billing_anchor=(sub.period_start, sub.period_end, sub.interval) if sub else None,
         features=grants,
     )
+
+
+def _overridden(
+    grants: dict[str, FeatureAccess], overrides: list[OverrideView], newer: Catalog | None
+) -> dict[str, FeatureAccess]:
+    """The grants with the account's overrides applied (a custom limit, an extra feature),
+    whatever the plan, or with no plan at all."""
+    for o in overrides:
+        if not _ensure(grants, o.feature_id or "", newer):
+            continue
+        current = grants[o.feature_id or ""]
+        if o.kind == "limit" and current.feature.metered:
+            enabled = o.limit is None or o.limit > 0
+            grants[current.feature.id] = FeatureAccess(
+                current.feature, enabled, o.limit, None, 0, "override"
+            )
+        elif o.kind == "feature" and not current.feature.metered:
+            grants[current.feature.id] = replace(current, enabled=True, source="override")
+    return grants
 
 
 def _ensure(grants: dict[str, FeatureAccess], feature_id: str, newer: Catalog | None) -> bool:

@@ -295,7 +295,7 @@ def _deny(
     settings: GateSettings,
 ) -> Decision:
     """The denial of `requested` units at `used`, with the offer that would unlock it."""
-    if ent.tier is None:
+    if ent.tier is None and access.source != "override":
         reason = "no_access"
     elif access.enabled and access.feature.metered:
         reason = "limit_reached"
@@ -371,12 +371,12 @@ def check(
     ent = load_entitlements(session, clock, account_id, settings)
     access = _access(session, ent, feature_id)
     if access.feature.kind is FeatureKind.BOOLEAN:
-        if ent.tier is not None and access.enabled:
+        if access.enabled:  # (no plan: only what an override grants)
             return Decision(True, feature_id, None, None, None)
         return _deny(session, clock, account_id, ent, access, quantity, None, settings)
     used = usage.used(session, account_id, feature_id, _period_start(access, ent, clock))
     cap = access.cap
-    if ent.tier is None or not access.enabled or (cap is not None and used + quantity > cap):
+    if not access.enabled or (cap is not None and used + quantity > cap):
         return _deny(session, clock, account_id, ent, access, quantity, used, settings)
     # Judge the nudge on the usage after this prospective use; state the usage as it is now.
     return _allow(session, clock, account_id, ent, access, used, settings, requested=quantity)
@@ -404,7 +404,7 @@ def consume(
             f"{feature_id!r} is a boolean feature: use /v1/check, there is nothing to count"
         )
     start = _period_start(access, ent, clock)
-    countable = ent.tier is not None and access.enabled
+    countable = access.enabled
     claim: int | None = None
     total: int | None = None
     counted = False  # the count is settled (total None: the cap said no, or not countable)
@@ -594,7 +594,7 @@ def set_gauge(
         raise InvalidRequest(
             f"{feature_id!r} is a {access.feature.kind.value} feature: only gauges can be set"
         )
-    cap = access.cap if ent.tier is not None and access.enabled else 0
+    cap = access.cap if access.enabled else 0
     gauge = periods.GAUGE_PERIOD
     result = usage.set_value(session, account_id, feature_id, gauge, value, cap, clock.now())
     if result is not None:
@@ -632,14 +632,19 @@ def entitlements(
     counters of every metered feature are read in one query)."""
     ent = load_entitlements(session, clock, account_id, settings)
     now = clock.now()
+    # every feature the gate answers for: a newer catalog's too, not in an older plan
+    every = dict(ent.features)
+    for fid in store.load(session).catalog.features:
+        if fid not in every:
+            every[fid] = _access(session, ent, fid)
     bounds = {
         fid: periods.current_period(a.feature, now, ent.billing_anchor)
-        for fid, a in ent.features.items()
+        for fid, a in every.items()
         if a.feature.metered
     }
     used = usage.used_many(session, account_id, {fid: b[0] for fid, b in bounds.items()})
     features: dict[str, Any] = {}
-    for fid, access in ent.features.items():
+    for fid, access in every.items():
         metered = access.feature.metered
         n = used.get(fid) if metered else None
         limit = access.limit if metered else None

@@ -29,6 +29,7 @@ from billing.provider import (
     ScheduleRequest,
     StartRequest,
     SubscriptionState,
+    TrialRequest,
 )
 from billing.records import live_subscription
 from gating import offers
@@ -73,6 +74,9 @@ class DecliningBilling:
 
     def schedule(self, request: ScheduleRequest) -> SubscriptionState:
         return self._manual.schedule(request)
+
+    def extend_trial(self, request: TrialRequest) -> SubscriptionState:
+        return self._manual.extend_trial(request)
 
     def renew(self, request: RenewRequest) -> Result:
         return self._decline(request.idempotency_key)

@@ -24,6 +24,7 @@ from billing.provider import (
     ScheduleRequest,
     StartRequest,
     SubscriptionState,
+    TrialRequest,
 )
 from tests.billing.conftest import PERIOD_END, PERIOD_START, DecliningBilling, Harness
 
@@ -131,6 +132,22 @@ def test_a_trial_charges_nothing_and_ends_after_its_days(provider_harness: Harne
     state = start(provider_harness, PRO, expected=0, trial=14)
     assert state.status == "trialing"
     assert state.trial_end == datetime(2026, 11, 14, 12, 0, tzinfo=UTC)
+
+
+def test_an_extended_trial_ends_later_and_its_first_charge_moves_with_it(
+    provider_harness: Harness,
+) -> None:
+    provider = provider_harness.provider
+    customer = provider_harness.customer("acme")
+    current = start(provider_harness, PRO, expected=0, trial=20)  # to Nov 20, past halfway
+    later = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    extended = provider.extend_trial(TrialRequest("chg_t", customer, current, later))
+    assert (extended.status, extended.plan) == ("trialing", PRO)
+    assert extended.trial_end == extended.period_end == later
+    renewed = provider.renew(RenewRequest("chg_r", customer, extended, None))
+    assert renewed.subscription is not None and renewed.charge is not None
+    assert (renewed.subscription.status, renewed.charge.amount_paid) == ("active", 2900)
+    assert renewed.subscription.period_start == later
 
 
 def test_a_first_subscription_with_a_wrong_quote_is_refused(provider_harness: Harness) -> None:

@@ -59,14 +59,17 @@ def test_active_subscription_gets_its_pinned_tier():
     ("subscription", "tier", "reason"),
     [
         (sub(status="trialing", trial_end=NOW + timedelta(days=1)), "starter", None),
-        (sub(status="trialing", trial_end=NOW - timedelta(seconds=1)), "free", "trial_ended"),
+        # billing turns a trial into its first paid period within a day of its end
+        (sub(status="trialing", trial_end=NOW - timedelta(hours=23)), "starter", None),
+        (sub(status="trialing", trial_end=NOW - timedelta(days=1)), "free", "trial_ended"),
         (sub(status="past_due", past_due_since=NOW - timedelta(days=6)), "starter", None),
         (
             sub(status="past_due", past_due_since=NOW - timedelta(days=8)),
             "free",
             "past_due_grace_expired",
         ),
-        (sub(status="canceled"), "starter", None),
+        # canceled is ended: a cancellation at the period end stays active until then
+        (sub(status="canceled"), "free", "canceled"),
         (sub(status="canceled", period_end=NOW - timedelta(seconds=1)), "free", "canceled"),
         (sub(cancel_at_period_end=True, period_end=NOW - timedelta(hours=1)), "free", "canceled"),
         (sub(status="incomplete"), "free", "incomplete"),
@@ -78,10 +81,12 @@ def test_status_decides_between_the_tier_and_the_free_fallback(subscription, tie
     assert (e.tier.id, e.fallback_reason) == (tier, reason)
 
 
-def test_trial_extension_override_keeps_the_trial_going():
-    trial = sub(status="trialing", trial_end=NOW - timedelta(days=1))
+def test_a_trial_extension_override_is_billings_to_apply_not_the_gates():
+    """A trial extension moves the subscription's trial_end in billing (the first charge moves
+    with it): the gate reads the moved end and does not add the days a second time."""
+    trial = sub(status="trialing", trial_end=NOW - timedelta(days=2))
     e = ent(trial, overrides=[OverrideView("trial_extension", days=3)])
-    assert e.tier.id == "starter"
+    assert (e.tier.id, e.fallback_reason) == ("free", "trial_ended")
 
 
 def test_addon_grants_add_to_the_tier_limit_times_quantity():
@@ -151,7 +156,9 @@ def test_past_due_after_grace_falls_to_the_free_tier_of_the_newest_catalog():
         grace_days=7,
     )
     assert (e.tier.id, e.catalog_version, e.features["projects"].limit) == ("free", 2, 5)
-    assert e.currency == "usd" and e.billing_anchor is None
+    assert e.currency == "usd"
+    # billing-period counters keep counting in the period the subscription is in
+    assert e.billing_anchor == (late.period_start, late.period_end, late.interval)
 
 
 def test_grace_days_come_from_the_settings():
@@ -163,19 +170,6 @@ def test_grace_days_come_from_the_settings():
 def test_cancel_at_period_end_keeps_the_tier_until_the_period_ends():
     e = ent(sub("pro", cancel_at_period_end=True))
     assert (e.tier.id, e.status, e.fallback_reason) == ("pro", "active", None)
-
-
-def test_expired_trial_extension_does_not_extend():
-    trial = sub(status="trialing", trial_end=NOW - timedelta(days=1))
-    stale = OverrideView("trial_extension", days=3, expires_at=NOW - timedelta(hours=1))
-    assert ent(trial, overrides=[stale]).tier.id == "free"
-
-
-def test_trial_extension_days_add_up_and_then_end():
-    trial = sub(status="trialing", trial_end=NOW - timedelta(days=3))
-    days = [OverrideView("trial_extension", days=2), OverrideView("trial_extension", days=2)]
-    assert ent(trial, overrides=days).tier.id == "starter"
-    assert ent(trial, overrides=days, now=NOW + timedelta(days=1)).tier.id == "free"
 
 
 def test_addon_included_in_a_tier_applies_without_being_bought():

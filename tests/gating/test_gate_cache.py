@@ -215,11 +215,10 @@ def _sub(**kw) -> SubscriptionView:
     [
         (None, (), datetime.max.replace(tzinfo=UTC)),
         (_sub(), (), T0 + timedelta(days=16)),  # the period end
-        (_sub(status="trialing", trial_end=T0 + timedelta(days=2)), (), T0 + timedelta(days=2)),
-        (  # a trial extension moves the trial end
+        (  # a trial past its end keeps its tier for a day while billing converts it
             _sub(status="trialing", trial_end=T0 + timedelta(days=2)),
-            (OverrideView("trial_extension", None, None, 3, None),),
-            T0 + timedelta(days=5),
+            (),
+            T0 + timedelta(days=3),
         ),
         (  # past due since yesterday, 7 grace days
             _sub(status="past_due", past_due_since=T0 - timedelta(days=1)),

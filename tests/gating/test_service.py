@@ -306,13 +306,14 @@ def test_grace_days_come_from_the_settings(db, clock):
         assert service.check(s, clock, "acme", "audit_log", settings=longer).allowed
 
 
-def test_expired_trial_falls_to_free_and_a_trial_extension_restores_it(db, clock):
-    trial_end = clock.now() - timedelta(days=1)
-    account(db, clock, tier="pro", status="trialing", trial_end=trial_end)
-    assert run(db, clock, service.check, "acme", "audit_log").reason == "feature_not_in_tier"
-    with db.session() as s:
-        add_override(s, "acme", "trial_extension", days=3, now=clock.now())
+def test_a_trial_billing_has_not_converted_falls_to_free_a_day_after_its_end(db, clock):
+    """Billing turns a trial into its first paid period at its end (manual billing: the daily
+    `tiergate billing renew`): until a day after the end the tier stays, then Free."""
+    account(db, clock, tier="pro", status="trialing", trial_end=clock.now())
+    clock.advance(hours=23)
     assert run(db, clock, service.check, "acme", "audit_log").allowed
+    clock.advance(hours=1)
+    assert run(db, clock, service.check, "acme", "audit_log").reason == "feature_not_in_tier"
 
 
 def test_legacy_hidden_tier_pinned_to_an_old_version_still_gates(db, clock, demo_catalog):
