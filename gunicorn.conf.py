@@ -13,5 +13,8 @@ keepalive = 5
 max_requests = 10000
 max_requests_jitter = 1000
 accesslog = "-"
+# gunicorn's default format with the path only (%(U)s) and no Referer: a query string holds
+# customers' signed links (`t`), which are never written down
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s" %(L)s'
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("TIERGATE_FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -64,7 +64,17 @@ def deliver_command(limit: int) -> None:
         lines = notifications.deliver_due(session, get_clock(), url, secret, limit=limit)
     for line in lines:
         click.echo(line)
-    click.echo(f"{len(lines)} notification(s) sent.")
+    delivered = sum(line.endswith(": delivered") for line in lines)
+    given_up = sum("gave up after" in line for line in lines)
+    retrying = len(lines) - delivered - given_up
+    click.echo(
+        f"{delivered} notification(s) delivered, {retrying} to retry, {given_up} given up on."
+    )
+    if given_up:  # lost for good: a scheduler sees it (the others are tried again)
+        raise click.ClickException(
+            f"{given_up} notification(s) could not be delivered and will not be tried again: "
+            "see above (`tiergate notifications list --failed`)."
+        )
 
 
 @notifications_group.command("list")

@@ -59,9 +59,12 @@ def offer_link(
     return f"{_base(config)}/offers/{offer_id}?{urlencode(query)}"
 
 
-def read_offer_token(config: Mapping[str, Any], token: str, offer_id: str) -> str:
-    """The account id a valid token for `offer_id` carries; Forbidden when invalid or expired."""
-    data = _load(config, OFFER_SALT, token)
+def read_offer_token(
+    config: Mapping[str, Any], token: str, offer_id: str, *, max_age: int | None = None
+) -> str:
+    """The account id a valid token for `offer_id` carries; Forbidden when invalid or expired
+    (older than `max_age` seconds, by default the billing links' age)."""
+    data = _load(config, OFFER_SALT, token, max_age)
     if (
         not isinstance(data, dict)
         or data.get("o") != offer_id
@@ -102,26 +105,33 @@ ONLY_ADDON = (
 )
 
 
-def read_account_grant(config: Mapping[str, Any], token: str) -> tuple[str, str | None]:
+def read_account_grant(
+    config: Mapping[str, Any], token: str, *, max_age: int | None = None
+) -> tuple[str, str | None]:
     """(account id, the add-on the token is limited to or None); Forbidden when invalid."""
-    data = _load(config, ACCOUNT_SALT, token)
+    data = _load(config, ACCOUNT_SALT, token, max_age)
     if not isinstance(data, dict) or not isinstance(data.get("a"), str) or "\x00" in data["a"]:
         raise Forbidden("This billing link is not valid. Open billing again from the app.")
     only = data.get("only")
     return str(data["a"]), (only if isinstance(only, str) else None)
 
 
-def _load(config: Mapping[str, Any], salt: str, token: str) -> Any:
+def _load(config: Mapping[str, Any], salt: str, token: str, age: int | None = None) -> Any:
     if not token:
         raise Forbidden(
             "This page needs a signed link from the app (the `t` parameter is missing)."
         )
     try:
-        return _serializer(config, salt).loads(token, max_age=max_age(config))
+        return _serializer(config, salt).loads(token, max_age=age or max_age(config))
     except SignatureExpired:
         raise Forbidden("This link has expired. Open it again from the app.") from None
     except BadSignature:
         raise Forbidden("This link is not valid. Open it again from the app.") from None
+
+
+# Stripe keeps an unpaid Checkout page payable for 24 hours: the links it sends the customer
+# back on (carrying the page's session_id) open for that long, with an hour's margin.
+CHECKOUT_RETURN_MAX_AGE = 25 * 3600
 
 
 def safe_return_url(config: Mapping[str, Any], url: str | None) -> str | None:

@@ -860,6 +860,17 @@ def close_open_checkouts(
     return None
 
 
+def checkout_exists(session: Session, account_id: str, session_id: str) -> bool:
+    """Whether `session_id` is the processor's page of a checkout this account started."""
+    changes = session.scalars(
+        select(BillingChange).where(
+            BillingChange.account_id == account_id,
+            BillingChange.kind.in_(("checkout", "subscribe")),
+        )
+    )
+    return any((c.result or {}).get("external_id") == session_id for c in changes)
+
+
 def confirm_checkout(
     session: Session, clock: Clock, provider: BillingProvider, account_id: str, session_id: str
 ) -> str | None:
@@ -1083,8 +1094,10 @@ def buy_addon(
     """
     _check_proration_date(session, clock, proration_date)
     offer = offers.get_offer(session, offer_id, account_id=account_id) if offer_id else None
-    if offer is not None and offer.addon_id != addon_id:
-        raise InvalidRequest(f"Offer {offer.id} is not an offer for {addon_id!r}.")
+    if offer is not None and (offer.addon_id != addon_id or offer.to_tier_id is not None):
+        # (an upgrade offer that suggests the add-on is sold as a plan: buying the add-on
+        # alone is not its sale)
+        raise InvalidRequest(f"Offer {offer.id} is not an offer for {addon_id!r} alone.")
     lock_account(session, account_id)  # before anything is quoted from its balance
     price, due = addon_quote(session, clock, account_id, addon_id, proration_date)
     if due != expected_amount_due:

@@ -6,6 +6,7 @@ import click
 from flask.cli import with_appcontext
 
 from tiergate.db import get_db
+from tiergate.exceptions import TiergateError
 from tiergate.extensions import get_billing, get_clock
 
 
@@ -29,10 +30,13 @@ def sync_command(dry_run: bool) -> None:
             "Billing is not through Stripe: set TIERGATE_STRIPE_SECRET_KEY (and "
             "TIERGATE_STRIPE_WEBHOOK_SECRET) to sync the catalog to Stripe."
         )
-    with get_db().session() as session:
-        published = store.load(session)
-    now = get_clock().now()
-    actions = stripe_sync.plan(billing.client, published, now)
+    try:
+        with get_db().session() as session:
+            published = store.load(session)
+        now = get_clock().now()
+        actions = stripe_sync.plan(billing.client, published, now)
+    except TiergateError as exc:  # no catalog yet, Stripe unreachable or refusing the key
+        raise click.ClickException(exc.message) from None
     for note in stripe_sync.code_notes(published.catalog, now):
         click.echo(note)
     for action in actions:
@@ -42,7 +46,13 @@ def sync_command(dry_run: bool) -> None:
     elif dry_run:
         click.echo(f"Dry run: {len(actions)} change(s) planned, nothing changed in Stripe.")
     else:
-        stripe_sync.apply(billing.client, actions)
+        try:
+            stripe_sync.apply(billing.client, actions)
+        except TiergateError as exc:
+            raise click.ClickException(
+                f"{exc.message} Stopped part way: run `tiergate stripe sync` again, it makes "
+                "only what is still missing."
+            ) from None
         click.echo(
             f"{len(actions)} change(s) made: Stripe sells catalog version {published.version}."
         )

@@ -107,7 +107,14 @@ def _billing_link(account_id: str) -> str | None:
 
 
 def _offer_for_link(offer_id: str) -> tuple[Offer, str]:
-    account_id = portal.read_offer_token(current_app.config, request.values.get("t", ""), offer_id)
+    token = request.values.get("t", "")
+    try:
+        account_id = portal.read_offer_token(current_app.config, token, offer_id)
+    except Forbidden:
+        account_id = portal.read_offer_token(
+            current_app.config, token, offer_id, max_age=portal.CHECKOUT_RETURN_MAX_AGE
+        )
+        _back_from_checkout(account_id)
     offer = offers.get_offer(get_session(), offer_id, account_id=account_id)
     if offer.account_id != account_id:
         raise NotFound(f"Offer {offer_id!r} does not exist for this account.")
@@ -583,7 +590,14 @@ def _success_message(change: BillingChange, tier: Any) -> str:
 def _account_id() -> str:
     """The account the billing page's token is for. A token limited to one add-on (the
     cross-sell after a paid offer) opens that add-on's page and its outcome only."""
-    account_id, only = portal.read_account_grant(current_app.config, request.values.get("t", ""))
+    token = request.values.get("t", "")
+    try:
+        account_id, only = portal.read_account_grant(current_app.config, token)
+    except Forbidden:
+        account_id, only = portal.read_account_grant(
+            current_app.config, token, max_age=portal.CHECKOUT_RETURN_MAX_AGE
+        )
+        _back_from_checkout(account_id)
     if only is not None:
         args = request.view_args or {}
         if not (
@@ -593,6 +607,17 @@ def _account_id() -> str:
             raise Forbidden(portal.ONLY_ADDON)
     g.billing_only = only
     return account_id
+
+
+def _back_from_checkout(account_id: str) -> None:
+    """An expired link is still good on the way back from a Checkout page the customer may
+    have paid hours after it was opened: when its `session_id` names a checkout of this
+    account (Stripe puts it in the return URL). Forbidden otherwise."""
+    session_id = request.args.get("session_id", "")
+    if request.method != "GET" or not 0 < len(session_id) <= 255:
+        raise Forbidden("This link has expired. Open it again from the app.")
+    if not service.checkout_exists(get_session(), account_id, session_id):
+        raise Forbidden("This link has expired. Open it again from the app.")
 
 
 def _token(account_id: str) -> str:
@@ -1008,6 +1033,8 @@ def addon_page(addon_id: str) -> Page:
     dismiss_url = None
     if offer_id:  # from the post-purchase cross-sell
         offer = offers.get_offer(session, offer_id, account_id=account_id)
+        if offer.addon_id != addon_id or offer.to_tier_id is not None:
+            raise NotFound(f"Offer {offer_id!r} is not an offer for this add-on.")
         if offer.status is OfferStatus.SHOWN and request.method == "GET":  # the click
             offers.record_event(session, clock, offer.id, "clicked", account_id=account_id)
             session.commit()

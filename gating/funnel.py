@@ -107,6 +107,7 @@ def funnel(session: Session, *, since: datetime, until: datetime) -> Funnel:
             .order_by(Offer.created_at, Offer.id)
         )
     )
+    offers = _rooted_in_window(session, offers, since)
     reached: dict[str, set[OfferStatus]] = defaultdict(set)
     for offer_id, kind in session.execute(
         select(OfferEvent.offer_id, OfferEvent.type)
@@ -154,6 +155,29 @@ def _chains(offers: list[Offer]) -> dict[Offer, list[Offer]]:
             seen.add(origin)
         chains.setdefault(first, []).append(offer)
     return chains
+
+
+def _rooted_in_window(session: Session, offers: list[Offer], since: datetime) -> list[Offer]:
+    """The offers less those quoted again from an offer made before the window: that first
+    offer's chain was counted in its own window (a customer saw one offer)."""
+    by_id = {offer.id: offer for offer in offers}
+    older: dict[str, bool] = {}  # offer id -> its chain began before `since`
+
+    def began_before(offer_id: str, depth: int = 0) -> bool:
+        if offer_id in older:
+            return older[offer_id]
+        offer = by_id.get(offer_id) or session.get(Offer, offer_id)
+        if offer is None or depth > 50:  # an origin gone (or a loop): the chain starts here
+            return False
+        origin = _origin(offer)
+        if origin is not None and began_before(origin, depth + 1):
+            result = True
+        else:
+            result = offer.created_at < since and offer_id not in by_id
+        older[offer_id] = result
+        return result
+
+    return [offer for offer in offers if not began_before(offer.id)]
 
 
 def _origin(offer: Offer) -> str | None:
@@ -287,5 +311,8 @@ def funnel_text(result: Funnel) -> str:
 
     lines.append(line("all offers", result.total))
     lines += [line(f"trigger {r.trigger}", r) for r in result.by_trigger]
-    lines += [line(f"feature {r.feature}", r) for r in result.by_feature]
+    lines += [
+        line(f"feature {r.feature}" if r.feature else "no feature (cross-sell)", r)
+        for r in result.by_feature
+    ]
     return "\n".join(lines)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,10 +73,20 @@ def text_from_env(config: dict[str, Any], environ: Mapping[str, str]) -> None:
 def validate(config: dict[str, Any]) -> None:
     """Fail at start with one clear line when a required setting is missing or invalid."""
     try:
-        make_url(str(config["DATABASE_URL"]))
+        url = make_url(str(config["DATABASE_URL"]))
     except ArgumentError:
         raise ConfigError(
             f"TIERGATE_DATABASE_URL is not a database URL: {config['DATABASE_URL']!r}"
+        ) from None
+    try:
+        url.get_dialect().import_dbapi()
+        if url.get_backend_name() not in ("postgresql", "sqlite"):
+            raise ImportError(url.get_backend_name())
+    except (NoSuchModuleError, ImportError):
+        hint = " (did you mean postgresql://?)" if url.drivername == "postgres" else ""
+        raise ConfigError(
+            f"TIERGATE_DATABASE_URL names a database tiergate cannot use: "
+            f"{url.drivername!r}{hint}; use postgresql:// or sqlite://"
         ) from None
     if not str(config.get("BASE_URL", "")).startswith(("http://", "https://")):
         raise ConfigError(
@@ -95,6 +106,7 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError(
             f"TIERGATE_MAX_CONTENT_LENGTH must be whole bytes, at least 1024, not {body!r}"
         )
+    _check_return_origins(config.get("BILLING_RETURN_ORIGINS"))
     notify_url = config.get("NOTIFY_URL")
     if notify_url:
         problem = _url_problem(str(notify_url))
@@ -176,3 +188,21 @@ def _url_problem(url: str) -> str | None:
     if not parts.hostname:
         return "has no host name"
     return None
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+
+def _check_return_origins(value: Any) -> None:
+    """TIERGATE_BILLING_RETURN_ORIGINS: comma-separated origins (scheme, host, optional port),
+    written into every customer page's Content-Security-Policy: nothing else is accepted."""
+    origins = value.split(",") if isinstance(value, str) else list(value or ())
+    for origin in origins:
+        text = str(origin).strip()
+        if not text:
+            continue
+        if not _ORIGIN.fullmatch(text):
+            raise ConfigError(
+                "TIERGATE_BILLING_RETURN_ORIGINS must be comma-separated origins like "
+                f"https://app.example.com (scheme, host, optional port; no path), not {text!r}"
+            )

@@ -144,16 +144,16 @@ def publish_command(file: str, note: str, author: str | None) -> None:
             "run the command again."
         )
     if not result.created:
-        newest = (
-            f" (the newest is {latest.version})" if latest and latest.version != version else ""
-        )
         click.echo(
-            f"no-op: {file} is identical to the published version {version}{newest} "
+            f"no-op: {file} is identical to the newest published version {version} "
             f"(sha256 {digest[:12]}); nothing was published."
         )
         return
     changes = diff_catalogs(latest.catalog if latest else None, catalog)
-    click.echo(f"Published catalog version {version} (sha256 {digest[:12]}) by {author}.")
+    rollback = f", the content of version {result.same_as}" if result.same_as else ""
+    click.echo(
+        f"Published catalog version {version} (sha256 {digest[:12]}{rollback}) by {author}."
+    )
     click.echo(f"{summary(changes)}:" if changes else "no changes")
     if changes:
         click.echo(render(changes))

@@ -15,7 +15,8 @@ class CatalogVersion(Base):
     __tablename__ = "catalog_versions"
 
     version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    content_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the document
+    # sha256 of the document; a rollback publishes an older version's content again
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
     source: Mapped[str] = mapped_column(Text)  # the YAML as reviewed, comments and all
     document: Mapped[dict[str, Any]] = mapped_column(JSON)  # canonical form (Catalog.to_document)
     author: Mapped[str] = mapped_column(String(200))

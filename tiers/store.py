@@ -28,7 +28,8 @@ class Published:
 @dataclass(frozen=True)
 class PublishResult:
     version: CatalogVersion
-    created: bool  # False: identical content was already published (a no-op)
+    created: bool  # False: the newest version has identical content (a no-op)
+    same_as: int | None = None  # created with the content of this older version (a rollback)
 
 
 def content_hash(catalog: Catalog) -> str:
@@ -51,15 +52,19 @@ PUBLISH_LOCK_KEY = 0x7467636174
 def publish(
     session: Session, catalog: Catalog, *, source: str, author: str, note: str, now: datetime
 ) -> PublishResult:
-    """Store a new immutable version, or return the existing one when the content is identical."""
+    """Store a new immutable version, or return the newest one when its content is identical.
+    The content of an older version is published again as a new one: a rollback."""
     _check_column("author", author)
     _check_column("note", note)
     digest = content_hash(catalog)
     _lock_publishing(session)
-    existing = session.scalar(select(CatalogVersion).where(CatalogVersion.content_hash == digest))
-    if existing is not None:
-        return PublishResult(existing, created=False)
-    latest = session.scalar(select(func.max(CatalogVersion.version))) or 0
+    newest = session.scalar(select(CatalogVersion).order_by(CatalogVersion.version.desc()))
+    if newest is not None and newest.content_hash == digest:
+        return PublishResult(newest, created=False)
+    older = session.scalar(
+        select(func.max(CatalogVersion.version)).where(CatalogVersion.content_hash == digest)
+    )
+    latest = newest.version if newest is not None else 0
     row = CatalogVersion(
         version=latest + 1,
         content_hash=digest,
@@ -71,7 +76,7 @@ def publish(
     )
     session.add(row)
     session.flush()
-    return PublishResult(row, created=True)
+    return PublishResult(row, created=True, same_as=older)
 
 
 def _lock_publishing(session: Session) -> None:

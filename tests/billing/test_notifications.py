@@ -182,7 +182,7 @@ def test_a_notification_is_posted_signed_and_marked_delivered_once(
     note = verify_notification(body, headers["Tiergate-Signature"], SECRET)  # signed just now
     assert (note["id"], note["type"], note["account_id"]) == (note_id, "trial.will_end", "acme")
     assert headers["Content-Type"] == "application/json"
-    assert "0 notification(s) sent." in deliver(app)  # delivered: never sent again
+    assert "0 notification(s) delivered, 0 to retry" in deliver(app)  # never sent again
     assert len(receiver.received) == 1
 
 
@@ -192,10 +192,11 @@ def test_a_failing_host_app_is_retried_with_backoff_then_given_up_on(
     note_id = queue_one(app, clock)
     receiver.status = 500
     assert "the host app answered 500; next attempt at" in deliver(app)
-    assert "0 notification(s) sent." in deliver(app)  # not due yet
+    assert "0 notification(s) delivered, 0 to retry" in deliver(app)  # not due yet
     for wait in notifications.BACKOFF:
         clock.advance(seconds=wait.total_seconds())
-        deliver(app)
+        last = app.test_cli_runner().invoke(notifications_group, ["deliver"])
+    assert last.exit_code == 1 and "1 given up on" in last.output  # a scheduler sees it
     assert len(receiver.received) == notifications.MAX_ATTEMPTS
     [note] = queued(app)
     assert note.next_attempt_at is None and note.delivered_at is None
@@ -408,3 +409,25 @@ def test_a_host_app_answering_something_else_than_http_is_a_failed_attempt_retri
     assert "did not answer in HTTP" in output and "next attempt at" in output
     by_id = {n.id: n for n in queued(app)}
     assert all(by_id[i].attempts == 1 and by_id[i].last_error for i in (first, second))
+
+
+DOWN = "http://127.0.0.1:9/tiergate/notifications"  # nothing listens there
+
+
+def test_deliver_counts_what_was_delivered_and_exits_non_zero_when_it_gives_up(
+    app: Any, clock: Any, demo_catalog: Any
+) -> None:
+    """The host app is down: the summary says nothing was delivered and one will be retried;
+    the run that gives up on it for good (a `payment.failed` the host app never gets) exits
+    non-zero, as `billing renew` does, so a scheduler sees it."""
+    app.config["NOTIFY_URL"], app.config["NOTIFY_SECRET"] = DOWN, SECRET
+    queue_one(app, clock)
+    result = app.test_cli_runner().invoke(notifications_group, ["deliver"])
+    assert "0 notification(s) delivered, 1 to retry, 0 given up on." in result.output
+    assert result.exit_code == 0, result.output
+    for wait in notifications.BACKOFF:
+        clock.advance(seconds=wait.total_seconds())
+        result = app.test_cli_runner().invoke(notifications_group, ["deliver"])
+    assert "gave up after" in result.output
+    assert "0 notification(s) delivered, 0 to retry, 1 given up on." in result.output
+    assert result.exit_code == 1

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from gating import offers
-from gating.funnel import funnel
+from gating.funnel import Funnel, FunnelRow, funnel, funnel_text
 from tests.gating.test_offers import make_account, quote
 from tiergate.exceptions import InvalidRequest
 
@@ -161,3 +161,42 @@ def test_a_forever_promotion_counts_as_less_recurring_revenue(session, clock, de
     walk(session, clock, offer, "shown", "accepted", "paid")
     report = funnel(session, since=since, until=clock.now() + timedelta(seconds=1))
     assert report.total.mrr_added == {"usd": 2320 - 900}
+
+
+def test_an_offer_requoted_in_the_next_window_is_not_counted_again(session, clock, demo_catalog):
+    """A customer shown an offer at 23:50 reopens it after its quote expired, at 00:10 (a
+    requote): one offer. The first day's report counts it and the next day's does not, so
+    daily reports add up to the report over both days."""
+    v = demo_catalog.version
+    monday = clock.now()
+    account = make_account(session, clock, "acme", "starter", version=v)
+    first = quote(session, clock, account, demo_catalog)
+    walk(session, clock, first, "shown")
+    midnight = clock.now() + timedelta(minutes=10)
+    clock.set(midnight + timedelta(minutes=40))  # the 30-minute quote has expired
+    again = offers.requote(session, clock, first)
+    assert again.details["requoted_from"] == first.id
+    walk(session, clock, again, "shown", "clicked", "accepted", "paid")
+    end = clock.now() + timedelta(seconds=1)
+
+    whole = funnel(session, since=monday, until=end).total
+    day1 = funnel(session, since=monday, until=midnight).total
+    day2 = funnel(session, since=midnight, until=end).total
+
+    assert (whole.created, whole.shown, whole.paid) == (1, 1, 1)
+    assert (day1.created + day2.created, day1.shown + day2.shown) == (
+        whole.created,
+        whole.shown,
+    ), f"day 1: {day1.to_json()}; day 2: {day2.to_json()}"
+
+
+def test_the_terminal_table_names_offers_without_a_feature_in_words():
+    """Post-purchase cross-sell offers have no feature: `tiergate funnel` labels their row in
+    words, not "feature None"."""
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    cross_sell = FunnelRow("post_purchase", None, created=1, shown=1)
+    by_feature = (FunnelRow(None, None, created=1, shown=1),)
+    text = funnel_text(
+        Funnel(at, at, FunnelRow(None, None, created=1, shown=1), (cross_sell,), by_feature, ())
+    )
+    assert "feature None" not in text and "no feature (cross-sell)" in text, text

@@ -100,7 +100,7 @@ def test_publishing_identical_content_is_a_no_op(run, demo_catalog, session):
     result = run("publish", str(DEMO), "--note", "again")
     assert result.exit_code == 0
     assert result.output.startswith(
-        f"no-op: {DEMO} is identical to the published version {demo_catalog.version} "
+        f"no-op: {DEMO} is identical to the newest published version {demo_catalog.version} "
     )
     assert "nothing was published" in result.output
     assert version_count(session) == 1
