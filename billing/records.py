@@ -272,17 +272,21 @@ def state_of(session: Session, sub: Subscription) -> SubscriptionState:
             kept.append(price)
     next_plan = None
     next_addons = tuple(kept) if len(kept) != len(addons) else None
+    scheduled_in = newest  # the catalog it was scheduled under (the newest, when not recorded)
     if sub.scheduled_tier_id or sub.scheduled_interval:
+        scheduled_in = store.load(session, sub.scheduled_catalog_version).catalog
         next_plan = tier_price(
-            newest,
+            scheduled_in,
             sub.scheduled_tier_id or sub.tier_id,
             sub.scheduled_interval or sub.interval,
             sub.currency,
         )
     if next_plan is not None and next_plan.interval != sub.interval:
         # The add-ons that stay move to the next period's interval with the plan (as the
-        # plan, at the newest catalog's price), even when none is removed.
-        next_addons = reprice(newest, tuple(kept), next_plan.interval or sub.interval, sub.currency)
+        # plan, at that catalog's price), even when none is removed.
+        next_addons = reprice(
+            scheduled_in, tuple(kept), next_plan.interval or sub.interval, sub.currency
+        )
     item_ids = {r.addon_id: r.stripe_subscription_item_id for r in rows}
     return SubscriptionState(
         plan=plan,
@@ -573,8 +577,16 @@ def _save_state(
         sub.canceled_at = sub.canceled_at or now
     else:
         sub.canceled_at = None
+    scheduled = (sub.scheduled_tier_id, sub.scheduled_interval)
     sub.scheduled_tier_id = _scheduled(state.next_plan, state.plan, "item_id")
     sub.scheduled_interval = _scheduled(state.next_plan, state.plan, "interval")
+    if sub.scheduled_tier_id is None and sub.scheduled_interval is None:
+        sub.scheduled_catalog_version = None
+    elif sub.scheduled_catalog_version is None or scheduled != (
+        sub.scheduled_tier_id,
+        sub.scheduled_interval,
+    ):  # scheduled now, at the newest catalog's price (the one the customer was shown)
+        sub.scheduled_catalog_version = store.load(session).version
     sub.provider = provider_name
     sub.stripe_subscription_id = state.external_id
     sub.running_discount = running_to_json(state.running_discount)
@@ -1031,10 +1043,30 @@ def extend_trial(
         new_state = provider.extend_trial(request)
     except ProviderUnavailable as exc:
         change.error = exc.message
-        return FlowResult(FlowStatus.PENDING, change, UNREACHABLE)
+        found = _made_after_all(provider, change.id)  # the answer lost, the change made?
+        if found is None:
+            return FlowResult(
+                FlowStatus.PENDING,
+                change,
+                "The payment processor could not be reached to extend the trial, and may have "
+                "extended it: check the account's trial end (GET /v1/accounts/{id}) before "
+                "trying again.",
+            )
+        new_state = found
     result = Result(Outcome.DONE, subscription=new_state)
     apply_result(session, clock, provider.name, change, result, sub.catalog_version)
     return FlowResult(FlowStatus.DONE, change, f"The trial now ends on {until:%B %-d, %Y}.")
+
+
+def _made_after_all(provider: BillingProvider, change_id: str) -> SubscriptionState | None:
+    """The state a change left when the provider made it though its answer was lost."""
+    try:
+        found = provider.find_change(change_id)
+    except ProviderUnavailable:
+        return None
+    if found is None or found.outcome is not Outcome.DONE:
+        return None
+    return found.subscription
 
 
 def live_or_conflict(session: Session, account_id: str) -> tuple[Account, Subscription]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from billing.manual import running
@@ -74,6 +74,7 @@ from billing.sync_state import pending_changes, settle_change
 from gating import offers
 from gating.models import (
     Account,
+    AccountAddOn,
     Offer,
     OfferStatus,
     OfferTrigger,
@@ -1067,6 +1068,20 @@ def addon_quote(
     return price, due.amount_due
 
 
+def one_time_bought(
+    session: Session, account_id: str, catalog: Catalog
+) -> dict[str, datetime]:
+    """The one-time add-ons the account has bought: when each was last bought (the pages say
+    so, so that a second purchase is one the customer means)."""
+    once = [a.id for a in catalog.addons if a.billing is AddOnBilling.ONE_TIME]
+    rows = session.execute(
+        select(AccountAddOn.addon_id, func.max(AccountAddOn.purchased_at))
+        .where(AccountAddOn.account_id == account_id, AccountAddOn.addon_id.in_(once))
+        .group_by(AccountAddOn.addon_id)
+    )
+    return {addon_id: at for addon_id, at in rows if at is not None}
+
+
 def _live_for_addon(session: Session, account_id: str) -> tuple[Account, Subscription]:
     account = account_of(session, account_id)
     sub = live_subscription(account)
@@ -1323,7 +1338,11 @@ def _renew_one(
         )
     state = state_of(session, sub)
     scheduled = sub.scheduled_tier_id is not None or sub.scheduled_interval is not None
-    version = store.load(session).version if scheduled else sub.catalog_version
+    version = (
+        (sub.scheduled_catalog_version or store.load(session).version)
+        if scheduled
+        else sub.catalog_version
+    )
     change = _renew_change(session, clock, sub)
     request = RenewRequest(change.id, customer_of(account, sub.currency), state, None)
     try:

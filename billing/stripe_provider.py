@@ -278,7 +278,10 @@ class StripeBilling:
             due = _due_now(invoice, end, sum(p.amount for p in request.one_time))
             _check_quote(due, request.expected_amount_due, request.plan.currency)
             written = True
-            self._update(sub_id, {"metadata": {"tiergate_change": key}}, key, "tag")
+            # The items this change makes: a change during a trial invoices nothing, so they
+            # are what shows (find_change) that Stripe made it when its answer was lost.
+            target = {"tiergate_change": key, "tiergate_target": self._refs(_items_after(request))}
+            self._update(sub_id, {"metadata": target}, key, "tag")
             update: SubscriptionUpdateParams = {
                 "items": items,
                 "proration_date": when,
@@ -478,12 +481,29 @@ class StripeBilling:
             meta = _meta(sub)
             if meta.get("tiergate_change") == idempotency_key and (
                 meta.get("tiergate_change_kind") in ("schedule", "trial")
+                or (sub.status == "trialing" and self._made(sub, meta.get("tiergate_target")))
             ):
                 state = self._state(self._subscription(sub.id))
                 return Result(
                     Outcome.DONE, subscription=state, customer_external_id=_id_of(sub.customer)
                 )
         return None
+
+    def _made(self, sub: stripe.Subscription, target: str | None) -> bool:
+        """Whether the subscription has exactly the items a change tagged it with (a change
+        during a trial, which charges nothing, was made)."""
+        if not target:
+            return False
+        wanted = sorted((p.lookup_key, p.quantity) for p in self._from_refs(target))
+        items = self._subscription(sub.id)["items"].data
+        ids = [_id_of(i.price) for i in items]
+        if None in ids:
+            return False
+        have = sorted(
+            (self._price_by_id(str(pid)).lookup_key, i.quantity or 1)
+            for pid, i in zip(ids, items, strict=True)
+        )
+        return wanted == have
 
     def payment_url(self, current: SubscriptionState) -> str | None:
         """The hosted page of the subscription's open invoice (Stripe's own payment page, where
@@ -941,6 +961,11 @@ def _unless_missing(doing: str, fetch: Callable[[], T]) -> T | None:
 
 def _key(key: str, step: str) -> stripe.RequestOptions:
     return {"idempotency_key": f"{key}:{step}"}
+
+
+def _items_after(request: ChangeRequest) -> tuple[Price, ...]:
+    """The subscription's recurring items once the change is made."""
+    return (request.plan, *request.addons)
 
 
 def _running_trial_end(current: SubscriptionState, now: datetime) -> int | None:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from billing.models import BillingChange, ChangeStatus, Invoice
 from billing.provider import Outcome, Price, Result, SubscriptionState
 from billing.records import LIVE, _save_state, account_of, apply_result, fail_change, new_change
-from gating.models import Account, Offer, Subscription, SubscriptionStatus
+from gating.models import Account, AccountAddOn, Offer, Subscription, SubscriptionStatus
 from tiergate.clock import Clock
 from tiergate.exceptions import NotFound, PaymentFailed
 from tiers import store
@@ -109,16 +109,25 @@ def catalog_version_for(session: Session, sub: Subscription | None, plan: Price)
     return newest
 
 
-def _describe(sub: Subscription | None) -> dict[str, str]:
+def _describe(session: Session, sub: Subscription | None) -> dict[str, str]:
+    """What reconcile and webhooks report changing: the terms, the trial's end, the add-ons."""
     if sub is None:
         return {"status": "none"}
+    session.flush()  # the add-on rows just synced
+    owned = session.scalars(
+        select(AccountAddOn).where(
+            AccountAddOn.account_id == sub.account_id, AccountAddOn.active.is_(True)
+        )
+    )
     return {
         "tier": sub.tier_id,
         "interval": sub.interval,
         "status": SubscriptionStatus(sub.status).value,
         "period end": f"{sub.current_period_end:%Y-%m-%d}",
+        "trial end": f"{sub.trial_end:%Y-%m-%d}" if sub.trial_end else "none",
         "cancel at period end": "yes" if sub.cancel_at_period_end else "no",
         "scheduled tier": sub.scheduled_tier_id or "none",
+        "add-ons": ", ".join(sorted(f"{a.addon_id} x{a.quantity}" for a in owned)) or "none",
     }
 
 
@@ -156,7 +165,7 @@ def apply_subscription(
         return []
     if sub is not None and sub.provider != PROVIDER and sub.status in LIVE and not live:
         return []
-    before = _describe(sub)
+    before = _describe(session, sub)
     version = catalog_version_for(session, sub, state.plan)
     _save_state(session, clock, account, state, version, PROVIDER)
     sub = account.subscription
@@ -171,7 +180,7 @@ def apply_subscription(
     if seen_at is not None and newer:
         sub.stripe_state_at = seen_at
     session.flush()
-    return _changes(before, _describe(sub))
+    return _changes(before, _describe(session, sub))
 
 
 def follow_switch(
@@ -220,7 +229,7 @@ def follow_switch(
     change = new_change(
         session, clock, account.id, "switch", request, change_id=change_id, currency=currency
     )
-    before = _describe(sub)
+    before = _describe(session, sub)
     plan = result.subscription.plan
     version = catalog_version_for(session, sub, plan)
     # The new subscription's invoice.paid may have recorded its invoice first: linked, not copied.
@@ -229,7 +238,7 @@ def follow_switch(
         sub.past_due_since = None
     session.flush()
     return [f"switched from {state.external_id} to {result.subscription.external_id}"] + _changes(
-        before, _describe(sub)
+        before, _describe(session, sub)
     )
 
 

@@ -754,6 +754,7 @@ def account_page() -> Page:
         addons=addons,
         invoices=invoices,
         owned={a.item_id for a in state.addons} if state else set(),
+        bought=service.one_time_bought(session, account_id, catalog),
         confirmed=confirmed,
         past_due=_past_due(sub, state),
         **_ctx(account_id),
@@ -1061,6 +1062,7 @@ def addon_page(addon_id: str) -> Page:
         offer_id=offer_id,
         dismiss_url=dismiss_url,
         notice=notice,
+        bought=service.one_time_bought(session, account_id, catalog).get(addon_id),
         **_ctx(account_id),
     ), (409 if notice else 200)
 

@@ -237,7 +237,7 @@ def dispatch(session: Session, clock: Clock, provider: StripeSource, event: dict
         return _subscription_changed(session, clock, provider, obj.get("id"), obj, at)
     # Three days before a trial ends: nothing changes yet (a reminder could be sent).
     if kind == "customer.subscription.trial_will_end":
-        return _trial_will_end(session, clock, obj)
+        return _trial_will_end(session, clock, provider, obj)
     # An invoice was paid (first, renewal, proration, or a retry after a failure).
     if kind == "invoice.paid":
         return _invoice_paid(session, clock, provider, obj, at)
@@ -353,13 +353,22 @@ def _checkout_completed(
     return "; ".join(part for part in (settled, synced) if part)
 
 
-def _trial_will_end(session: Session, clock: Clock, obj: dict[str, Any]) -> str:
+def _trial_will_end(
+    session: Session, clock: Clock, provider: StripeSource, obj: dict[str, Any]
+) -> str:
     account = _account_of(session, obj)
     if account is None:
         return _ignored(obj)
     trial_end = obj.get("trial_end")
     if not isinstance(trial_end, int):
         return f"{account.id}: trial_will_end without a trial end: nothing to tell"
+    current = provider.fetch_subscription(str(obj.get("id") or ""))
+    if (
+        current is None
+        or current.status != "trialing"
+        or current.trial_end != as_datetime(trial_end)
+    ):  # a late event: the trial was extended, ended or converted since
+        return f"{account.id}: trial_will_end for a trial end that no longer holds: ignored"
     tier = _metadata(obj).get("tiergate_tier")
     if not isinstance(tier, str) and account.subscription is not None:
         tier = account.subscription.tier_id

@@ -139,6 +139,7 @@ def account_json(account: Account) -> dict[str, Any]:
             "status": sub.status.value,
             "catalog_version": sub.catalog_version,
             "current_period_end": sub.current_period_end,
+            "trial_end": sub.trial_end,
             "cancel_at_period_end": sub.cancel_at_period_end,
         },
     }

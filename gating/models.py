@@ -82,6 +82,8 @@ class Subscription(Base):
     # A downgrade or interval change waiting for the period end.
     scheduled_tier_id: Mapped[str | None] = mapped_column(String(64))
     scheduled_interval: Mapped[str | None] = mapped_column(String(16))
+    # The catalog version it was scheduled under: its price is the one the customer was shown
+    scheduled_catalog_version: Mapped[int | None] = mapped_column(Integer)
     provider: Mapped[str] = mapped_column(String(16), default="manual")  # manual | stripe
     stripe_subscription_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     # `created` of the newest Stripe event applied, so an older event never regresses state.

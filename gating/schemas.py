@@ -197,6 +197,9 @@ class SubscriptionSummarySchema(ResponseSchema):
     status = fields.String(metadata={"description": "Stripe's statuses: active, trialing, ..."})
     catalog_version = fields.Integer()
     current_period_end = UTCDateTime()
+    trial_end = UTCDateTime(
+        allow_none=True, metadata={"description": "when the trial ends (null: no trial)"}
+    )
     cancel_at_period_end = fields.Boolean()
 
 

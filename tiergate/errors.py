@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, make_response, render_template, request
+from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, UnprocessableEntity
@@ -108,7 +109,14 @@ def init_app(app: Flask) -> None:
             code, message = "malformed_json", _malformed_json_message(cause)
         if wants_json():
             return error_response(status, code, message)
-        return render_template("error.html", status=status, message=message), status
+        if isinstance(exc, CSRFError):  # a billing form's token missing or too old
+            message = (
+                "This page was open too long, or your browser did not keep its session, so "
+                "the form was not sent and nothing was changed or charged. Go back, reload the "
+                "page and try again."
+            )
+        page = render_template("error.html", status=status, message=message, **_way_back())
+        return page, status
 
     @app.errorhandler(DBAPIError)
     def _database(exc: DBAPIError) -> Any:

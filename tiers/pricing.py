@@ -78,8 +78,10 @@ class CallToAction:
     kind: str  # "primary" (the recommended tier's; with none, every move up) | "secondary"
     # | "current"
     note: str = ""  # why a button without `href` is disabled
-    # `href` quotes the page's interval (an upgrade, a first plan): a page that switches the
-    # interval without a reload changes it there. A move down keeps the subscription's own.
+    # `href` carries the page's interval: a first plan is bought at it; a subscriber's
+    # upgrade is quoted at the plan's own interval with the yearly price as its alternative
+    # (one primary offer, one alternative). A page that switches the interval without a
+    # reload changes it there. A move down keeps the subscription's own.
     follows_interval: bool = False
 
 

@@ -17,6 +17,7 @@ from flask import (
     Flask,
     Response,
     current_app,
+    g,
     jsonify,
     render_template,
     request,
@@ -79,7 +80,12 @@ def pricing_page() -> Any:
     if problem:
         notices.append(problem)
     return render_template(
-        "pricing.html", table=table, notices=notices, query=query, version=published.version
+        "pricing.html",
+        table=table,
+        notices=notices,
+        query=query,
+        version=published.version,
+        currency_locked=bool(g.get("pricing_currency")),  # a subscriber buys in its own
     )
 
 
@@ -131,8 +137,11 @@ def _signed_in(
     held = _held(catalog, sub) if sub is not None else None
     moves = _moves(catalog, sub) if sub is not None else None
 
-    # The page's currency (a first plan is bought in it) and the way back to the app.
-    options = resolve_options(catalog, request.args.get("interval"), request.args.get("currency"))
+    # The page's currency (a first plan is bought in it; a subscriber buys only in the one
+    # its plan is billed in) and the way back to the app.
+    if sub is not None and sub.currency in catalog.currencies:
+        g.pricing_currency = sub.currency
+    options = resolve_options(catalog, request.args.get("interval"), _currency_arg())
     back = {"return_url": request.args.get("return_url") or None}
 
     def upgrade(tier: str, interval: str) -> str:
@@ -160,6 +169,12 @@ def _signed_in(
         trials=records.trial_available(account),
     )
     return current, links, None, held
+
+
+def _currency_arg() -> str | None:
+    """The currency asked for, or the signed-in subscriber's (the only one it can buy in)."""
+    locked = g.get("pricing_currency")
+    return str(locked) if locked else request.args.get("currency")
 
 
 def _moves(catalog: Catalog, sub: Any) -> Callable[[str], str | None]:
@@ -232,8 +247,13 @@ def _table(
     """The view model for the request's query; `strict` turns a bad parameter into a 422.
     `current` and `links`: the signed-in customer's plan and buttons (over `current=`)."""
     args = request.args
-    options = resolve_options(catalog, args.get("interval"), args.get("currency"))
+    options = resolve_options(catalog, args.get("interval"), _currency_arg())
     notices = list(options.problems)
+    asked = args.get("currency")
+    if g.get("pricing_currency") and asked and asked.lower() != options.currency:
+        notices.append(
+            f"Your plan is billed in {options.currency.upper()}: prices are shown in it."
+        )
     errors = list(options.errors)  # the same, without "showing ..." / "ignored": refused
     current = current or args.get("current") or None
     recommended = args.get("recommended") or None

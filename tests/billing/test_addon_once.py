@@ -45,9 +45,15 @@ def test_the_same_one_time_addon_form_submitted_twice_charges_once(
     with db() as s:
         rows = s.scalars(select(AccountAddOn).where(AccountAddOn.addon_id == "onboarding")).all()
         assert len(rows) == 1
-    # Buying it again on purpose (the page opened again) is another purchase.
+    # Opened again (Back, a reload, from the billing page), the pages say it was bought and
+    # what pressing the button does: buying it again on purpose is another purchase.
     clock.advance(minutes=1)
     again = _addon_page(app, client, "onboarding")
+    assert "You bought Onboarding package on November 15, 2026. This buys it again." in again
+    assert "Buy again — pay $299.00 today" in again and "Add now" not in again
+    token = portal.account_token(app.config, "acme")
+    billing = client.get(f"/billing?t={token}").get_data(as_text=True)
+    assert "Onboarding package:\n    bought on November 15, 2026 · " in billing
     assert post_form(client, again, SELF, url="/billing/addons/onboarding").status_code == 302
     assert [i.amount_paid for i in invoices(db)] == [29900, 29900]
 

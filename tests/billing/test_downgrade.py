@@ -14,6 +14,8 @@ from gating.models import Account, AccountAddOn
 from tests.billing.conftest import PERIOD_END, set_gauge, subscribe
 from tiergate.clock import FixedClock
 from tiergate.exceptions import Conflict, InvalidRequest
+from tiers import store
+from tiers.model import Catalog
 
 MANUAL = ManualBilling()
 
@@ -245,3 +247,29 @@ def test_a_cheaper_tier_per_month_is_a_downgrade_from_a_yearly_plan(
     subscribe(session, "acme", clock, version, tier="business", interval="year", period_end=end)
     # $29.00 per month is $348.00 a year, less than Business's $790.00.
     assert downgrade.downgrade_preview(session, clock, "acme", "pro", "month").to_tier == "Pro"
+
+
+def test_a_scheduled_downgrade_renews_at_the_price_shown_when_it_was_scheduled(
+    session: Session, clock: FixedClock, version: int
+) -> None:
+    """acme (Pro) schedules a move to Starter ($9.00 a month, as the preview says); before the
+    period ends the product team publishes Starter at $12.00. The renewal charges the $9.00
+    the customer agreed to, on the catalog version it was scheduled under, as Stripe does
+    with the price written into the subscription when it was scheduled."""
+    subscribe(session, "acme", clock, version, tier="pro")
+    preview = downgrade.downgrade_preview(session, clock, "acme", "starter")
+    assert preview.new_recurring_amount == 900
+    downgrade.confirm_downgrade(session, clock, MANUAL, "acme", "starter")
+    doc = store.load(session).catalog.to_document()
+    next(t for t in doc["tiers"] if t["id"] == "starter")["prices"]["month"]["usd"] = 1200
+    newer = store.publish(
+        session, Catalog.from_document(doc), source="", author="t", note="", now=clock.now()
+    ).version.version
+    assert newer > version
+    assert _renewal(session, clock) == [900]
+    sub = session.get(Account, "acme").subscription  # type: ignore[union-attr]
+    assert (sub.tier_id, sub.catalog_version, sub.scheduled_catalog_version) == (  # type: ignore[union-attr]
+        "starter",
+        version,
+        None,
+    )

@@ -97,6 +97,7 @@ def test_stripes_trial_will_end_queues_one_notification_for_the_host_app(
 ) -> None:
     obj = subscription_obj(status="trialing", tiergate_tier="pro")
     obj["trial_end"] = int(PERIOD_END.timestamp())
+    stripe_double.subscriptions["sub_1"] = state(status="trialing", trial_end=PERIOD_END)
     assert post(client, event("customer.subscription.trial_will_end", obj)).status_code == 200
     # Stripe sends it again as another event (a retry after our lost answer): still one.
     assert post(client, event("customer.subscription.trial_will_end", obj)).status_code == 200
@@ -431,3 +432,17 @@ def test_deliver_counts_what_was_delivered_and_exits_non_zero_when_it_gives_up(
     assert "gave up after" in result.output
     assert "0 notification(s) delivered, 0 to retry, 1 given up on." in result.output
     assert result.exit_code == 1
+
+
+def test_a_late_trial_will_end_for_a_trial_since_extended_tells_the_host_app_nothing(
+    client: Any, app: Any, stripe_double: StripeDouble, acme: str
+) -> None:
+    """Stripe's warning for the trial's old end arrives after the trial was extended (Stripe
+    now says it ends a week later): the host app is not told of a charge that will not come
+    then (Stripe warns again before the new end)."""
+    obj = subscription_obj(status="trialing", tiergate_tier="pro")
+    obj["trial_end"] = int(PERIOD_END.timestamp())
+    later = PERIOD_END + timedelta(days=7)
+    stripe_double.subscriptions["sub_1"] = state(status="trialing", trial_end=later)
+    assert post(client, event("customer.subscription.trial_will_end", obj)).status_code == 200
+    assert queued(app) == []

@@ -481,7 +481,7 @@ def test_a_declined_card_on_the_upgrade_says_so_and_leaves_the_account_on_its_ti
     ]
     overview = client.get(account_path(shop.app)).get_data(as_text=True)
     assert "You are on <strong>Starter</strong>" in overview
-    assert "<td>void</td>" in overview and "<td>open</td>" not in overview
+    assert "<td>Void</td>" in overview and "<td>Unpaid</td>" not in overview
 
 
 # ---- 3. the first paid subscription through Checkout -----------------------------------------

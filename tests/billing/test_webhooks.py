@@ -554,7 +554,7 @@ def test_trial_will_end_is_recorded_and_changes_nothing(
     obj = subscription_obj(status="trialing")
     obj["trial_end"] = int((PERIOD_END).timestamp())
     assert post(client, event("customer.subscription.trial_will_end", obj)).status_code == 200
-    assert stripe_double.fetches == []
+    assert stripe_double.fetches == ["sub_1"]  # re-read: does that trial end still hold?
     assert subscription_of(app).tier_id == "starter"  # type: ignore[union-attr]
     assert stored(app)[0].processed_at is not None
 

@@ -100,6 +100,7 @@ def test_account_json_shows_the_subscription_summary(s, clock):
         "status",
         "catalog_version",
         "current_period_end",
+        "trial_end",
         "cancel_at_period_end",
     }
     assert {"id", "email", "name", "metadata", "created_at"} <= set(body)
