@@ -156,8 +156,11 @@ def running_at_renewal(current: SubscriptionState) -> RunningDiscount | None:
     """The running promotion that still discounts the next period's plan (None: none does)."""
     plan = current.next_plan or current.plan
     kept = current.running_discount
-    if kept is not None and kept.tier_id != plan.item_id:
-        return None  # given for another plan: it does not apply to this one
+    if kept is not None and (
+        kept.tier_id != plan.item_id or plan.interval != current.plan.interval
+    ):
+        return None  # given for another plan, or a switch of interval ends it (as Stripe's
+        # next subscription starts without the coupon, and a change made now ends it)
     if kept is not None and kept.ends_at is not None and current.period_end >= kept.ends_at:
         return None  # a repeating promotion that has run its months
     return kept

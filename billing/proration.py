@@ -205,10 +205,13 @@ def prorate_interval_switch(
     return Proration((*lines, *switched.lines), switched.period_start, switched.period_end)
 
 
-def start_period(items: Sequence[Item], start: datetime, interval: str) -> Proration:
-    """A full new period of `items` from `start` (a first subscription or an interval switch)."""
+def start_period(
+    items: Sequence[Item], start: datetime, interval: str, end: datetime | None = None
+) -> Proration:
+    """A full new period of `items` from `start` (a first subscription or an interval switch);
+    `end`: where it ends when the billing anchor says so (a renewal after a clamped month)."""
     _check_aware(start, "start")
-    end = add_interval(start, interval)
+    end = end or add_interval(start, interval)
     lines: list[Line] = []
     for item in _by_price(items, "items").values():
         line = Line(

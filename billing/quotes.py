@@ -174,11 +174,13 @@ def renewal_quote(current: SubscriptionState, discount: Discount | None) -> Quot
     plan = current.next_plan or current.plan
     addons = current.next_addons if current.next_addons is not None else current.addons
     start = current.period_end
-    result = proration.start_period(_items(plan, addons, discount), start, _interval(plan))
-    end = result.period_end
-    if plan.interval == current.plan.interval:
+    end = None  # a new interval: a full one from the start
+    if plan.interval == current.plan.interval:  # on the billing anchor's day
         end = next_period_end(current.period_start, start, _interval(plan))
-    return Quote(plan.currency, tuple(_lines(result)), start, end, None, current.balance)
+    result = proration.start_period(_items(plan, addons, discount), start, _interval(plan), end)
+    return Quote(
+        plan.currency, tuple(_lines(result)), start, result.period_end, None, current.balance
+    )
 
 
 def one_time_quote(item: Price, balance: int = 0) -> Quote:

@@ -538,10 +538,12 @@ def apply_result(
             keep_balance(account, balance, currency)
     change.status = ChangeStatus.APPLIED
     change.error = None
+    checkout = (change.result or {}).get("external_id")  # a paid page's session stays known
     change.result = {
         "outcome": result.outcome.value,
         "amount_paid": result.charge.amount_paid if result.charge else 0,
         "subscription": result.subscription.external_id if result.subscription else None,
+        **({"external_id": checkout} if checkout else {}),
     }
     change.updated_at = now
     session.flush()
@@ -685,6 +687,7 @@ def _terms(sub: Subscription | None) -> dict[str, Any] | None:
         "status": SubscriptionStatus(sub.status).value,
         "cancel_at_period_end": bool(sub.cancel_at_period_end),
         "scheduled_tier": sub.scheduled_tier_id,
+        "scheduled_interval": sub.scheduled_interval,
     }
 
 

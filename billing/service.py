@@ -61,6 +61,7 @@ from billing.records import (
     lock_account,
     lock_change,
     new_change,
+    removed_addons,
     reprice,
     result_of,
     schedule_change,
@@ -861,12 +862,14 @@ def close_open_checkouts(
     return None
 
 
-def checkout_exists(session: Session, account_id: str, session_id: str) -> bool:
-    """Whether `session_id` is the processor's page of a checkout this account started."""
+def checkout_exists(session: Session, account_id: str, session_id: str, since: datetime) -> bool:
+    """Whether `session_id` is the processor's page of a checkout this account started at or
+    after `since`."""
     changes = session.scalars(
         select(BillingChange).where(
             BillingChange.account_id == account_id,
             BillingChange.kind.in_(("checkout", "subscribe")),
+            BillingChange.created_at >= since,
         )
     )
     return any((c.result or {}).get("external_id") == session_id for c in changes)
@@ -1068,9 +1071,7 @@ def addon_quote(
     return price, due.amount_due
 
 
-def one_time_bought(
-    session: Session, account_id: str, catalog: Catalog
-) -> dict[str, datetime]:
+def one_time_bought(session: Session, account_id: str, catalog: Catalog) -> dict[str, datetime]:
     """The one-time add-ons the account has bought: when each was last bought (the pages say
     so, so that a second purchase is one the customer means)."""
     once = [a.id for a in catalog.addons if a.billing is AddOnBilling.ONE_TIME]
@@ -1241,6 +1242,42 @@ def remove_addon(
         return result
     when = sub.current_period_end.strftime("%B %-d, %Y")
     return FlowResult(result.status, result.change, f"The add-on ends on {when}.")
+
+
+def keep_addon(
+    session: Session, clock: Clock, provider: BillingProvider, account_id: str, addon_id: str
+) -> FlowResult:
+    """Take back the removal of a recurring add-on before the period end: it renews with the
+    plan, as if never removed (nothing is charged now)."""
+    lock_account(session, account_id)  # first: what follows is read after any change in flight
+    _, sub = _live_for_addon(session, account_id)
+    if clock.now() >= sub.current_period_end:
+        raise Conflict("The period has already ended: the add-on's removal was applied.")
+    state = state_of(session, sub)
+    catalog = store.load(session).catalog
+    if addon_id not in removed_addons(catalog, state):
+        raise Conflict(f"Add-on {addon_id!r} is not set to end at the period end: nothing to keep")
+    owned = next(a for a in state.addons if a.item_id == addon_id)
+    interval = state.next_plan.interval if state.next_plan is not None else None
+    back = reprice(catalog, (owned,), interval, owned.currency) if interval else (owned,)
+    kept = (*(state.next_addons or ()), *back)
+    unchanged = sorted(a.item_id for a in kept) == sorted(a.item_id for a in state.addons)
+    # nothing left to change at the period end: the scheduled add-ons cleared
+    next_addons = None if state.next_plan is None and unchanged else kept
+    result = schedule_change(
+        session,
+        clock,
+        provider,
+        account_id,
+        "addon_keep",
+        next_plan=state.next_plan,
+        next_addons=next_addons,
+        cancel=state.cancel_at_period_end,
+    )
+    if result.status is not FlowStatus.DONE:
+        return result
+    message = f"{owned.name} stays: it renews with your plan."
+    return FlowResult(result.status, result.change, message)
 
 
 # ---- the period end -------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
@@ -614,10 +614,16 @@ def _back_from_checkout(account_id: str) -> None:
     have paid hours after it was opened: when its `session_id` names a checkout of this
     account (Stripe puts it in the return URL). Forbidden otherwise."""
     session_id = request.args.get("session_id", "")
-    if request.method != "GET" or not 0 < len(session_id) <= 255:
-        raise Forbidden("This link has expired. Open it again from the app.")
-    if not service.checkout_exists(get_session(), account_id, session_id):
-        raise Forbidden("This link has expired. Open it again from the app.")
+    expired = Forbidden("This link has expired. Open it again from the app.")
+    if (
+        request.method != "GET"
+        or request.endpoint not in ("billing.account_page", "billing.offer_done")
+        or not 0 < len(session_id) <= 255
+    ):
+        raise expired  # the return pages only: they confirm the payment, then link on
+    since = get_clock().now() - timedelta(seconds=portal.CHECKOUT_RETURN_MAX_AGE)
+    if not service.checkout_exists(get_session(), account_id, session_id, since):
+        raise expired
 
 
 def _token(account_id: str) -> str:
@@ -754,6 +760,7 @@ def account_page() -> Page:
         addons=addons,
         invoices=invoices,
         owned={a.item_id for a in state.addons} if state else set(),
+        removing=records.removed_addons(catalog, state) if state else set(),
         bought=service.one_time_bought(session, account_id, catalog),
         confirmed=confirmed,
         past_due=_past_due(sub, state),
@@ -1105,6 +1112,16 @@ def addon_remove(addon_id: str) -> Page:
     session, clock = get_session(), get_clock()
     account_id = _account_id()
     result = service.remove_addon(session, clock, _provider(), account_id, addon_id)
+    session.commit()
+    return _scheduled_page(result, account_id)
+
+
+@bp.post("/billing/addons/<addon_id>/keep")
+def addon_keep(addon_id: str) -> Page:
+    """Keep a recurring add-on the customer removed, before the period end."""
+    session, clock = get_session(), get_clock()
+    account_id = _account_id()
+    result = service.keep_addon(session, clock, _provider(), account_id, addon_id)
     session.commit()
     return _scheduled_page(result, account_id)
 

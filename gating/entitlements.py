@@ -66,6 +66,7 @@ class Entitlements:
     billing_anchor: tuple[datetime, datetime, str] | None  # the subscription's stored period
     features: dict[str, FeatureAccess] = field(default_factory=dict)
     fallback_reason: str | None = None  # why a subscriber is on the free tier now
+    newer: Catalog | None = None  # the newest catalog, when the plan is pinned to an older one
 
 
 def fallback_reason(sub: SubscriptionView, now: datetime, grace_days: int) -> str | None:
@@ -178,6 +179,7 @@ def _build(
         currency=sub.currency if sub else catalog.default_currency,
         billing_anchor=(sub.period_start, sub.period_end, sub.interval) if sub else None,
         features=grants,
+        newer=newer,
     )
 
 
@@ -209,10 +211,13 @@ def _ensure(grants: dict[str, FeatureAccess], feature_id: str, newer: Catalog | 
     feature = newer.feature(feature_id) if newer is not None else None
     if feature is None:
         return False
-    grants[feature_id] = FeatureAccess(
-        feature, False, 0 if feature.metered else None, None, 0, "tier"
-    )
+    grants[feature_id] = not_in_plan(feature)
     return True
+
+
+def not_in_plan(feature: Feature) -> FeatureAccess:
+    """A feature the plan does not include (one added to the catalog after its version)."""
+    return FeatureAccess(feature, False, 0 if feature.metered else None, None, 0, "tier")
 
 
 def _owned_addons(

@@ -27,7 +27,14 @@ from sqlalchemy.orm import Session
 from gating import periods, usage
 from gating.accounts import get_account
 from gating.cache import AccountState, GateCache
-from gating.entitlements import Entitlements, FeatureAccess, OverrideView, SubscriptionView, resolve
+from gating.entitlements import (
+    Entitlements,
+    FeatureAccess,
+    OverrideView,
+    SubscriptionView,
+    not_in_plan,
+    resolve,
+)
 from gating.models import Account, AccountAddOn, Override, Subscription, UsageRequest
 from tiergate.clock import Clock
 from tiergate.exceptions import Conflict, InvalidRequest, NotFound
@@ -198,8 +205,7 @@ def _access(session: Session, ent: Entitlements, feature_id: str) -> FeatureAcce
         raise NotFound(
             f"Feature {feature_id!r} is not in the catalog" + did_you_mean(feature_id, known)
         )
-    # A feature added after the account's pinned catalog version: not in its tier.
-    return FeatureAccess(feature, False, 0 if feature.metered else None, None, 0, "tier")
+    return not_in_plan(feature)  # added after the account's pinned catalog version
 
 
 def _units(value: Any, name: str, minimum: int) -> int:
@@ -634,9 +640,9 @@ def entitlements(
     now = clock.now()
     # every feature the gate answers for: a newer catalog's too, not in an older plan
     every = dict(ent.features)
-    for fid in store.load(session).catalog.features:
+    for fid, feature in (ent.newer.features if ent.newer is not None else {}).items():
         if fid not in every:
-            every[fid] = _access(session, ent, fid)
+            every[fid] = not_in_plan(feature)
     bounds = {
         fid: periods.current_period(a.feature, now, ent.billing_anchor)
         for fid, a in every.items()

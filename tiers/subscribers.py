@@ -7,18 +7,18 @@ boolean features lost, and metered features whose current usage is over the new 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gating.models import Subscription, SubscriptionStatus, UsageCounter
+from gating.models import AccountAddOn, Subscription, SubscriptionStatus, UsageCounter
 from tiergate.clock import Clock
 from tiergate.exceptions import Conflict, InvalidRequest, NotFound
 from tiers import store
 from tiers.checks import did_you_mean, money
-from tiers.model import Catalog, Feature, FeatureKind, ResetPeriod, Tier
+from tiers.model import AddOnBilling, Catalog, Feature, FeatureKind, ResetPeriod, Tier
 
 GAUGE_PERIOD = datetime(1970, 1, 1, tzinfo=UTC)
 USAGE_NOTE = (
@@ -187,9 +187,16 @@ def migrate_subscribers(
         old_tier, new_tier = old.tier(subscription.tier_id), new.tier(subscription.tier_id)
         assert old_tier is not None and new_tier is not None  # checked above
         usage = _usage(session, subscription.account_id)
-        moved.append(_impact(subscription, old_tier, new_tier, old, new, usage, now))
+        impact = _impact(subscription, old_tier, new_tier, old, new, usage, now)
+        addon_notes, repriced = _addons_moved(session, subscription, old, new, to_version)
+        moved.append(replace(impact, notes=(*impact.notes, *addon_notes)))
         if not dry_run:
+            for row in repriced:  # grandfathering of their prices ends with the plan's
+                row.catalog_version = to_version
             subscription.catalog_version = to_version
+            if subscription.scheduled_catalog_version is not None:
+                # the change scheduled for the period end renews at this version's price too
+                subscription.scheduled_catalog_version = to_version
             subscription.updated_at = now
     session.flush()
     return MigrationReport(
@@ -210,9 +217,17 @@ def _unsold(subscription: Subscription, old: Catalog, new: Catalog) -> Unsold | 
     interval, currency = subscription.interval, subscription.currency
     if (old_tier.free and new_tier.free) or (old_tier.contact_sales and new_tier.contact_sales):
         return None  # nothing to renew at a price
-    if new_tier.price(interval, currency) is not None and not new_tier.free:
-        return None
-    return Unsold(subscription.account_id, subscription.tier_id, interval, currency)
+    if new_tier.price(interval, currency) is None or new_tier.free:
+        return Unsold(subscription.account_id, subscription.tier_id, interval, currency)
+    if subscription.scheduled_tier_id or subscription.scheduled_interval:  # its next plan too
+        tier_id = subscription.scheduled_tier_id or subscription.tier_id
+        interval = subscription.scheduled_interval or interval
+        scheduled = new.tier(tier_id)
+        if scheduled is None or (
+            not scheduled.free and scheduled.price(interval, currency) is None
+        ):
+            return Unsold(subscription.account_id, tier_id, interval, currency)
+    return None
 
 
 def period_start(feature: Feature, subscription: Subscription, now: datetime) -> datetime:
@@ -275,6 +290,40 @@ def _price_notes(subscription: Subscription, old_tier: Tier, new_tier: Tier) -> 
         shown = money(before, currency) if before is not None else f"{currency} (none)"
         return [f"price per {interval}: {shown} -> {new_amount}"]
     return []
+
+
+def _addons_moved(
+    session: Session, subscription: Subscription, old: Catalog, new: Catalog, to_version: int
+) -> tuple[list[str], list[AccountAddOn]]:
+    """The account's recurring add-ons: the price changes the move makes (notes) and the rows
+    it re-pins (those the new version sells at the plan's interval and currency)."""
+    interval, currency = subscription.interval, subscription.currency
+    notes: list[str] = []
+    moved: list[AccountAddOn] = []
+    rows = session.scalars(
+        select(AccountAddOn).where(
+            AccountAddOn.account_id == subscription.account_id, AccountAddOn.active.is_(True)
+        )
+    )
+    for row in rows:
+        own = store.load(session, row.catalog_version).catalog if row.catalog_version else old
+        spec, target = own.addon(row.addon_id), new.addon(row.addon_id)
+        if spec is None or spec.billing is AddOnBilling.ONE_TIME:
+            continue
+        before = spec.price(interval, currency)
+        after = target.price(interval, currency) if target is not None else None
+        if after is None:
+            shown = money(before, currency) if before is not None else "its price"
+            notes.append(
+                f"keeps {spec.name} at {shown}: version {to_version} does not sell it per "
+                f"{interval} in {currency}"
+            )
+            continue
+        moved.append(row)
+        if before != after:
+            old_amount = money(before, currency) if before is not None else f"{currency} (none)"
+            notes.append(f"{spec.name}: {old_amount} -> {money(after, currency).split(' ', 1)[1]}")
+    return notes, moved
 
 
 def _describe(impact: AccountImpact) -> str:

@@ -215,7 +215,9 @@ def _catalog_answer(version: int | None) -> Response:
     now = get_clock().now()
     active = ",".join(p.id for p in catalog.active_promotions(now))
     query = "&".join(f"{k}={v}" for k, v in sorted(_kept_query().items()))
-    etag = hashlib.sha256(f"{row.content_hash}|{query}|{active}".encode()).hexdigest()[:32]
+    # the version too: a rollback publishes an older version's content again
+    key = f"{row.version}|{row.content_hash}|{query}|{active}"
+    etag = hashlib.sha256(key.encode()).hexdigest()[:32]
     response = jsonify(
         {
             "version": row.version,

@@ -59,3 +59,45 @@ def test_through_stripe_the_removed_addon_ends_with_the_purchase_at_the_amount_s
     assert shop.stripe_invoices()[-1].amount_paid == shown
     items = {i.price.lookup_key for i in shop.stripe_subscription(sub_id)["items"].data}
     assert not any("extended_support" in key for key in items), items
+
+
+def test_a_removed_addon_can_be_kept_before_the_period_end(
+    app: Any, client: Any, clock: Any, demo_catalog: Any
+) -> None:
+    """The customer removed Extended support, then changes their mind before the period end:
+    the billing page says when it ends and offers "Keep it"; kept, it renews with the plan."""
+    _paid_starter_with_support(app, clock)
+    with get_db(app).session() as s:
+        service.remove_addon(s, clock, MANUAL, "acme", "extended_support")
+    page = client.get(f"/billing?t={portal.account_token(app.config, 'acme')}")
+    text = html.unescape(page.get_data(as_text=True))
+    assert "Extended support:\n    ends on December 29, 2026" in text
+    kept = post_form(client, text, "/billing/addons/extended_support/keep")
+    assert "Extended support stays: it renews with your plan." in html.unescape(
+        kept.get_data(as_text=True)
+    )
+    page = client.get(f"/billing?t={portal.account_token(app.config, 'acme')}")
+    assert "Remove at period end" in page.get_data(as_text=True)
+    renewal = _renewal_at_period_end(app, clock)
+    assert "extended_support" in [line["item_id"] for line in renewal.lines]
+
+
+def test_through_stripe_a_removed_addon_kept_stays_on_the_subscription(
+    shop: Any, client: Any
+) -> None:
+    sub_id = shop.subscribed(STARTER)
+    support = client.get(f"/billing/addons/extended_support?t={token(shop.app)}")
+    page = support.get_data(as_text=True)
+    assert post_form(client, page, SELF, url="/billing/addons/extended_support").status_code == 302
+    shop.deliver()
+    remove = client.get(account_path(shop.app)).get_data(as_text=True)
+    post_form(client, remove, "/billing/addons/extended_support/remove")
+    shop.deliver()
+    keep = client.get(account_path(shop.app)).get_data(as_text=True)
+    done = post_form(client, keep, "/billing/addons/extended_support/keep")
+    assert "stays: it renews with your plan" in html.unescape(done.get_data(as_text=True))
+    shop.deliver()
+    shop.fake.advance_to_period_end(sub_id)
+    shop.deliver()
+    items = {i.price.lookup_key for i in shop.stripe_subscription(sub_id)["items"].data}
+    assert any("extended_support" in key for key in items), items

@@ -260,3 +260,35 @@ def test_an_ended_subscription_on_a_dropped_tier_does_not_block_the_migration(
     report = migrate_subscribers(session, clock, from_version=demo_catalog.version, to_version=v2)
     assert [m.account_id for m in report.moved] == ["live"]
     assert gone.catalog_version == demo_catalog.version
+
+
+def test_migration_moves_the_recurring_add_ons_to_the_new_prices_and_says_so(
+    demo_catalog, session, clock
+):
+    """Ending grandfathering moves the plan and its recurring add-ons together: the report
+    names each add-on's price change, and the renewal charges the new version's price."""
+    from gating.models import AccountAddOn
+
+    v1 = demo_catalog.version
+    v2 = publish_text(
+        session,
+        clock,
+        DEMO_TEXT.replace("month: {usd: 4900, eur: 4500}", "month: {usd: 5900, eur: 4500}"),
+    )
+    subscribe(session, clock, "acme", "pro", v1)
+    session.add(
+        AccountAddOn(
+            account_id="acme",
+            addon_id="extended_support",
+            quantity=1,
+            active=True,
+            purchased_at=clock.now(),
+            catalog_version=v1,
+        )
+    )
+    session.flush()
+    dry = migrate_subscribers(session, clock, from_version=v1, to_version=v2, dry_run=True)
+    assert dry.moved[0].notes == ("Extended support: usd 49.00 -> 59.00",)
+    migrate_subscribers(session, clock, from_version=v1, to_version=v2, dry_run=False)
+    row = session.scalars(select(AccountAddOn)).one()
+    assert row.catalog_version == v2

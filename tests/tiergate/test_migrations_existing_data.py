@@ -1,0 +1,71 @@
+"""Migrations 0008 (catalog_versions.content_hash no longer unique) and 0009 on a database
+that already holds data: a subscription pinned to a published catalog version."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from tiergate.db import make_engine
+from tiergate.migrate import upgrade
+
+
+def _fresh_database(database_url: str, tmp_path):  # type: ignore[no-untyped-def]
+    if database_url.startswith("sqlite"):
+        return f"sqlite:///{tmp_path / 'existing.sqlite3'}", lambda: None
+    name = f"tiergate_revd_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(make_url(database_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return make_url(database_url).set(database=name).render_as_string(hide_password=False), drop
+
+
+def test_0008_upgrades_a_database_with_subscribers(database_url, tmp_path):  # type: ignore[no-untyped-def]
+    """An operator running tiergate on SQLite (the default) with one subscriber runs
+    `tiergate db upgrade`: 0008 and 0009 apply (0008 rebuilds catalog_versions, which
+    subscriptions and offers reference: the references are checked afterwards)."""
+    url, drop = _fresh_database(database_url, tmp_path)
+    try:
+        upgrade(url, "0007")
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO catalog_versions (version, content_hash, source, document, author,"
+                    " note, published_at) VALUES (1, :h, '', '{}', 'a', 'n', '2026-11-01 00:00:00')"
+                ),
+                {"h": "ab" * 32},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO accounts (id, metadata, created_at, updated_at) VALUES "
+                    "('acme', '{}', '2026-11-01 00:00:00', '2026-11-01 00:00:00')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO subscriptions (account_id, tier_id, interval, currency, status,"
+                    " catalog_version, current_period_start, current_period_end,"
+                    " cancel_at_period_end, provider, created_at, updated_at) VALUES ('acme',"
+                    " 'pro', 'month', 'usd', 'active', 1, '2026-11-01 00:00:00',"
+                    " '2026-12-01 00:00:00', false, 'manual', '2026-11-01 00:00:00',"
+                    " '2026-11-01 00:00:00')"
+                )
+            )
+        engine.dispose()
+        upgrade(url)
+        engine = make_engine(url)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM subscriptions")).scalar() == 1
+            assert conn.execute(text("SELECT count(*) FROM catalog_versions")).scalar() == 1
+        engine.dispose()
+    finally:
+        drop()
