@@ -1287,6 +1287,7 @@ def apply_period_end(
     session: Session, clock: Clock, provider: BillingProvider, *, limit: int = 1000
 ) -> list[FlowResult]:
     """Renew every due subscription of this provider: apply scheduled changes, invoice periods."""
+    store.lock_subscribers(session)  # not while `catalog migrate` runs (lock order)
     now = clock.now()
     due = session.scalars(
         select(Subscription)

@@ -15,7 +15,8 @@ from tiergate.exceptions import InvalidRequest, NotFound
 from tiers import store
 from tiers.checks import did_you_mean
 
-ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}\Z")
+# Not "." or "..": a URL path segment that browsers, proxies and HTTP clients resolve away.
+ACCOUNT_ID = re.compile(r"^(?!\.{1,2}\Z)[A-Za-z0-9_.:@-]{1,128}\Z")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+\Z")
 MAX_EMAIL, MAX_NAME, MAX_REASON = 320, 200, 1000
 MAX_METADATA_KEYS, MAX_METADATA_KEY, MAX_METADATA_TEXT = 50, 64, 500
@@ -28,7 +29,7 @@ def check_account_id(account_id: Any) -> str:
     if not isinstance(account_id, str) or not ACCOUNT_ID.match(account_id):
         raise InvalidRequest(
             f"account_id {account_id!r} is not valid: use 1 to 128 characters of "
-            "letters, digits and _ . : @ -"
+            "letters, digits and _ . : @ - (not '.' or '..' alone)"
         )
     return account_id
 

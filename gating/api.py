@@ -44,7 +44,8 @@ _ERROR_TEXT = {
     409: "Conflicts with the current state (e.g. idempotency key reused for another request)",
     415: "The body is not application/json",
     422: "Invalid field: the message names the field and the problem",
-    503: "The payment processor could not be reached, or the account is busy: nothing changed",
+    503: "Not available for a moment (no catalog published yet, the database or the payment "
+    "processor unreachable, the account busy): nothing changed; retry (see Retry-After)",
 }
 
 
@@ -52,7 +53,7 @@ def _errors(bp: Blueprint, *statuses: int) -> Callable[[Callable[..., Any]], Cal
     """Document the error answers of an endpoint (all share ErrorSchema)."""
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
-        for status in (401, 403, *statuses):
+        for status in (401, 403, *statuses, 503):
             view = bp.alt_response(status, schema=ErrorSchema, description=_ERROR_TEXT[status])(
                 view
             )
@@ -164,7 +165,7 @@ def post_billing_link(args: dict[str, Any], account_id: str) -> Any:
 @require_scope("accounts")
 @accounts_bp.arguments(s.OverrideCreateSchema)
 @accounts_bp.response(201, s.OverrideSchema)
-@_errors(accounts_bp, 400, 404, 409, 415, 422, 503)
+@_errors(accounts_bp, 400, 404, 409, 415, 422)
 def post_override(args: dict[str, Any], account_id: str) -> Any:
     """Add a per-account exception (custom limit, extra feature, longer trial)
 
@@ -201,7 +202,7 @@ def list_overrides(account_id: str) -> Any:
 @_errors(accounts_bp, 404, 422)
 def delete_override(account_id: str, override_id: str) -> Any:
     """Remove an override"""
-    if not override_id.isdigit() or len(override_id) > 18:
+    if not (override_id.isascii() and override_id.isdigit()) or len(override_id) > 18:
         raise NotFound(f"Override {override_id!r} does not exist on account {account_id!r}")
     session = get_session()
     accounts.remove_override(

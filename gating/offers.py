@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from billing.records import (
@@ -346,10 +346,31 @@ def record_event(
             f"Offer {offer.id} was already {status.value}: it cannot be {event.value} now.",
             details={"status": status.value},
         )
-    offer.events.append(OfferEvent(type=event, created_at=clock.now()))
     # "shown" again after a click or dismissal does not move the offer back in its funnel.
-    if event is not OfferStatus.SHOWN or status is OfferStatus.CREATED:
+    if (event is not OfferStatus.SHOWN or status is OfferStatus.CREATED) and event not in (
+        OfferStatus.PAID,
+        OfferStatus.FAILED,
+    ):
+        # One statement that never moves a finished offer back: a click or "Not now" from a
+        # second tab may be waiting on the row while the first tab's payment commits.
+        moved = session.execute(
+            update(Offer)
+            .where(Offer.id == offer.id, Offer.status.not_in(DONE))
+            .values(status=event)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not moved:
+            session.refresh(offer)
+            if event is OfferStatus.ACCEPTED:
+                raise Conflict(
+                    f"Offer {offer.id} was already {offer.status.value}.",
+                    details={"status": offer.status.value},
+                )
+            return offer  # finished meanwhile: a late click or dismissal changes nothing
         offer.status = event
+    elif event is not OfferStatus.SHOWN:
+        offer.status = event
+    offer.events.append(OfferEvent(type=event, created_at=clock.now()))
     session.flush()
     return offer
 

@@ -442,8 +442,8 @@ class FunnelQuerySchema(RequestSchema):
 
 
 class FunnelSchema(ResponseSchema):
-    since = fields.DateTime(required=True)
-    until = fields.DateTime(required=True)
+    since = UTCDateTime(required=True)
+    until = UTCDateTime(required=True)
     total = fields.Dict(
         metadata={
             "description": "created, shown, clicked, dismissed, accepted, paid, conversion_bp "

@@ -56,6 +56,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("/billing/addons/<addon_id>", "GET"): "/billing/addons/{addon}",
     ("/billing/addons/<addon_id>", "POST"): "/billing/addons/{addon}",
     ("/billing/addons/<addon_id>/remove", "POST"): "/billing/addons/{addon}/remove",
+    ("/billing/addons/<addon_id>/keep", "POST"): "/billing/addons/{addon}/keep",
     ("/billing/cancel", "GET"): "/billing/cancel",
     ("/billing/cancel", "POST"): "/billing/cancel",
     ("/billing/changes/<change_id>", "GET"): "/billing/changes/{change}",

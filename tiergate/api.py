@@ -48,7 +48,11 @@ class JsonBodyParser(FlaskParser):
 
     webargs turns only JSONDecodeError into a 400; json.loads also raises ValueError for a
     number of more than 4300 digits and RecursionError for arrays nested thousands deep.
+    Unknown query parameters are refused by name, as unknown body fields are (webargs drops
+    them by default: a misspelt `account_id` would silently skip an ownership check).
     """
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None}
 
     def _raw_load_json(self, req: Any) -> Any:
         try:

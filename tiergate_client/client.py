@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, LocationParseError
 
 __all__ = [
     "Entitlements",
@@ -275,6 +275,9 @@ class TiergateClient:
                 if attempt >= self.retries or (retry_unsent_only and not _surely_unsent(exc)):
                     raise TiergateUnavailable(f"{method} {url} failed: {_describe(exc)}") from None
             except requests.RequestException as exc:  # a bad URL, a redirect loop: not an outage
+                raise TiergateError("request_failed", f"{method} {url} failed: {exc}") from None
+            except (LocationParseError, ValueError) as exc:  # a host urllib3 cannot parse
+                # ("tiergate..internal"): requests lets it through unwrapped
                 raise TiergateError("request_failed", f"{method} {url} failed: {exc}") from None
             else:
                 status = response.status_code

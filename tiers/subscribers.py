@@ -135,6 +135,7 @@ def migrate_subscribers(
     if tier_id is not None:
         query = query.where(Subscription.tier_id == tier_id)
     if not dry_run:
+        store.lock_subscribers(session)  # not while `billing renew` runs (lock order)
         query = query.with_for_update()
     subscriptions = list(session.scalars(query.order_by(Subscription.account_id)))
     missing = sorted(
