@@ -1011,6 +1011,9 @@ def schedule_change(
     return FlowResult(FlowStatus.DONE, change, "Scheduled.")
 
 
+MAX_TRIAL = timedelta(days=730)  # Stripe refuses a trial_end further away
+
+
 def extend_trial(
     session: Session, clock: Clock, provider: BillingProvider, account_id: str, days: int
 ) -> FlowResult:
@@ -1032,6 +1035,11 @@ def extend_trial(
             "subscription first, then extend the trial."
         )
     until = sub.trial_end + timedelta(days=days)
+    if until > clock.now() + MAX_TRIAL:
+        raise InvalidRequest(
+            f"A trial can end at most {MAX_TRIAL.days} days from now (the payment processor's "
+            f"limit): {days} more days would end it on {until:%B %-d, %Y}."
+        )
     if until <= clock.now():
         raise Conflict(
             f"The trial ended on {sub.trial_end:%B %-d, %Y %H:%M} UTC: {days} more days from "

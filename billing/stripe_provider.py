@@ -371,6 +371,8 @@ class StripeBilling:
             },
         }
         sub_id = _subscription_id(current)
+        if self._subscription(sub_id).status != "trialing":  # converted, its webhook not in yet
+            raise Conflict(f"Stripe has already ended the trial of {sub_id}: nothing was changed.")
         return self._state(self._update(sub_id, params, request.idempotency_key, "trial"))
 
     def renew(self, request: RenewRequest) -> Result:

@@ -123,3 +123,36 @@ def test_a_trial_extension_has_no_expiry_and_waits_for_a_scheduled_change(
     assert response.status_code == 409
     assert "has a change scheduled for its trial's end" in response.get_json()["error"]["message"]
     assert _overrides(app, "newco") == 0
+
+
+def test_a_trial_cannot_be_extended_past_the_processors_limit(
+    app: Any, client: Any, clock: Any, demo_catalog: Any, make_api_key: Any
+) -> None:
+    """Stripe refuses a trial ending more than 730 days away: so does tiergate, with both
+    providers, saying why (422), and nothing is recorded."""
+    offer_id, _, page = offer_page(app, client, clock, "newco", "projects", 3)
+    assert accept(client, page, offer_id).status_code == 302
+    response = _api(client, make_api_key).post(
+        "/v1/accounts/newco/overrides", json={**EXTEND, "days": 800}
+    )
+    assert response.status_code == 422
+    assert "at most 730 days from now" in response.get_json()["error"]["message"]
+    assert _overrides(app, "newco") == 0
+
+
+def test_stripe_refuses_to_extend_a_trial_it_has_already_converted(
+    shop: Shop, client: Any, clock: Any, make_api_key: Any
+) -> None:
+    """Stripe has turned the trial into its first paid period, and its webhook has not come
+    yet: the extension is refused (409) and the subscription is left as Stripe has it, so the
+    customer is not charged the period and then again at a later trial end."""
+    offer_id, _, page = open_offer(shop, client, clock, "newco", "projects", 3)
+    pay(shop, client, page, offer_id)
+    sub = subscription(shop.app, "newco")
+    shop.fake.advance_to_period_end(sub.stripe_subscription_id)  # no webhook delivered
+    response = _api(client, make_api_key).post("/v1/accounts/newco/overrides", json=EXTEND)
+    assert response.status_code == 409, response.get_json()
+    assert "already ended the trial" in response.get_json()["error"]["message"]
+    stripe_sub = shop.fake.client().v1.subscriptions.retrieve(sub.stripe_subscription_id)
+    assert stripe_sub.status == "active"
+    assert _overrides(shop.app, "newco") == 0
