@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from billing.records import (
     LIVE,
@@ -367,7 +368,7 @@ def record_event(
                     details={"status": offer.status.value},
                 )
             return offer  # finished meanwhile: a late click or dismissal changes nothing
-        offer.status = event
+        set_committed_value(offer, "status", event)  # written above: no second UPDATE
     elif event is not OfferStatus.SHOWN:
         offer.status = event
     offer.events.append(OfferEvent(type=event, created_at=clock.now()))

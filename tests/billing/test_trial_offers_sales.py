@@ -16,6 +16,7 @@ from gating.funnel import funnel
 from gating.models import Offer, OfferStatus, OfferTrigger
 from tests.billing.conftest import add_account, gate_offer, set_gauge
 from tests.billing.stripe_fixtures import fake_stripe  # noqa: F401
+from tests.billing.stripe_trial_flows import buy_cross_sell
 from tests.billing.test_pages import path, post_form
 from tests.billing.test_stripe_pages import SELF, Shop, hosted_page, shop, subscription  # noqa: F401
 from tests.billing.test_trial_offers_manual import accept, invoices, offer_page, renew_at
@@ -68,13 +69,7 @@ def _starter_trial_from_an_offer(shop: Shop, client: Any, clock: FixedClock) -> 
 
 
 def _buy_cross_sell(shop: Shop, client: Any, back: str) -> tuple[str, str]:
-    done = client.get(back, follow_redirects=True).get_data(as_text=True)
-    href = re.search(r'href="(/billing/addons/[^"]+)"', done)
-    assert href is not None, "no cross-sell"
-    url = html.unescape(href.group(1))
-    addon_page = client.get(url).get_data(as_text=True)
-    bought = post_form(client, addon_page, SELF, url=url.split("?", 1)[0])
-    assert bought.status_code == 302, bought.get_data(as_text=True)[:400]
+    buy_cross_sell(client, back)
     shop.deliver()
     with get_db(shop.app).session() as s:
         offer = s.query(Offer).filter(Offer.trigger == OfferTrigger.POST_PURCHASE).one()
