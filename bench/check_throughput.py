@@ -2,9 +2,11 @@
 
 Both apps are served by gunicorn with the same configuration (harness.GUNICORN_ARGS) and driven
 by the same load (16 keep-alive connections for N seconds); the ratio is tiergate / baseline.
-Two checks are measured: a boolean feature the account has (pdf_export, granted by an override:
-answered from the gate's per-process cache, no database round trip) and a metered gauge
-(projects: one read of the current counter, never cached).
+Two checks are measured by default: a boolean feature the account has (pdf_export, granted by
+an override: answered from the gate's per-process cache, no database round trip) and a metered
+gauge (projects: one read of the current counter, never cached). A third on request
+(`--feature sso`): a boolean feature the account's tier lacks, so every answer is a denial with
+its upgrade offer (a host app asking about a locked feature on each page view).
 
     /tmp/venv/bin/python bench/check_throughput.py --db sqlite --db postgres --seconds 10
 """
@@ -19,6 +21,7 @@ import harness
 TARGET_RATIO = 0.75
 ACCOUNT = "bench_check"
 FEATURES = ["pdf_export", "projects"]
+DENIED = "sso"  # not in the free tier: denied, with an offer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,8 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--feature",
         action="append",
-        choices=FEATURES,
-        help="feature to check (repeat; default both: pdf_export boolean, projects gauge)",
+        choices=[*FEATURES, DENIED],
+        help="feature to check (repeat; default pdf_export boolean and projects gauge; "
+        "sso: a denied boolean answered with an offer)",
     )
     args = parser.parse_args(argv)
     dbs = args.db or ["sqlite"]

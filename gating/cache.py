@@ -6,7 +6,9 @@ come many times a second, so each process keeps what it loaded for `ttl` seconds
 (`TIERGATE_GATE_CACHE_SECONDS`, default 1; 0 turns the cache off):
 
 - A change committed through this process (any session of the app's Database) drops the
-  account's entry at commit; a new catalog version drops every entry.
+  account's entry at commit; a new catalog version drops every entry. A change to one of the
+  account's offers (a new quote, one restated, an event: shown, dismissed, paid) is such a
+  change: the entry also keeps the offers its denials answered with (gating/service.py).
 - A change committed by another process (another gunicorn instance, a CLI run) is seen at the
   latest `ttl` seconds later. Usage is never cached: limits are enforced by one atomic
   statement on the current counter, so the staleness bounds only how soon a new tier's limits
@@ -27,11 +29,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 from gating.entitlements import OverrideView, SubscriptionView, trial_ends
-from gating.models import Account, AccountAddOn, Override, Subscription
+from gating.models import Account, AccountAddOn, Offer, OfferEvent, Override, Subscription
 from tiers.models import CatalogVersion
 
 MAX_ENTRIES = 100_000
@@ -50,6 +52,10 @@ class AccountState:
     overrides: tuple[OverrideView, ...]
     # The last resolution and the time window it holds for (see stable_window); not state.
     resolved: list[Any] = field(default_factory=list, compare=False, repr=False)
+    # Offers answered from this state (gating/service.py _offer): a repeated denial reuses
+    # its offer without reading it again. Dropped with the entry, so also when a local commit
+    # records an event on one of the account's offers (a dismissal starts a cooldown).
+    offers: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def stable_window(self, now: datetime, grace_days: int) -> tuple[datetime, datetime]:
         """The span around `now` in which resolving this state gives the same answer: every
@@ -134,6 +140,11 @@ def _collect(session: Session, _context: Any) -> None:
             touched.add(obj.account_id or _ALL)
         elif isinstance(obj, CatalogVersion):
             touched.add(_ALL)
+        elif isinstance(obj, Offer):  # a new quote, or one restated (usage, prompt)
+            touched.add(obj.account_id or _ALL)
+        elif isinstance(obj, OfferEvent):  # shown, dismissed, paid: the offer's answer moved
+            offer = inspect(obj).attrs.offer.loaded_value  # never a query mid-flush
+            touched.add(offer.account_id if isinstance(offer, Offer) else _ALL)
 
 
 def _forget(session: Session) -> None:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from billing.records import (
@@ -558,6 +558,7 @@ def _reusable(
         .where(Offer.catalog_version == fields["catalog_version"])
         .where(Offer.status.in_(REUSABLE))
         .order_by(Offer.created_at.desc())
+        .options(lazyload(Offer.events))  # read only if the offer is used: not for a match
     )
     for offer in session.scalars(query):
         if offer.expires_at is not None and offer.expires_at <= now:

@@ -7,7 +7,9 @@ add-ons or overrides when it has any); catalogs come from the per-version cache 
 tiers/store.py; entitlements are resolved at the clock's time on every call. So a boolean check
 needs no database round trip, a metered check one read of the counter, and a consume one atomic
 statement (gating/usage.py; on PostgreSQL the same statement claims the idempotency key) and one
-more to store the answer. `consume` commits its count before it builds the answer.
+more to store the answer. `consume` commits its count before it builds the answer. A denial
+repeated from the same cached state is answered with the offer it got before (see `_offer`),
+so asking again about a locked feature reads nothing either.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, exists, func, or_, select, update
@@ -98,6 +100,13 @@ def load_entitlements(
     session: Session, clock: Clock, account_id: str, settings: GateSettings
 ) -> Entitlements:
     """The account's effective entitlements now, resolved from its (possibly cached) state."""
+    return _load(session, clock, account_id, settings)[0]
+
+
+def _load(
+    session: Session, clock: Clock, account_id: str, settings: GateSettings
+) -> tuple[Entitlements, dict[Any, Any]]:
+    """The entitlements now, and the offers already answered from the same cached state."""
     if not isinstance(account_id, str):
         raise InvalidRequest(f"account_id must be a string, not {account_id!r}")
     now = clock.now()
@@ -106,7 +115,7 @@ def load_entitlements(
     if state.resolved:  # resolved before: still right while now is in the same window
         since, until, days, entitlements = state.resolved
         if since <= now < until and days == grace_days:
-            return entitlements  # type: ignore[no-any-return]
+            return entitlements, state.offers
     newest = store.load(session, state.newest_version)  # version None: raises NoCatalog
     sub = state.subscription
     pinned = store.load(session, sub.catalog_version) if sub is not None else None
@@ -120,7 +129,7 @@ def load_entitlements(
         grace_days=grace_days,
     )
     state.resolved[:] = [*state.stable_window(now, grace_days), grace_days, entitlements]
-    return entitlements
+    return entitlements, state.offers
 
 
 def _account_state(
@@ -253,6 +262,10 @@ def _denial_message(
     return f"{_usage_text(access, used)}: {whose} limit is reached."
 
 
+_MEMO_ENTRIES = 64  # offers remembered per cached account state (it lives a second)
+_NO_EXPIRY = datetime.max.replace(tzinfo=UTC)
+
+
 def _offer(
     session: Session,
     clock: Clock,
@@ -263,14 +276,25 @@ def _offer(
     requested: int | None,
     trigger: str,
     settings: GateSettings,
+    memo: dict[Any, Any] | None = None,
 ) -> dict[str, Any] | None:
     if ent.tier is None:
         return None
+    # A denial repeated from the same cached state (same entitlements, usage and request) is
+    # answered with the offer it got last time, while that offer holds: a host app asking
+    # about a locked feature on every page view costs no reads. The memo goes with the state
+    # (at most the cache's ttl, and at once on a local commit for the account: an event on
+    # its offers, a new plan, a new catalog).
+    key = (feature_id, used, requested, trigger)
+    hit = memo.get(key) if memo is not None else None
+    if hit is not None and hit[0] is ent and clock.now() < hit[1]:
+        return dict(hit[2])
     try:
         # Imported here: gating/offers.py builds on billing, which this module must not need.
         from gating import offers
     except ImportError:
         return None
+    started = clock.now()
     offer = offers.offer_for(
         session,
         clock,
@@ -287,7 +311,22 @@ def _offer(
     body: dict[str, Any] = offers.offer_json(offer, settings.base_url)
     if settings.offer_link is not None:
         body["accept_url"] = settings.offer_link(account_id, offer.id)
+    if memo is not None and _unchanged(session, offer, started):
+        if len(memo) >= _MEMO_ENTRIES:
+            memo.clear()
+        memo[key] = (ent, offer.expires_at or _NO_EXPIRY, dict(body))
     return body
+
+
+def _unchanged(session: Session, offer: Any, started: datetime) -> bool:
+    """An offer stored before this request (created before it `started`: one it created may
+    be flushed, but it is not committed) and reused exactly as it was (nothing to write)."""
+    return (
+        offer not in session.new
+        and not session.is_modified(offer)
+        and offer.created_at is not None
+        and offer.created_at < started
+    )
 
 
 def _deny(
@@ -299,6 +338,7 @@ def _deny(
     requested: int,
     used: int | None,
     settings: GateSettings,
+    memo: dict[Any, Any] | None = None,
 ) -> Decision:
     """The denial of `requested` units at `used`, with the offer that would unlock it."""
     if ent.tier is None and access.source != "override":
@@ -308,7 +348,8 @@ def _deny(
     else:
         reason = "feature_not_in_tier"
     fid = access.feature.id
-    offer = _offer(session, clock, account_id, ent, fid, used, requested, "limit_reached", settings)
+    trigger = "limit_reached"
+    offer = _offer(session, clock, account_id, ent, fid, used, requested, trigger, settings, memo)
     limit = access.limit if access.feature.metered else None
     remaining = None if limit is None or used is None else max(limit - used, 0)
     message = _denial_message(ent, access, reason, used, requested)
@@ -342,6 +383,7 @@ def _allow(
     settings: GateSettings,
     *,
     requested: int = 0,
+    memo: dict[Any, Any] | None = None,
 ) -> Decision:
     """Allowed at `used` (the usage now). The nudge is judged on the usage after `requested`
     more units (a check's prospective use; a consume has counted them already)."""
@@ -351,7 +393,7 @@ def _allow(
     after = None if used is None else used + requested
     if after is None or after < _nudge_from(access) or used is None or limit is None:
         return Decision(True, fid, limit, used, remaining)
-    offer = _offer(session, clock, account_id, ent, fid, used, requested, "nudge", settings)
+    offer = _offer(session, clock, account_id, ent, fid, used, requested, "nudge", settings, memo)
     message = f"{_usage_text(access, used)}."
     if requested:  # nothing is counted yet: say what the use would make it
         message = (
@@ -374,18 +416,20 @@ def check(
 ) -> Decision:
     """May the account use `quantity` units now? Records no usage."""
     quantity = _units(quantity, "quantity", 1)
-    ent = load_entitlements(session, clock, account_id, settings)
+    ent, memo = _load(session, clock, account_id, settings)
     access = _access(session, ent, feature_id)
     if access.feature.kind is FeatureKind.BOOLEAN:
         if access.enabled:  # (no plan: only what an override grants)
             return Decision(True, feature_id, None, None, None)
-        return _deny(session, clock, account_id, ent, access, quantity, None, settings)
+        return _deny(session, clock, account_id, ent, access, quantity, None, settings, memo)
     used = usage.used(session, account_id, feature_id, _period_start(access, ent, clock))
     cap = access.cap
     if not access.enabled or (cap is not None and used + quantity > cap):
-        return _deny(session, clock, account_id, ent, access, quantity, used, settings)
+        return _deny(session, clock, account_id, ent, access, quantity, used, settings, memo)
     # Judge the nudge on the usage after this prospective use; state the usage as it is now.
-    return _allow(session, clock, account_id, ent, access, used, settings, requested=quantity)
+    return _allow(
+        session, clock, account_id, ent, access, used, settings, requested=quantity, memo=memo
+    )
 
 
 def consume(
@@ -403,7 +447,7 @@ def consume(
     quantity = _units(quantity, "quantity", 1)
     if idempotency_key is not None:
         _check_key(idempotency_key)
-    ent = load_entitlements(session, clock, account_id, settings)
+    ent, memo = _load(session, clock, account_id, settings)
     access = _access(session, ent, feature_id)
     if access.feature.kind is FeatureKind.BOOLEAN:
         raise InvalidRequest(
@@ -478,9 +522,9 @@ def consume(
             return Decision.from_json(answer.response)
     if total is None:
         used = usage.used(session, account_id, feature_id, start)
-        decision = _deny(session, clock, account_id, ent, access, quantity, used, settings)
+        decision = _deny(session, clock, account_id, ent, access, quantity, used, settings, memo)
     else:
-        decision = _allow(session, clock, account_id, ent, access, total, settings)
+        decision = _allow(session, clock, account_id, ent, access, total, settings, memo=memo)
     if claim is not None and not answered:
         status = 200 if decision.allowed else 402
         params = {"claim": claim, "status_code": status, "response": decision.to_json()}

@@ -69,12 +69,15 @@ def _nul_in_request() -> tuple[str, str] | None:
     req = request._get_current_object()  # type: ignore[attr-defined]  # once: the gate is hot
     if NUL in req.path:
         return "path", "The URL path"
-    for name, value in req.args.items(multi=True):
-        if NUL in name or NUL in value:
-            return "query", f"Query parameter {name!r}"
-    for name, value in req.headers.items():
-        if NUL in value and name != "Authorization":  # a key with a NUL is simply not valid: 401
-            return "header", f"Header {name!r}"
+    query = req.environ.get("QUERY_STRING", "")
+    if "%00" in query or NUL in query:  # the only ways a parameter can hold one: then look
+        for name, value in req.args.items(multi=True):
+            if NUL in name or NUL in value:
+                return "query", f"Query parameter {name!r}"
+    if any(NUL in value for value in req.environ.values() if type(value) is str):
+        for name, value in req.headers.items():  # (the headers are among those values)
+            if NUL in value and name != "Authorization":  # a key with a NUL is not valid: 401
+                return "header", f"Header {name!r}"
     if req.mimetype in _FORMS:
         req.get_data(cache=True)  # so that the form is parsed from a copy and views still
         # see the body (the API answers 415 to a form body: it must find one to refuse)

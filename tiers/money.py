@@ -6,6 +6,7 @@ only non-integer value ever built is the exact `Decimal` handed to babel for dis
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -95,6 +96,11 @@ def format_money(amount: int, currency: str, locale: str = DEFAULT_LOCALE) -> st
     Never rounded: the amount shown is the amount charged."""
     if not isinstance(amount, int) or isinstance(amount, bool):
         raise TypeError(f"amount must be integer minor units, not {type(amount).__name__}")
+    return _formatted(int(amount), currency, locale)
+
+
+@functools.lru_cache(maxsize=4096)  # an offer shows a dozen amounts; the formatter is slow
+def _formatted(amount: int, currency: str, locale: str) -> str:
     code = currency.upper()
     digits = decimals(code)
     value = Decimal(amount).scaleb(-digits)

@@ -7,14 +7,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event, select
 
+from gating import offers, service
 from gating.cache import AccountState, GateCache
 from gating.entitlements import OverrideView, SubscriptionView
-from gating.models import Override, OverrideKind
+from gating.models import Offer, Override, OverrideKind
 from tests.conftest import DEMO_CATALOG
 from tiergate import create_app
 from tiergate.config import ConfigError
-from tiergate.db import Database
+from tiergate.db import Database, get_db
 from tiers import store
 from tiers.loader import load_catalog_file
 from tiers.model import Catalog
@@ -134,7 +136,9 @@ def test_a_change_made_through_this_process_applies_at_once(gate, api_client, ti
 def test_a_change_made_by_another_process_applies_within_the_time_to_live(
     gate, database_url, clock, ticker
 ) -> None:
-    assert _sso(gate) is False
+    assert _sso(gate) is False  # (its offer stored: a local change, the entry dropped)
+    clock.advance(seconds=1)
+    assert _sso(gate) is False  # cached now
     _grant_sso_elsewhere(database_url, clock)
     ticker.now += 0.5
     assert _sso(gate) is False  # still the state loaded half a second ago
@@ -239,3 +243,139 @@ def test_the_window_a_resolution_holds_ends_at_the_next_moment_that_matters(
     since, end = state.stable_window(T0, grace_days=7)
     assert since <= T0 < end
     assert end == until
+
+
+# ---- a repeated denial answered with the offer it got ---------------------------------------
+
+
+def _deny_sso(gate) -> dict:
+    """A denied check of sso, with its offer."""
+    body = gate.post("/v1/check", json={"account_id": "acme", "feature": "sso"}).get_json()
+    assert body["allowed"] is False and body["offer"] is not None, body
+    return body
+
+
+def _reads(app, action) -> list[str]:
+    seen: list[str] = []
+
+    def listener(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    engine = app.extensions["tiergate.db"].engine
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        action()
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    return seen
+
+
+def test_a_repeated_denial_reuses_its_offer_without_reading_the_database(
+    gate, app, clock, ticker
+) -> None:
+    first = _deny_sso(gate)
+    clock.advance(seconds=1)
+    second = _deny_sso(gate)  # the offer stored by the first, read and found unchanged
+    answers: list[dict] = []
+    assert _reads(app, lambda: answers.append(_deny_sso(gate))) == []
+    assert answers[0] == second
+    assert answers[0]["offer"]["id"] == first["offer"]["id"]
+
+
+def test_a_dismissal_is_respected_by_the_next_denial_at_once(gate, clock, ticker) -> None:
+    offer = _deny_sso(gate)["offer"]
+    clock.advance(seconds=1)
+    assert _deny_sso(gate)["offer"]["prompt"] is True
+    dismissed = gate.post(f"/v1/offers/{offer['id']}/events", json={"type": "dismissed"})
+    assert dismissed.status_code == 200, dismissed.get_json()
+    again = _deny_sso(gate)["offer"]  # no time has passed: the event dropped what was kept
+    assert again["prompt"] is False
+
+
+def test_an_offer_shown_is_answered_with_its_new_status(gate, clock, ticker) -> None:
+    offer = _deny_sso(gate)["offer"]
+    clock.advance(seconds=1)
+    _deny_sso(gate)
+    assert gate.post(f"/v1/offers/{offer['id']}/events", json={"type": "shown"}).status_code == 200
+    assert _deny_sso(gate)["offer"]["status"] == "shown"
+
+
+def test_an_expired_offer_is_not_answered_again(gate, clock, ticker) -> None:
+    offer = _deny_sso(gate)["offer"]
+    clock.advance(seconds=1)
+    _deny_sso(gate)
+    expires_at = datetime.fromisoformat(offer["expires_at"])
+    clock.set(expires_at + timedelta(seconds=1))  # same cached state, the quote's time is up
+    again = _deny_sso(gate)["offer"]
+    assert again["id"] != offer["id"]
+    assert datetime.fromisoformat(again["expires_at"]) > clock.now()
+
+
+def test_a_denial_after_the_time_to_live_reads_the_offer_again(
+    gate, app, database_url, clock, ticker
+) -> None:
+    offer = _deny_sso(gate)["offer"]
+    clock.advance(seconds=1)
+    _deny_sso(gate)
+    other = Database(database_url)  # another process dismisses it
+    try:
+        with other.session() as s:
+            offers.record_event(s, clock, offer["id"], "dismissed")
+    finally:
+        other.engine.dispose()
+    assert _deny_sso(gate)["offer"]["prompt"] is True  # within the second: as it was
+    ticker.now += 1.1
+    assert _deny_sso(gate)["offer"]["prompt"] is False
+
+
+def _projects(gate, quantity: int) -> dict:
+    body = {"account_id": "acme", "feature": "projects", "quantity": quantity}
+    answer = gate.post("/v1/check", json=body).get_json()
+    assert answer["allowed"] is False and answer["offer"] is not None, answer
+    return answer
+
+
+def test_an_offer_restated_for_another_request_is_restated_back(app, gate, clock, ticker) -> None:
+    """Free has 3 projects: asking for 4 or for 5 is quoted by the same Starter offer, which
+    states the customer's numbers of the latest ask. The stored offer (read back by the host
+    app, or requoted later) always says what the last answer said."""
+    first = _projects(gate, 4)["offer"]
+    clock.advance(seconds=1)
+    _projects(gate, 4)
+    assert _projects(gate, 5)["offer"]["id"] == first["id"]  # the same offer, restated for 5
+    answer = _projects(gate, 4)["offer"]
+    assert answer["id"] == first["id"]
+    assert "4 more projects requested" in answer["reason"]
+    read = gate.get(f"/v1/offers/{first['id']}").get_json()
+    assert (read["reason"], read["usage"]) == (answer["reason"], answer["usage"])
+    with get_db(app).session() as s:
+        assert s.get(Offer, first["id"]).quantity == 4
+
+
+class _TickingClock:
+    """The wall clock as the gate reads it in production: a little later on every read."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+
+    def now(self) -> datetime:
+        self._now += timedelta(microseconds=1)
+        return self._now
+
+
+def test_a_denial_whose_request_failed_is_not_answered_with_its_unstored_offer(
+    app, clock, gate
+) -> None:
+    """A request that created an offer and then failed (rolled back) stored nothing: the next
+    identical denial gets an offer that exists, not the one that was never committed."""
+    ticking = _TickingClock(clock.now())
+    settings = service.GateSettings(cache=app.extensions["tiergate.gate_cache"])
+    db = get_db(app)
+    with db.sessionmaker() as s:
+        assert service.check(s, ticking, "acme", "sso", settings=settings).offer is not None
+        s.rollback()
+    with db.sessionmaker() as s:
+        again = service.check(s, ticking, "acme", "sso", settings=settings)
+        s.commit()
+        stored = s.scalars(select(Offer.id)).all()
+    assert again.offer is not None and again.offer["id"] in stored
