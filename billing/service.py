@@ -555,7 +555,7 @@ def checkout_quote(
         )
     plan = tier_price(catalog, tier_id, interval, currency)
     trial_days = tier.trial_days if trial_available(account) else 0
-    discount = _checkout_discount(catalog, tier_id, interval, currency, clock.now(), code)
+    discount = checkout_discount(catalog, tier_id, interval, currency, clock.now(), code)
     balance = balance_in(account, currency)
     quote = start_quote(plan, (), (), clock.now(), trial_days, discount, balance)
     return plan, quote, trial_days
@@ -568,9 +568,11 @@ def promotion_with_code(catalog: Catalog, code: str) -> Promotion | None:
     )
 
 
-def _checkout_discount(
+def checkout_discount(
     catalog: Catalog, tier_id: str, interval: str, currency: str, now: datetime, code: str | None
 ) -> Discount | None:
+    """The promotion a first plan's checkout gives: the typed code's (InvalidRequest when it
+    does not apply), else the catalog's automatic one for the plan."""
     if not code:
         return _auto_discount(catalog, tier_id, interval, currency, now)
     promo = code_promotion(catalog, code, tier_id, (interval,), currency, now)
@@ -590,7 +592,7 @@ def first_charge_after_trial(
         return None
     catalog = store.load(session).catalog
     now = clock.now()
-    discount = _checkout_discount(
+    discount = checkout_discount(
         catalog, plan.item_id, plan.interval or "", plan.currency, now, code
     )
     kept = running(discount, plan, now, charged=False)  # as the promotion runs from today
@@ -744,7 +746,7 @@ def checkout(
         session, clock, account_id, tier_id, interval, currency, code
     )
     published = store.load(session)
-    discount = _checkout_discount(published.catalog, tier_id, interval, currency, clock.now(), code)
+    discount = checkout_discount(published.catalog, tier_id, interval, currency, clock.now(), code)
     if quote.amount_due != expected_amount_due:
         raise QuoteExpired(
             "The price changed since the page was shown: here is the current price.",
@@ -1286,8 +1288,11 @@ def keep_addon(
 def apply_period_end(
     session: Session, clock: Clock, provider: BillingProvider, *, limit: int = 1000
 ) -> list[FlowResult]:
-    """Renew every due subscription of this provider: apply scheduled changes, invoice periods."""
-    store.lock_subscribers(session)  # not while `catalog migrate` runs (lock order)
+    """Renew every due subscription of this provider: apply scheduled changes, invoice periods.
+
+    Each period's renewal is a transaction of its own, committed before the next one starts
+    (work pending in `session` is committed first): a renewal that fails, for any reason, is
+    rolled back and reported alone, and a long run holds the locks of one account at a time."""
     now = clock.now()
     due = session.scalars(
         select(Subscription)
@@ -1299,21 +1304,77 @@ def apply_period_end(
         .order_by(Subscription.current_period_end)
         .limit(limit)
     ).all()
+    accounts = [sub.account_id for sub in due]  # named in a report, even with the database gone
+    session.commit()
     results = []
-    for sub in due:
+    for sub, account_id in zip(due, accounts, strict=True):
         # Catch up period by period so each period gets its own invoice.
-        while sub.status in LIVE and sub.current_period_end <= now:
-            try:
-                results.append(_renew_one(session, clock, provider, sub))
-            except _AlreadyRenewed:
-                break  # by another run at the same time: nothing to do here
-            except TiergateError as exc:
-                # One account that cannot be renewed (its plan is no longer sold at its
-                # interval, say) is reported and left as it is; the others still renew.
-                results.append(_not_renewed(session, clock, sub, exc.message))
-            if results[-1].status is not FlowStatus.DONE:
+        while (result := _renew_period(session, clock, provider, sub, account_id, now)) is not None:
+            results.append(result)
+            if result.status is not FlowStatus.DONE:
                 break
     return results
+
+
+def _renew_period(
+    session: Session,
+    clock: Clock,
+    provider: BillingProvider,
+    sub: Subscription,
+    account_id: str,
+    now: datetime,
+) -> FlowResult | None:
+    """Renew the period of `sub` that ended by `now` in a transaction of its own, committed;
+    None when none is due (any more). A renewal that fails is rolled back and reported."""
+    try:
+        if sub.status not in LIVE or sub.current_period_end > now:
+            session.commit()
+            return None
+        # First in every renewal's transaction, as `catalog migrate` takes it before it locks
+        # many accounts' subscriptions: one waits for the other, they never deadlock.
+        store.lock_subscribers(session)
+        result = _renew_one(session, clock, provider, sub)
+        session.commit()
+        return result
+    except _AlreadyRenewed:  # by another run at the same time: nothing to do here
+        session.rollback()
+        return None
+    except TiergateError as exc:
+        # One account that cannot be renewed (its plan is no longer sold at its interval,
+        # say) is reported and left as it is; the others still renew.
+        why = exc.message
+    except Exception as exc:  # noqa: BLE001 - a database or processor error of this account
+        log.debug("renewal of %s failed", account_id, exc_info=True)  # its traceback
+        why = f"unexpected error ({_first_line(exc)}); the next run tries again."
+    session.rollback()
+    return _record_not_renewed(session, clock, sub, account_id, why)
+
+
+def _record_not_renewed(
+    session: Session, clock: Clock, sub: Subscription, account_id: str, why: str
+) -> FlowResult:
+    """_not_renewed in a transaction of its own, committed. When even that fails (the database
+    is unreachable, say) the renewal is still reported, with an unsaved change."""
+    try:
+        result = _not_renewed(session, clock, sub, why)
+        session.commit()
+        return result
+    except Exception:  # noqa: BLE001 - the report matters more than its record
+        session.rollback()
+        log.debug("the failed renewal of %s was not recorded", account_id, exc_info=True)
+    message = f"{NOT_RENEWED} {account_id}: {why}"
+    log.error(message)
+    change = BillingChange(
+        account_id=account_id, kind="renew", status=ChangeStatus.FAILED, error=message
+    )
+    return FlowResult(FlowStatus.DECLINED, change, message)
+
+
+def _first_line(exc: Exception) -> str:
+    """The exception's class and the first line of its text (a database error's next lines
+    are the statement and its parameters): one line of a report."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
 
 
 class _AlreadyRenewed(Exception):

@@ -47,14 +47,16 @@ def content_hash(catalog: Catalog) -> str:
 
 # pg_advisory_xact_lock key serialising publishes (an arbitrary constant: "tgcat" in ASCII)
 PUBLISH_LOCK_KEY = 0x7467636174
-# Taken by runs that lock many accounts' subscriptions in one transaction (`billing renew`,
-# `catalog migrate`): one at a time, so their orders of locking can never deadlock.
+# Taken by `catalog migrate` (which locks many accounts' subscriptions in one transaction) and
+# by each renewal of `billing renew`, before any row lock: their orders of locking can never
+# deadlock.
 SUBSCRIBERS_LOCK_KEY = 0x7467737562
 
 
 def lock_subscribers(session: Session) -> None:
-    """Wait for any other run over many subscriptions to end (PostgreSQL; SQLite has one
-    writer at a time already)."""
+    """Wait for any other transaction that took it to end: `catalog migrate` locks many
+    accounts' subscriptions in one, `billing renew` takes it in each renewal's (PostgreSQL,
+    held until this transaction ends; SQLite has one writer at a time already)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SUBSCRIBERS_LOCK_KEY})
 
