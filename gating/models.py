@@ -124,6 +124,9 @@ class Override(Base):
     """A per-account exception set by the product team, with a reason and optional expiry."""
 
     __tablename__ = "overrides"
+    # Ids are shown to API callers, who remove an override by its id: SQLite never gives the
+    # id of a removed override to a new one (PostgreSQL's sequences never do).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)

@@ -101,6 +101,27 @@ def test_limit_override_is_added_listed_applied_and_removed(app, make_api_client
     assert _overrides(app) == 0
 
 
+def test_removed_override_id_is_never_given_to_a_new_override(app, accounts):
+    """Removing the newest override and adding another gives the new one its own id: a
+    script or a retry that removes the old id again gets 404 and the new override stays."""
+    accounts.put("/v1/accounts/acme", json={})
+    body = {"kind": "feature", "feature": "sso", "reason": "pilot"}
+    old_id = accounts.post("/v1/accounts/acme/overrides", json=body).get_json()["id"]
+    assert accounts.delete(f"/v1/accounts/acme/overrides/{old_id}").status_code == 204
+
+    body = {"kind": "limit", "feature": "projects", "limit": 20, "reason": "design partner"}
+    new_id = accounts.post("/v1/accounts/acme/overrides", json=body).get_json()["id"]
+    assert new_id != old_id
+
+    again = accounts.delete(f"/v1/accounts/acme/overrides/{old_id}")
+    assert again.status_code == 404
+    assert again.get_json()["error"]["message"] == (
+        f"Override {old_id} does not exist on account 'acme'"
+    )
+    listed = accounts.get("/v1/accounts/acme/overrides").get_json()
+    assert [(o["id"], o["feature"], o["limit"]) for o in listed] == [(new_id, "projects", 20)]
+
+
 def test_feature_override_of_a_feature_newer_than_the_pinned_catalog_is_applied(
     app, clock, make_api_client, accounts, demo_catalog
 ):
