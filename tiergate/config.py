@@ -107,6 +107,7 @@ def validate(config: dict[str, Any]) -> None:
             f"TIERGATE_MAX_CONTENT_LENGTH must be whole bytes, at least 1024, not {body!r}"
         )
     _check_return_origins(config.get("BILLING_RETURN_ORIGINS"))
+    _check_samesite(config)
     notify_url = config.get("NOTIFY_URL")
     if notify_url:
         problem = _url_problem(str(notify_url))
@@ -188,6 +189,25 @@ def _url_problem(url: str) -> str | None:
     if not parts.hostname:
         return "has no host name"
     return None
+
+
+def _check_samesite(config: Mapping[str, Any]) -> None:
+    """TIERGATE_SESSION_COOKIE_SAMESITE, when the operator sets it (unset: tiergate chooses,
+    tiergate/web.py): a value browsers take, else every customer page would fail on it."""
+    value = config.get("SESSION_COOKIE_SAMESITE")
+    if value is None:
+        return
+    if not isinstance(value, str) or value.title() not in ("Strict", "Lax", "None"):
+        raise ConfigError(
+            "TIERGATE_SESSION_COOKIE_SAMESITE must be Strict, Lax or None (or unset: Lax, or "
+            f"None when another site frames the pages over HTTPS), not {value!r}"
+        )
+    https = str(config.get("BASE_URL", "")).startswith("https://")
+    if value.title() == "None" and not (https or config.get("SESSION_COOKIE_SECURE")):
+        raise ConfigError(
+            "TIERGATE_SESSION_COOKIE_SAMESITE=None needs HTTPS (an https:// TIERGATE_BASE_URL): "
+            "browsers drop such a cookie without Secure, and every billing form would fail"
+        )
 
 
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")

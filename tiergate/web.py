@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, Request, Response, current_app, request
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
@@ -31,12 +33,13 @@ class PagesOnlySessions(SecureCookieSessionInterface):
 def init_app(app: Flask) -> None:
     app.session_interface = PagesOnlySessions()
     https = str(app.config.get("BASE_URL", "")).startswith("https://")
-    # The session cookie holds the billing forms' CSRF token only. Secure over HTTPS, Lax
-    # always, unless the configuration says otherwise (Flask's own defaults are False, None).
+    # The session cookie holds the billing forms' CSRF token only. Secure over HTTPS, and
+    # SameSite as framing needs, unless the configuration says otherwise (Flask's own
+    # defaults are False, None).
     if app.config.get("SESSION_COOKIE_SECURE") is False:
         app.config["SESSION_COOKIE_SECURE"] = https
     if app.config.get("SESSION_COOKIE_SAMESITE") is None:
-        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+        _session_cookie_for_framing(app.config, https)
     app.after_request(_page_headers)
     from billing import web as billing_web
     from tiergate import api
@@ -51,6 +54,48 @@ def init_app(app: Flask) -> None:
 
     webhook_web.init_app(app)
     billing_web.init_app(app)
+
+
+def _session_cookie_for_framing(config: Any, https: bool) -> None:
+    """Lax, unless another site may frame the pages: inside its frame a browser sends no
+    Lax cookie, so every form there would be refused as a lost session. Then, over HTTPS
+    only (browsers drop SameSite=None without Secure), the cookie is `SameSite=None; Secure;
+    Partitioned`: usable in a frame, and kept apart for each site that frames it (Chrome's
+    CHIPS, which stays allowed where third-party cookies are blocked)."""
+    from billing.portal import allowed_origins
+
+    own = str(config["BASE_URL"])
+    framed_elsewhere = any(not _same_site(own, o) for o in allowed_origins(config))
+    if https and config.get("SESSION_COOKIE_SECURE") and framed_elsewhere:
+        config["SESSION_COOKIE_SAMESITE"] = "None"
+        config["SESSION_COOKIE_PARTITIONED"] = True  # Flask 3.1+; older ones leave it out
+    else:
+        config["SESSION_COOKIE_SAMESITE"] = "Lax"
+
+
+def _same_site(a: str, b: str) -> bool:
+    """Whether a browser surely takes two origins for one site: the same scheme, and the
+    same host or one under the other (`example.com`, `billing.example.com`). Siblings such
+    as `app.example.com` and `billing.example.com` are one site only when `example.com` is
+    not a public suffix (as `github.io` is), which needs the public suffix list: they count
+    as two sites, whose cookie then works in a frame all the same."""
+    one, other = urlsplit(a), urlsplit(b)
+    host, other_host = (one.hostname or "").rstrip("."), (other.hostname or "").rstrip(".")
+    if one.scheme.lower() != other.scheme.lower() or not host or not other_host:
+        return False
+    if host == other_host:
+        return True
+    if _is_ip(host) or _is_ip(other_host):
+        return False
+    return host.endswith("." + other_host) or other_host.endswith("." + host)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 PRIVATE_PAGES = ("/billing", "/offers/")  # carry a customer's signed link and account data

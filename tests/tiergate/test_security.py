@@ -127,6 +127,93 @@ def test_the_csrf_session_cookie_is_secure_and_same_site_over_https(
         get_db(https).engine.dispose()
 
 
+def _session_cookie(database_url: str, clock: Any, version: int, **config: Any) -> set[str]:
+    """The attributes of the session cookie (its forms' CSRF token) the offer page sets, for
+    a service set up with `config` (BASE_URL and BILLING_RETURN_ORIGINS at least)."""
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "test-secret-key-not-for-production",
+            "CLOCK": clock,
+            **config,
+        }
+    )
+    try:
+        _, link = _offer(app, clock, version)
+        response = app.test_client().get(link, base_url=config["BASE_URL"])
+        assert response.status_code == 200
+        value, *attributes = (part.strip() for part in response.headers["Set-Cookie"].split(";"))
+        assert value.startswith("session=")
+        return set(attributes)
+    finally:
+        get_db(app).engine.dispose()
+
+
+def test_framed_by_another_site_over_https_the_session_cookie_goes_with_the_frames_forms(
+    database_url, schema, clock, demo_catalog
+) -> None:
+    """The host app (https://app.example.com) frames the billing pages of another site: a
+    browser sends a Lax cookie in no such frame, and every form there ("Upgrade now", "Not
+    now") was refused as a lost session. The cookie is SameSite=None, Secure, and
+    Partitioned (kept apart for each site that frames it)."""
+    cookie = _session_cookie(
+        database_url,
+        clock,
+        demo_catalog.version,
+        BASE_URL="https://billing.example.net",
+        BILLING_RETURN_ORIGINS="https://app.example.com",
+    )
+    assert cookie == {"SameSite=None", "Secure", "Partitioned", "HttpOnly", "Path=/"}
+
+
+@pytest.mark.parametrize(
+    ("base", "framers"),
+    [
+        ("https://billing.example.com", ""),  # no other origin may frame the pages
+        ("https://billing.example.com", "https://example.com"),  # the app on the parent domain
+        ("https://billing.example.com", "https://billing.example.com:8443"),  # another port
+        ("https://example.com", "https://app.example.com"),
+    ],
+)
+def test_framed_by_its_own_site_only_the_session_cookie_stays_lax(
+    database_url, schema, clock, demo_catalog, base, framers
+) -> None:
+    cookie = _session_cookie(
+        database_url, clock, demo_catalog.version, BASE_URL=base, BILLING_RETURN_ORIGINS=framers
+    )
+    assert cookie == {"SameSite=Lax", "Secure", "HttpOnly", "Path=/"}
+
+
+def test_over_plain_http_the_session_cookie_stays_lax_whoever_frames_the_pages(
+    database_url, schema, clock, demo_catalog
+) -> None:
+    """Browsers drop a SameSite=None cookie that is not Secure: over plain HTTP (a local
+    service) the cookie stays Lax, even with another site among the framing origins."""
+    cookie = _session_cookie(
+        database_url,
+        clock,
+        demo_catalog.version,
+        BASE_URL="http://127.0.0.1:5000",
+        BILLING_RETURN_ORIGINS="http://localhost:3000,https://app.example.com",
+    )
+    assert cookie == {"SameSite=Lax", "HttpOnly", "Path=/"}
+
+
+def test_the_operators_samesite_setting_wins_over_the_framing_origins(
+    database_url, schema, clock, demo_catalog
+) -> None:
+    cookie = _session_cookie(
+        database_url,
+        clock,
+        demo_catalog.version,
+        BASE_URL="https://billing.example.net",
+        BILLING_RETURN_ORIGINS="https://app.example.com",
+        SESSION_COOKIE_SAMESITE="Strict",
+    )
+    assert cookie == {"SameSite=Strict", "Secure", "HttpOnly", "Path=/"}
+
+
 # ---- return URLs -------------------------------------------------------------------------------
 
 
@@ -212,6 +299,12 @@ def test_a_public_deployment_refuses_the_published_development_secret(
         ("PAST_DUE_GRACE_DAYS", "x", "TIERGATE_PAST_DUE_GRACE_DAYS must be whole days"),
         ("PAST_DUE_GRACE_DAYS", "-3", "TIERGATE_PAST_DUE_GRACE_DAYS must be whole days"),
         ("PAST_DUE_GRACE_DAYS", "7.5", "TIERGATE_PAST_DUE_GRACE_DAYS must be whole days"),
+        (
+            "SESSION_COOKIE_SAMESITE",
+            "Nonee",
+            "TIERGATE_SESSION_COOKIE_SAMESITE must be Strict, Lax or None .*not 'Nonee'",
+        ),
+        ("SESSION_COOKIE_SAMESITE", "None", "TIERGATE_SESSION_COOKIE_SAMESITE=None needs HTTPS"),
     ],
 )
 def test_a_misspelt_setting_fails_at_start_in_one_line(
