@@ -18,10 +18,19 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 from billing import downgrade, portal, records, service
+from billing.manual import ManualBilling, running
 from billing.models import BillingChange, ChangeStatus, Invoice
 from billing.proration import add_interval
-from billing.provider import BillingProvider, QuoteMismatch
-from billing.quotes import renewal_quote
+from billing.provider import (
+    BillingProvider,
+    Customer,
+    Discount,
+    Price,
+    QuoteMismatch,
+    RenewRequest,
+    SubscriptionState,
+)
+from billing.quotes import Quote, renewal_quote
 from gating import offers
 from gating.models import Offer, OfferStatus, OfferTrigger, Subscription, SubscriptionStatus
 from tiergate.db import get_session
@@ -29,7 +38,7 @@ from tiergate.exceptions import Conflict, Forbidden, InvalidRequest, NotFound, T
 from tiergate.extensions import get_billing, get_clock
 from tiers import store
 from tiers.model import AddOnBilling, Catalog, Tier
-from tiers.money import format_money
+from tiers.money import format_money, yearly_saving
 
 bp = Blueprint("billing", __name__)
 
@@ -887,18 +896,106 @@ def checkout_page() -> Page:
         if done is not None:
             return done
     first = service.first_charge_after_trial(session, clock, plan, quote, code)
+    ctx = _ctx(account_id)
     return render_template(
         "billing_checkout.html",
         plan=plan,
         quote=quote,
         first_charge=first,
+        renewal=_checkout_renewal(account_id, catalog, plan, quote, code),
+        yearly=_checkout_yearly(account_id, catalog, plan, code, ctx),
         trial_days=trial_days,
         currency=currency.lower(),
         notice=notice,
         code=code,
         code_error=code_error,
-        **_ctx(account_id),
+        **ctx,
     ), (code_status if code_error else 409 if notice else 200)
+
+
+def _discount(catalog: Catalog, plan: Price, code: str | None, at: datetime) -> Discount | None:
+    """The promotion the checkout of `plan` gives (its quote has checked the code)."""
+    interval = plan.interval or "month"
+    return service.checkout_discount(catalog, plan.item_id, interval, plan.currency, at, code)
+
+
+def _checkout_renewal(
+    account_id: str, catalog: Catalog, plan: Price, quote: Quote, code: str | None
+) -> dict[str, Any]:
+    """The plan's next renewal after today's charge, or after a trial after its first charge
+    (UPSELL 5): its amount and day, as billing renews the subscription the checkout starts (a
+    promotion for the first period only is not in it; the credit left after today is)."""
+    start = quote.period_start  # when the subscription starts, and its promotion is given
+    trial = quote.trial_end is not None
+    state = SubscriptionState(
+        plan=plan,
+        addons=(),
+        status="trialing" if trial else "active",
+        period_start=quote.period_start,
+        period_end=quote.period_end,
+        trial_end=quote.trial_end,
+        running_discount=running(
+            _discount(catalog, plan, code, start), plan, start, charged=not trial
+        ),
+        balance=quote.ending_balance,
+    )
+    renewing, amount = ManualBilling(), 0
+    for _ in range(2 if trial else 1):  # a trial: its first charge, then the renewal after it
+        done = renewing.renew(RenewRequest("checkout-renewal", Customer(account_id), state, None))
+        assert done.subscription is not None and done.charge is not None  # (not canceled)
+        state, amount = done.subscription, done.charge.amount_due
+    return {"amount": amount, "at": state.period_start}
+
+
+def _checkout_yearly(
+    account_id: str, catalog: Catalog, plan: Price, code: str | None, ctx: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The one alternative to a monthly plan (UPSELL 7): the same tier paid yearly, with its
+    saving and what it costs today (or after the trial), quoted as its own checkout page
+    quotes it; with the typed code where the code applies to it. None: the plan is yearly,
+    or the tier is not sold yearly in this currency."""
+    tier = catalog.tier(plan.item_id)
+    yearly = tier.price("year", plan.currency) if tier is not None else None
+    if plan.interval != "month" or yearly is None:
+        return None
+    session, clock = get_session(), get_clock()
+    kept = code
+
+    def quoted(typed: str | None) -> tuple[Price, Quote, int]:
+        return service.checkout_quote(
+            session, clock, account_id, plan.item_id, "year", plan.currency, typed
+        )
+
+    try:
+        year_plan, quote, _ = quoted(code)
+    except InvalidRequest:
+        if code is None:
+            return None  # not sold yearly after all
+        kept = None  # the code is for monthly billing only: the yearly price without it
+        year_plan, quote, _ = quoted(None)
+    discount = _discount(catalog, year_plan, kept, quote.period_start)
+    discounted = any(line.amount < 0 for line in quote.lines)
+    first = service.first_charge_after_trial(session, clock, year_plan, quote, kept)
+    url = url_for(
+        "billing.checkout_page",
+        t=ctx["token"],
+        tier=plan.item_id,
+        interval="year",
+        currency=plan.currency,
+        code=kept,
+        return_url=ctx["return_url"],
+    )
+    return {
+        "amount": year_plan.amount,
+        "saving": yearly_saving(plan.amount, year_plan.amount),
+        "due_today": quote.amount_due,
+        "first_charge": first[0] if first else None,
+        "trial_end": quote.trial_end,
+        "promotion": first[1] if first else discount.name if discounted and discount else None,
+        "code": kept,
+        "code_left_out": code if kept is None else None,
+        "url": url,
+    }
 
 
 @bp.route("/billing/yearly", methods=["GET", "POST"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -919,6 +919,174 @@ def test_an_expired_promotion_code_says_so(app, client, db, clock, coded) -> Non
     )
     assert response.status_code == 422
     assert "has expired" in html.unescape(response.get_data(as_text=True))
+
+
+# ---- at checkout: when the plan renews, and the yearly alternative ---------------------------
+
+RENEWAL = re.compile(r'data-amount="next_renewal">(\S+) on (\w+ \d+, \d{4})')
+
+
+@pytest.mark.parametrize(
+    ("query", "today", "first", "renewal", "renews_on"),
+    [
+        ("tier=business&interval=month", 7900, None, 7900, "December 15, 2026"),
+        # 25 % off the first month only: the renewal is the full price
+        ("tier=business&interval=month&code=WELCOME25", 5925, None, 7900, "December 15, 2026"),
+        # a 14-day trial: the first charge at its end, then a month later
+        ("tier=pro&interval=month", 0, 2900, 2900, "December 29, 2026"),
+        # a trial and 20 % off the first year: the year after it is the full price
+        ("tier=pro&interval=year", 0, 23200, 29000, "November 29, 2027"),
+    ],
+)
+def test_checkout_states_when_the_plan_renews_and_for_how_much_and_the_renewal_charges_it(
+    app, client, db, clock, coded, query, today, first, renewal, renews_on
+) -> None:  # type: ignore[no-untyped-def]
+    """Beside the amount due today (and a trial's first charge), the page says when the plan
+    renews and what that renewal charges: a promotion for the first period only is not in it."""
+    page = html.unescape(client.get(f"/billing/checkout?t={coded}&{query}").get_data(as_text=True))
+    assert dollars(re.search(r'data-amount="due_today">(\S+)<', page).group(1)) == today  # type: ignore[union-attr]
+    stated = RENEWAL.search(page)
+    assert stated is not None, page
+    assert (dollars(stated.group(1)), stated.group(2)) == (renewal, renews_on)
+    first_charge = re.search(r'data-amount="first_charge">(\S+) on (\w+ \d+, \d{4})', page)
+    charge_days = [renews_on]
+    if first is None:
+        assert first_charge is None
+    else:
+        assert first_charge is not None and dollars(first_charge.group(1)) == first
+        charge_days.insert(0, first_charge.group(2))  # the trial's end
+    assert post_form(client, page, SELF, url="/billing/checkout").status_code == 302
+    for charged_on in charge_days:  # the renew command runs an hour after each
+        clock.set(datetime.strptime(charged_on, "%B %d, %Y").replace(hour=13, tzinfo=UTC))
+        result = app.test_cli_runner().invoke(billing_group, ["renew"])
+        assert result.exit_code == 0, result.output
+    paid = [i.amount_paid for i in invoices(db, "newco")]
+    assert paid == [today, *([first] if first is not None else []), renewal]
+
+
+YEARLY = re.compile(
+    r'<div class="alternative">\s*<p>(.*?)</p>\s*<a [^>]*href="([^"]+)"[^>]*>Pay yearly</a>'
+)
+
+
+def yearly_alternative(page: str) -> tuple[str, dict[str, str]] | None:
+    """The yearly alternative's sentence and the query of its link (None: there is none)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    found = YEARLY.search(page)
+    if found is None:
+        return None
+    link = html.unescape(found.group(2))
+    text = " ".join(re.sub(r"<[^>]+>", "", found.group(1)).split())
+    return html.unescape(text), dict(parse_qsl(urlsplit(link).query))
+
+
+@pytest.mark.parametrize(
+    ("query", "sentence"),
+    [
+        (
+            "tier=business&interval=month",
+            "Or pay yearly: $790.00 per year, saving $158.00. Due today: $632.00 (20 % off "
+            "your first year included).",
+        ),
+        (
+            "tier=business&interval=month&code=WELCOME25",
+            "Or pay yearly: $790.00 per year, saving $158.00. Due today: $632.00 (20 % off "
+            "your first year included). Code WELCOME25 does not apply to yearly billing.",
+        ),
+        (
+            "tier=pro&interval=month",
+            "Or pay yearly: $290.00 per year, saving $58.00. The same free trial: nothing "
+            "today, then $232.00 on November 29, 2026 (20 % off your first year included).",
+        ),
+    ],
+)
+def test_a_monthly_checkout_offers_paying_yearly_with_its_saving_and_amount_due(
+    app, client, coded, query, sentence
+) -> None:  # type: ignore[no-untyped-def]
+    """The one alternative: the same plan paid yearly, its saving against twelve months and
+    what it costs today, linking to the same page for yearly billing (same plan, currency and
+    way back; a monthly-only code is left out and said so)."""
+    app.config["BILLING_RETURN_ORIGINS"] = "https://app.example"
+    back = "https://app.example/projects"
+    response = client.get(f"/billing/checkout?t={coded}&{query}&currency=usd&return_url={back}")
+    alternative = yearly_alternative(response.get_data(as_text=True))
+    assert alternative is not None
+    text, link = alternative
+    assert text == sentence
+    tier = query.split("&")[0].split("=")[1]
+    assert {k: v for k, v in link.items() if k != "t"} == {
+        "tier": tier,
+        "interval": "year",
+        "currency": "usd",
+        "return_url": back,
+    }
+    assert portal.read_account_token(app.config, link["t"]) == "newco"
+
+
+def test_the_yearly_link_carries_a_code_that_applies_to_yearly_billing_and_quotes_it(
+    app, client, clock, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """A code for every interval is in the yearly amount due and in the link, and the yearly
+    page opened from it charges that amount."""
+    publish_promotions(app, clock, tmp_path, EVERY_INTERVAL)
+    with get_db(app).session() as s:
+        add_account(s, "newco", clock)
+    token = portal.account_token(app.config, "newco")
+    page = client.get(f"/billing/checkout?t={token}&tier=business&interval=month&code=ten")
+    alternative = yearly_alternative(page.get_data(as_text=True))
+    assert alternative is not None
+    text, link = alternative
+    assert "Due today: $711.00 (code TEN: 10 % off your first payment included)." in text
+    assert link["code"] == "TEN"
+    yearly = client.get("/billing/checkout?" + urlencode(link)).get_data(as_text=True)
+    assert 'data-amount="recurring">$790.00 per year' in yearly
+    assert 'data-amount="due_today">$711.00' in yearly
+    assert yearly_alternative(yearly) is None
+    post_form(client, yearly, SELF, url="/billing/checkout")
+    assert [i.amount_paid for i in invoices(get_db(app).session, "newco")] == [71100]
+
+
+EVERY_INTERVAL = """promotions:
+  - id: ten
+    name: 10 % off your first payment
+    percent_off: 10
+    tiers: [business]
+    code: TEN
+    duration: once
+"""
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "tier=business&interval=year",  # already yearly
+        "tier=starter&interval=month",  # Starter is sold monthly only here
+    ],
+)
+def test_no_yearly_alternative_when_already_yearly_or_not_sold_yearly(
+    app, client, clock, tmp_path, query
+) -> None:  # type: ignore[no-untyped-def]
+    """A yearly plan, or a tier with no yearly price, has no alternative: the renewal only."""
+    from tests.conftest import DEMO_CATALOG
+    from tiers import store
+    from tiers.loader import load_catalog_file
+
+    source_path = tmp_path / "catalog.yaml"
+    text = DEMO_CATALOG.read_text()
+    source_path.write_text(text.replace("      year: {usd: 9000, eur: 9000}\n", "", 1))
+    catalog, source = load_catalog_file(source_path)
+    with get_db(app).session() as s:
+        store.publish(
+            s, catalog, source=source, author="t", note="monthly Starter", now=clock.now()
+        )
+        add_account(s, "newco", clock)
+    token = portal.account_token(app.config, "newco")
+    response = client.get(f"/billing/checkout?t={token}&{query}")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert 'data-amount="next_renewal"' in page
+    assert "Or pay yearly" not in page and yearly_alternative(page) is None
 
 
 # ---- promotion codes typed on the offer page (upgrade in place) -----------------------------

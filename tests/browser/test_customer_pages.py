@@ -137,3 +137,31 @@ def test_a_refused_form_page_keeps_the_way_back_to_the_app(
     hrefs = page.locator("main a").evaluate_all("links => links.map(a => a.href)")
     assert back in hrefs, f"{page.inner_text('main')!r} links only to {hrefs}"
     assert "nothing was changed or charged" in page.inner_text("main")
+
+
+def test_a_new_customer_follows_the_yearly_alternative_and_pays_the_yearly_amount_shown(
+    app, clock, demo_catalog, live_server, page_at
+):
+    """A free account subscribing to Business monthly reads when it renews and for how much,
+    and the yearly alternative with its saving; following "Pay yearly" opens the same page
+    billed yearly, whose amount due today is the amount charged."""
+    from tests.billing.conftest import add_account
+
+    with get_db(app).session() as s:
+        add_account(s, "acme", clock)
+    page = page_at(375)
+    page.goto(billing_url(app, live_server, "/billing/checkout", tier="business", interval="month"))
+    assert page.inner_text("[data-amount=next_renewal]") == "$79.00 on December 15, 2026"
+    alternative = page.locator(".alternative")
+    assert "Or pay yearly: $790.00 per year, saving $158.00." in alternative.inner_text()
+    assert alternative.locator("[data-amount=yearly_due_today]").inner_text() == "$632.00"
+    alternative.get_by_role("link", name="Pay yearly").click()
+    page.wait_for_load_state()
+    assert page.get_by_role("heading", name="Subscribe to Business").is_visible()
+    assert page.inner_text("[data-amount=recurring]") == "$790.00 per year"
+    assert page.inner_text("[data-amount=due_today]") == "$632.00"
+    assert page.inner_text("[data-amount=next_renewal]") == "$790.00 on November 15, 2027"
+    assert page.locator(".alternative").count() == 0  # already yearly
+    page.get_by_role("button", name="Subscribe — pay $632.00 today").click()
+    page.wait_for_load_state()
+    assert paid(app) == [63200]
