@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from tiergate.exceptions import Conflict, PaymentFailed
 from tiers.money import format_money
@@ -312,4 +312,17 @@ class BillingProvider(Protocol):
     def close_redirect(self, external_id: str) -> bool:
         """Close a payment page a REDIRECT sent the customer to (Stripe: expire the Checkout
         Session), so it can no longer be paid. False: it was paid already (settle it)."""
+        ...
+
+
+@runtime_checkable
+class InvoiceSource(Protocol):
+    """A provider that lists a subscription's invoices (StripeBilling): reconcile records the
+    ones whose webhooks were lost."""
+
+    def recent_invoices(
+        self, subscription_external_id: str, since: datetime, limit: int
+    ) -> list[dict[str, Any]]:
+        """The subscription's invoices created at or after `since` (at most `limit`, the newest),
+        oldest first, in the shape the invoice webhooks carry (Stripe's invoice JSON)."""
         ...

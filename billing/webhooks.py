@@ -408,15 +408,15 @@ def _invoice_payment_failed(
         return _ignored(obj)
     recorded = record_invoice(session, clock, account, obj)
     synced = _sync(session, clock, provider, account, _subscription_id(obj), at)
-    told = _tell_payment_failed(session, clock, account, obj)
+    told = tell_payment_failed(session, clock, account, obj)
     return "; ".join(part for part in (recorded, synced, told) if part)
 
 
-def _tell_payment_failed(
+def tell_payment_failed(
     session: Session, clock: Clock, account: Account, obj: dict[str, Any]
 ) -> str:
     """A renewal's payment failed: the host app tells its customer (a declined upgrade is shown
-    on the page itself, so it is not notified)."""
+    on the page itself, so it is not notified). Reconcile tells it too when the webhook was lost."""
     if obj.get("billing_reason") not in ("subscription_cycle", "subscription_threshold"):
         return ""
     sub = account.subscription

@@ -11,11 +11,14 @@ from sqlalchemy import select
 
 from billing import records, service
 from billing.cli import billing_group
-from billing.models import BillingChange, ChangeStatus, Invoice
+from billing.models import BillingChange, ChangeStatus, Invoice, Notification
+from billing.notifications import PAYMENT_FAILED
 from billing.quotes import change_quote
 from billing.records import Urls
 from gating.models import Account, Offer, OfferStatus
 from tests.billing.conftest import add_account, quote_offer
+from tests.billing.test_stripe_pages import Shop, shop
+from tests.billing.test_trial_offers_stripe import offer_of, open_offer, pay
 from tests.billing.test_webhook_chaos import (
     PRO,
     Story,
@@ -27,7 +30,7 @@ from tests.billing.test_webhook_chaos import (
 from tiergate.clock import FixedClock
 from tiergate.db import get_db
 
-__all__ = ["fake_stripe", "story", "stripe_billing"]  # fixtures shared with the chaos tests
+__all__ = ["fake_stripe", "shop", "story", "stripe_billing"]  # fixtures of other test files
 
 URLS = Urls("http://localhost/ok", "http://localhost/no")
 
@@ -41,6 +44,20 @@ def reconcile(app: Any, *args: str) -> Any:
 def stripe_invoices(story: Story) -> list[Any]:
     """Every invoice Stripe holds for acme (what was really charged)."""
     return list(story.fake.client().v1.invoices.list({"customer": story.customer_id}).data)
+
+
+def stripe_subscription_id(app: Any, account_id: str) -> str:
+    with get_db(app).sessionmaker() as s:
+        account = s.get(Account, account_id)
+        assert account is not None and account.subscription is not None
+        assert account.subscription.stripe_subscription_id is not None
+        return account.subscription.stripe_subscription_id
+
+
+def local_invoices(app: Any) -> dict[str, str]:
+    """The invoices recorded for the customers: in_... -> status."""
+    with get_db(app).sessionmaker() as s:
+        return {str(i.external_id): i.status for i in s.scalars(select(Invoice)).all()}
 
 
 def pro_offer(app: Any, story: Story, clock: FixedClock, version: int) -> str:
@@ -421,3 +438,135 @@ def test_a_subscription_stripe_does_not_have_is_not_reported_as_matching(
     )
     assert "0 fix(es); 1 subscription(s) need checking: see above." in result.output
     assert "now matches Stripe" not in result.output
+
+
+def test_a_renewal_charged_while_its_webhooks_were_lost_is_recorded_by_reconcile(
+    app: Any, on_starter: Story, clock: FixedClock
+) -> None:
+    """Stripe renews acme's Starter plan and takes the payment, and every webhook about it is
+    lost. Reconcile moves the subscription onto the new period and records the renewal's paid
+    invoice, so the customer's invoice list shows the charge; the scheduled `billing renew`
+    after it has nothing left to do and changes nothing."""
+    first_end = subscription(app).current_period_end
+    on_starter.fake.advance_to_period_end(on_starter.sub_id)  # renewed and paid in Stripe
+    clock.set(on_starter.fake.clock.now())
+    paid_in_stripe = {i.id for i in stripe_invoices(on_starter) if i.status == "paid"}
+    assert len(paid_in_stripe) == 2  # the first invoice and the renewal
+    [renewal] = paid_in_stripe - set(local_invoices(app))
+
+    result = reconcile(app)
+    assert result.exit_code == 0, result.output
+    assert f"acme: invoice {renewal} paid recorded" in result.output
+    assert subscription(app).current_period_end > first_end
+    renewed = app.test_cli_runner().invoke(billing_group, ["renew"])
+    assert renewed.exit_code == 0, renewed.output
+
+    recorded = local_invoices(app)
+    assert {i for i, status in recorded.items() if status == "paid"} == paid_in_stripe
+    with get_db(app).sessionmaker() as s:
+        row = s.scalar(select(Invoice).where(Invoice.external_id == renewal))
+        assert row is not None and (row.amount_paid, row.change_id) == (900, None)
+
+
+def test_reconcile_records_a_lost_invoice_once(
+    app: Any, on_starter: Story, clock: FixedClock
+) -> None:
+    """Run again, reconcile finds the renewal already recorded: nothing more to repair."""
+    on_starter.fake.advance_to_period_end(on_starter.sub_id)
+    clock.set(on_starter.fake.clock.now())
+    first = reconcile(app).output
+    assert first.count("paid recorded") == 1, first
+    again = reconcile(app)
+    assert again.output.strip() == "0 fix(es); local billing now matches Stripe.", again.output
+    assert len(local_invoices(app)) == 2
+    on_starter.deliver()  # the lost webhooks arrive late after all: still recorded once
+    assert len(local_invoices(app)) == 2
+
+
+def test_a_renewal_payment_failure_whose_webhooks_were_lost_is_recorded_by_reconcile(
+    app: Any, on_starter: Story, clock: FixedClock
+) -> None:
+    """The renewal's payment is declined and no webhook arrives: reconcile puts acme past due,
+    records the unpaid invoice and has the host app tell the customer, once. When the card is
+    fixed and the invoice paid (its webhooks lost too), reconcile records it paid."""
+    on_starter.fail_renewal()
+    clock.set(on_starter.fake.clock.now())
+    [failed] = [i.id for i in stripe_invoices(on_starter) if i.status == "open"]
+    output = reconcile(app).output
+    assert "status active -> past_due" in output
+    assert (
+        f"acme: invoice {failed} open recorded (host app notified of the failed payment)" in output
+    )
+    assert subscription(app).status == "past_due"
+    assert local_invoices(app)[failed] == "open"
+    assert "0 fix(es)" in reconcile(app).output
+    with get_db(app).sessionmaker() as s:
+        told = s.scalars(select(Notification).where(Notification.type == PAYMENT_FAILED)).all()
+        assert [n.payload["data"]["invoice"] for n in told] == [failed]
+
+    on_starter.recover()
+    output = reconcile(app).output
+    assert "status past_due -> active" in output
+    assert f"acme: invoice {failed} paid recorded" in output
+    assert local_invoices(app)[failed] == "paid"
+
+
+def test_reconcile_reports_nothing_when_every_invoice_webhook_arrived(
+    app: Any, on_starter: Story, clock: FixedClock
+) -> None:
+    """A renewal whose webhooks were all delivered leaves reconcile nothing to record; it reads
+    only the subscription's invoices of the current and the previous period."""
+    on_starter.fake.advance_to_period_end(on_starter.sub_id)
+    on_starter.deliver()
+    clock.set(on_starter.fake.clock.now())
+    before = local_invoices(app)
+    assert len(before) == 2
+    requests = len(on_starter.fake.requests)
+    result = reconcile(app)
+    assert result.output.strip() == "0 fix(es); local billing now matches Stripe.", result.output
+    assert local_invoices(app) == before
+    [listed] = [
+        r
+        for r in on_starter.fake.requests[requests:]
+        if r.method == "GET" and r.path == "/v1/invoices"
+    ]
+    sub = subscription(app)
+    previous_start = sub.current_period_start - (sub.current_period_end - sub.current_period_start)
+    assert listed.params["subscription"] == on_starter.sub_id
+    assert listed.params["created"] == {"gte": str(int(previous_start.timestamp()))}
+    assert listed.params["limit"] == "10"
+
+
+def test_reconcile_records_the_invoice_of_a_subscription_it_adopts(app: Any, story: Story) -> None:
+    """acme paid at Checkout and every webhook was lost, with its change: the subscription
+    reconcile adopts comes with the invoice Stripe charged for it."""
+    story.checkout()
+    with get_db(app).session() as s:
+        account = s.get(Account, "acme")
+        assert account is not None
+        account.stripe_customer_id = story.customer_id
+    [paid] = [i.id for i in stripe_invoices(story) if i.status == "paid"]
+    output = reconcile(app).output
+    assert f"acme: adopted Stripe subscription {story.sub_id}" in output
+    assert f"acme: invoice {paid} paid recorded" in output
+    assert local_invoices(app) == {paid: "paid"}
+    assert "0 fix(es)" in reconcile(app).output
+
+
+def test_a_trials_first_charge_whose_webhooks_were_lost_makes_the_offer_a_sale(
+    shop: Shop, client: Any, clock: FixedClock
+) -> None:
+    """newco takes Starter's trial from an offer; the trial ends and Stripe charges the first
+    $9.00, but no webhook arrives. Reconcile records that charge, and the offer the trial came
+    from counts as paid in the funnel."""
+    offer_id, _, page = open_offer(shop, client, clock, "newco", "projects", 3)
+    pay(shop, client, page, offer_id)
+    assert offer_of(shop, offer_id).status is OfferStatus.ACCEPTED  # paid at the first charge
+    sub_id = stripe_subscription_id(shop.app, "newco")
+    shop.fake.advance_to_period_end(sub_id)  # the trial ends: the first charge, webhooks lost
+    clock.set(shop.fake.clock.now())
+    output = reconcile(shop.app).output
+    assert "newco: invoice" in output and "paid recorded" in output, output
+    offer = offer_of(shop, offer_id)
+    assert offer.status is OfferStatus.PAID
+    assert [e.amount for e in offer.events if e.type is OfferStatus.PAID] == [900]
