@@ -60,7 +60,7 @@ from billing.provider import (
     quote_mismatch,
 )
 from billing.quotes import one_time_quote, start_quote
-from billing.stripe_errors import DECLINED, StripeRejected, stripe_errors
+from billing.stripe_errors import StripeRejected, decline_message, stripe_errors
 from billing.stripe_sync import ensure_price, product_id
 from tiergate.exceptions import (
     Conflict,
@@ -292,7 +292,9 @@ class StripeBilling:
                 "payment_behavior": (
                     "error_if_incomplete" if deleting or rewrite else "pending_if_incomplete"
                 ),
-                "expand": ["latest_invoice"],
+                # The invoice's payments (an includable field) name the PaymentIntent that
+                # holds the reason of a decline (`_declined`).
+                "expand": ["latest_invoice.payments"],
             }
             if rewrite:
                 update["discounts"] = [{"coupon": coupon}] if coupon is not None else ""
@@ -303,12 +305,13 @@ class StripeBilling:
             changed = self._update(sub_id, update, key, "modify")
             if changed.pending_update is not None:
                 latest = changed.latest_invoice
+                declined = self._declined(latest, sub_id)
                 if isinstance(latest, stripe.Invoice) and latest.status == "open" and latest.id:
                     # So no later retry of the card applies the change the customer was told
                     # failed.
                     with stripe_errors(f"voiding the declined invoice {latest.id}"):
                         self.client.v1.invoices.void_invoice(latest.id, None, _key(key, "void"))
-                raise PaymentDeclined(DECLINED, details={"subscription": sub_id})
+                raise declined
         except Exception as exc:
             # A change that did not happen keeps the period-end change scheduled before it.
             # One whose write failed on the way (Stripe unreachable after the tag) may have been
@@ -564,6 +567,21 @@ class StripeBilling:
             return None
         return int(customer.balance or 0), customer.currency
 
+    def recent_invoices(
+        self, subscription_external_id: str, since: datetime, limit: int
+    ) -> list[dict[str, Any]]:
+        """The subscription's invoices created at or after `since` (at most `limit`, the newest),
+        oldest first, as the invoice webhooks carry them (reconcile records the lost ones)."""
+        with stripe_errors(f"listing the invoices of {subscription_external_id}"):
+            invoices = self.client.v1.invoices.list(
+                {
+                    "subscription": subscription_external_id,
+                    "created": {"gte": int(since.timestamp())},
+                    "limit": limit,
+                }
+            )
+        return [invoice.to_dict() for invoice in reversed(invoices.data)]  # listed newest first
+
     # ---- changes ------------------------------------------------------------------------------
 
     def _finish_change(self, request: ChangeRequest, sub_id: str) -> Result:
@@ -596,8 +614,63 @@ class StripeBilling:
         if invoice is None:
             return None
         if invoice.status != "paid":
-            raise PaymentDeclined(DECLINED, details={"subscription": sub.id})
+            raise self._declined(invoice, sub.id)
         return self._charge(invoice)
+
+    def _declined(
+        self, invoice: str | stripe.Invoice | None, sub_id: str | None
+    ) -> PaymentDeclined:
+        """The decline of a change whose invoice Stripe could not collect (a pending update):
+        the customer's message by the reason of the failed payment (`decline_message`), only
+        that the card was declined when no reason is found. The codes stay in the details."""
+        error = self._payment_error(invoice)
+        # Stripe leaves out the keys it has no value for (no decline_code for an expired card)
+        code = getattr(error, "code", None)
+        decline_code = getattr(error, "decline_code", None)
+        log.info(
+            "card declined on the change of %s: code %s, decline_code %s",
+            sub_id,
+            code,
+            decline_code,
+        )
+        return PaymentDeclined(
+            decline_message(code, decline_code),
+            details={"subscription": sub_id, "code": code, "decline_code": decline_code},
+        )
+
+    def _payment_error(
+        self, invoice: str | stripe.Invoice | None
+    ) -> stripe.PaymentIntent.LastPaymentError | None:
+        """Why the invoice's payment failed: its PaymentIntent's `last_payment_error`. Since
+        API version 2025-03-31.basil the invoice links to it through its `payments` (an
+        includable list: `payments.data[].payment.payment_intent`), not `payment_intent`.
+        At most one more request: the invoice with its payments and their PaymentIntents when
+        they were not expanded, or the PaymentIntent when only the payments were. None when
+        there is none or Stripe cannot tell now: the decline is reported all the same."""
+        if invoice is None:
+            return None
+        invoice_id = invoice if isinstance(invoice, str) else invoice.id
+        try:
+            payments = None
+            if isinstance(invoice, stripe.Invoice) and "payments" in invoice:  # expanded
+                payments = invoice.payments
+            if payments is None and invoice_id:
+                with stripe_errors(f"reading the payments of invoice {invoice_id}"):
+                    payments = self.client.v1.invoices.retrieve(
+                        invoice_id, {"expand": ["payments.data.payment.payment_intent"]}
+                    ).payments
+            if not payments or not payments.data:
+                return None
+            # The default payment is the one Stripe collects the invoice with.
+            payment = next((p for p in payments.data if p.is_default), payments.data[0])
+            intent = getattr(payment.payment, "payment_intent", None)  # by its type
+            if isinstance(intent, str):
+                with stripe_errors(f"reading PaymentIntent {intent}"):
+                    intent = self.client.v1.payment_intents.retrieve(intent)
+        except TiergateError as exc:
+            log.warning("no decline reason for invoice %s: %s", invoice_id, exc)
+            return None
+        return intent.last_payment_error if intent is not None else None
 
     def _restore_schedule(self, request: ChangeRequest, attempt: str) -> None:
         """Put back the period-end change a failed change unscheduled (best effort: the

@@ -454,7 +454,8 @@ def test_a_declined_card_on_the_upgrade_says_so_and_leaves_the_account_on_its_ti
     body = response.get_data(as_text=True)
     assert response.status_code == 402
     assert "Your payment did not go through" in body
-    assert "declined" in body and "Nothing was changed: you are still on Starter." in body
+    assert "declined" in body
+    assert "Nothing was charged or changed: you are still on Starter." in body
 
     customer = customer_id(shop.app)
     stripe_subs = shop.fake.client().v1.subscriptions.list({"customer": customer, "status": "all"})

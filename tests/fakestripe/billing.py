@@ -277,6 +277,8 @@ def finalize(store: Store, inv: dict[str, Any]) -> None:
     if inv["collection_method"] == "send_invoice":
         inv["due_date"] = store.now + 86_400 * (inv["_days_until_due"] or 30)
     use_up_once(store, inv)
+    if inv["amount_due"] > 0:
+        open_payment(store, inv)
     emit(store, "invoice.finalized", inv)
     if inv["amount_due"] == 0:
         mark_paid(store, inv)
@@ -294,6 +296,7 @@ def use_up_once(store: Store, inv: dict[str, Any]) -> None:
 
 
 def mark_paid(store: Store, inv: dict[str, Any], *, out_of_band: bool = False) -> None:
+    settle_payment(store, inv, "canceled" if out_of_band else "paid")
     inv["amount_paid"] = inv["amount_due"]
     inv["amount_remaining"] = 0
     inv["status"] = "paid"
@@ -330,6 +333,17 @@ def payment_method_for(store: Store, inv: dict[str, Any], explicit: str | None =
     return None
 
 
+def next_decline(store: Store, customer_id: str) -> str | None:
+    """The decline code injected for the customer's next payment attempt (used up), if any."""
+    queued = store.decline_next.get(customer_id)
+    if not queued:
+        return None
+    decline = queued.pop(0)
+    if not queued:
+        del store.decline_next[customer_id]
+    return decline
+
+
 def attempt_payment(store: Store, inv: dict[str, Any], *, payment_method: str | None = None,
                     ) -> Attempt:
     """Charge an open invoice. Failure leaves it open, counts the attempt, marks the customer
@@ -348,26 +362,119 @@ def attempt_payment(store: Store, inv: dict[str, Any], *, payment_method: str | 
         error = StripeError(400, "This customer has no attached payment source or default "
                                  "payment method. Please consider adding a default payment "
                                  "method.", commit=True)
-    elif store.decline_next.get(customer["id"], 0) > 0:
-        store.decline_next[customer["id"]] -= 1
-        if store.decline_next[customer["id"]] == 0:
-            del store.decline_next[customer["id"]]
-        error = card_declined()
+    elif (decline := next_decline(store, customer["id"])) is not None:
+        error = card_declined(decline_code=decline)
     elif pm.get("_behaviour") == "charge_fails":
         error = card_declined(decline_code=pm["_decline_code"])
     if error is not None:
+        if error.type == "card_error":
+            assert pm is not None
+            record_failure(store, inv, pm, error)
         customer["delinquent"] = True
         emit(store, "invoice.payment_failed", inv)
         return Attempt(False, error)
+    payment_intent_of(store, inv)["payment_method"] = pm["id"]
     mark_paid(store, inv)
     return Attempt(True)
 
 
 def void(store: Store, inv: dict[str, Any]) -> None:
+    settle_payment(store, inv, "canceled", reason="void_invoice")
     inv["status"] = "void"
     inv["amount_remaining"] = 0
     inv["status_transitions"]["voided_at"] = store.now
     emit(store, "invoice.voided", inv)
+
+
+# --- the invoice's payment: an invoice_payment linking it to a PaymentIntent --------------------
+
+def open_payment(store: Store, inv: dict[str, Any]) -> dict[str, Any]:
+    """The invoice's default payment, made when it is finalized with an amount due (as Stripe
+    does): a PaymentIntent for the amount due and the ``invoice_payment`` that links the two
+    (listed by the invoice's includable ``payments``)."""
+    pi_id = store.new_id("pi")
+    secret = store.new_id("secret").split("_", 1)[1]
+    intent = store.add({
+        "id": pi_id, "object": "payment_intent", "amount": inv["amount_due"],
+        "amount_capturable": 0, "amount_details": {"tip": {}}, "amount_received": 0,
+        "application": None, "application_fee_amount": None,
+        "automatic_payment_methods": None, "canceled_at": None, "cancellation_reason": None,
+        "capture_method": "automatic", "client_secret": f"{pi_id}_secret_{secret}",
+        "confirmation_method": "automatic", "created": store.now,
+        "currency": inv["currency"], "customer": inv["customer"], "customer_account": None,
+        "description": None, "excluded_payment_method_types": None,
+        "last_payment_error": None, "latest_charge": None, "livemode": False,
+        "managed_payments": None, "metadata": {}, "next_action": None, "on_behalf_of": None,
+        "payment_method": None, "payment_method_configuration_details": None,
+        "payment_method_options": {}, "payment_method_types": ["card"], "processing": None,
+        "receipt_email": None, "review": None, "setup_future_usage": None, "shipping": None,
+        "source": None, "statement_descriptor": None, "statement_descriptor_suffix": None,
+        "status": "requires_payment_method", "transfer_data": None, "transfer_group": None,
+    })
+    payment = store.add({
+        "id": store.new_id("inpay"), "object": "invoice_payment", "amount_paid": None,
+        "amount_requested": inv["amount_due"], "created": store.now,
+        "currency": inv["currency"], "invoice": inv["id"], "is_default": True,
+        "livemode": False, "payment": {"type": "payment_intent", "payment_intent": pi_id},
+        "status": "open", "status_transitions": {"canceled_at": None, "paid_at": None},
+    })
+    inv.setdefault("_payments", []).append(payment["id"])
+    return intent
+
+
+def payment_intent_of(store: Store, inv: dict[str, Any]) -> dict[str, Any]:
+    """The PaymentIntent of the invoice's default payment (made now if it has none yet)."""
+    for payment_id in inv.get("_payments", []):
+        payment = store.objects[payment_id]
+        if payment["is_default"]:
+            return store.objects[payment["payment"]["payment_intent"]]
+    return open_payment(store, inv)
+
+
+def record_failure(store: Store, inv: dict[str, Any], pm: dict[str, Any],
+                   error: StripeError) -> None:
+    """A declined attempt: the PaymentIntent keeps Stripe's card error as
+    ``last_payment_error`` (the 402's ``error`` object, with the payment method tried) and
+    waits for another payment method."""
+    from .render import render
+
+    last = error.body()["error"]
+    last["payment_method"] = render(store, pm)
+    intent = payment_intent_of(store, inv)
+    intent.update(status="requires_payment_method", payment_method=None,
+                  last_payment_error=last)
+
+
+def settle_payment(store: Store, inv: dict[str, Any], status: str, *,
+                   reason: str | None = None) -> None:
+    """The invoice's open payment ends: ``paid`` (its PaymentIntent succeeded; a later success
+    clears ``last_payment_error``) or ``canceled`` (the invoice voided or paid out of band;
+    the PaymentIntent canceled, its last error kept)."""
+    for payment_id in inv.get("_payments", []):
+        payment = store.objects[payment_id]
+        if payment["status"] != "open":
+            continue
+        intent = store.objects[payment["payment"]["payment_intent"]]
+        payment["status"] = status
+        if status == "paid":
+            payment["amount_paid"] = payment["amount_requested"]
+            payment["status_transitions"]["paid_at"] = store.now
+            intent.update(status="succeeded", amount_received=intent["amount"],
+                          last_payment_error=None)
+        else:
+            payment["status_transitions"]["canceled_at"] = store.now
+            intent.update(status="canceled", canceled_at=store.now,
+                          cancellation_reason=reason)
+
+
+def invoice_payments(store: Store, out: dict[str, Any]) -> dict[str, Any]:
+    """The includable ``payments`` of an invoice (returned only when expanded), newest first."""
+    from .render import render
+
+    record = store.find(out["id"]) or {}
+    data = [render(store, store.objects[i]) for i in reversed(record.get("_payments", []))]
+    return {"object": "list", "data": data, "has_more": False,
+            "url": f"/v1/invoice_payments?invoice={out['id']}"}
 
 
 def render_invoice(store: Store, record: dict[str, Any], out: dict[str, Any]) -> None:
@@ -381,9 +488,10 @@ def render_invoice(store: Store, record: dict[str, Any], out: dict[str, Any]) ->
 
 
 def _register() -> None:
-    from .render import RENDERERS
+    from .render import INCLUDABLE, RENDERERS
 
     RENDERERS["invoice"] = render_invoice
+    INCLUDABLE["invoice"] = {"payments": invoice_payments}
 
 
 _register()

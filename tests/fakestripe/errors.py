@@ -70,7 +70,35 @@ def no_such(kind: str, obj_id: str, param: str | None = None) -> StripeError:
                        code="resource_missing")
 
 
+# Declines Stripe reports under an error code of their own, without a decline_code:
+# code -> (message, param).
+CARD_ERROR_CODES: dict[str, tuple[str, str | None]] = {
+    "expired_card": ("Your card has expired.", "exp_month"),
+    "incorrect_cvc": ("Your card's security code is incorrect.", "cvc"),
+    "incorrect_number": ("Your card number is incorrect.", "number"),
+    "processing_error": ("An error occurred while processing your card. Try again in a "
+                         "little bit.", None),
+}
+# Stripe's message for a card_declined with this decline_code (else "Your card was declined.").
+DECLINE_MESSAGES: dict[str, str] = {
+    "insufficient_funds": "Your card has insufficient funds.",
+    "card_velocity_exceeded": "Your card has exceeded its limit.",
+    "currency_not_supported": "Your card does not support this currency.",
+    "card_not_supported": "Your card does not support this type of purchase.",
+    "authentication_required": "Your card was declined. This transaction requires "
+                               "authentication.",
+}
+
+
 def card_declined(*, decline_code: str = "generic_decline", commit: bool = True,
                   extra: dict[str, Any] | None = None) -> StripeError:
-    return StripeError(402, "Your card was declined.", type="card_error", code="card_declined",
+    """A 402 card_error as Stripe shapes it: ``code`` card_declined with the ``decline_code``,
+    or, for the declines with an error code of their own (expired_card, incorrect_cvc, ...),
+    that code and its ``param`` without a decline_code."""
+    if decline_code in CARD_ERROR_CODES:
+        message, param = CARD_ERROR_CODES[decline_code]
+        return StripeError(402, message, type="card_error", code=decline_code, param=param,
+                           commit=commit, extra=extra)
+    message = DECLINE_MESSAGES.get(decline_code, "Your card was declined.")
+    return StripeError(402, message, type="card_error", code="card_declined",
                        decline_code=decline_code, commit=commit, extra=extra)

@@ -11,6 +11,10 @@ from .state import Store
 
 # object type -> function(store, record, public_copy) filling derived fields (set by resources)
 RENDERERS: dict[str, Callable[[Store, dict[str, Any], dict[str, Any]], None]] = {}
+# object type -> {field: function(store, public_json) -> value}: Stripe's includable fields,
+# returned only when asked for with ``expand`` (e.g. an invoice's ``payments``)
+INCLUDABLE: dict[str, dict[str, Callable[[Store, dict[str, Any]], Any]]] = {}
+MAX_EXPAND_DEPTH = 4  # Stripe's limit: e.g. data.payment_intent.customer.default_source
 
 
 def strip_private(value: Any) -> Any:
@@ -79,6 +83,14 @@ def created_filter(records: list[dict[str, Any]], created: Any) -> list[dict[str
             if all(ops[k](o["created"], v) for k, v in created.items() if v is not None)]
 
 
+def check_expand(paths: list[str] | None) -> None:
+    """Refuse an expansion deeper than Stripe allows (before the request runs, as Stripe)."""
+    for path in paths or []:
+        if path.count(".") >= MAX_EXPAND_DEPTH:
+            raise invalid(f"You cannot expand more than {MAX_EXPAND_DEPTH} levels of a "
+                          f"property. Property: {path}", param="expand")
+
+
 def expand(store: Store, value: dict[str, Any], paths: list[str] | None) -> dict[str, Any]:
     for path in paths or []:
         _expand(store, value, path.split("."), path)
@@ -96,7 +108,10 @@ def _expand(store: Store, value: Any, parts: list[str], full: str) -> None:
         return
     key = parts[0]
     if key not in value:
-        raise invalid(f"This property cannot be expanded ({full}).", param="expand")
+        include = INCLUDABLE.get(value.get("object", ""), {}).get(key)
+        if include is None:
+            raise invalid(f"This property cannot be expanded ({full}).", param="expand")
+        value[key] = include(store, value)
     child = value[key]
     if isinstance(child, str):
         target = store.find(child)

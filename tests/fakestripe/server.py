@@ -27,7 +27,7 @@ from . import scheduler
 from .errors import StripeError, invalid
 from .forms import decode
 from .params import validate
-from .render import expand, render
+from .render import check_expand, expand, render
 from .resources import Ctx, load_all, match
 from .state import API_VERSION, Store
 from .webhooks import Delivery, Target, deliver
@@ -199,12 +199,15 @@ class FakeStripe:
             return render(self.store, sub)
 
     # --- failure injection ---------------------------------------------------------------
-    def decline_next_payment(self, customer_id: str, times: int = 1) -> None:
-        """The customer's next ``times`` payment attempts fail with card_declined (402)."""
+    def decline_next_payment(self, customer_id: str, times: int = 1, *,
+                             decline_code: str = "generic_decline") -> None:
+        """The customer's next ``times`` payment attempts fail with a 402 card_error: code
+        card_declined with ``decline_code`` (e.g. insufficient_funds), or, for the declines
+        Stripe reports under an error code of their own (expired_card, incorrect_cvc,
+        incorrect_number, processing_error), that code without a decline_code."""
         with self._lock:
             self.store.get(customer_id, "customer")
-            self.store.decline_next[customer_id] = self.store.decline_next.get(
-                customer_id, 0) + times
+            self.store.decline_next.setdefault(customer_id, []).extend([decline_code] * times)
 
     def fail_next(self, n: int = 1, status: int = 500, *, should_retry: bool | None = None
                   ) -> None:
@@ -440,6 +443,7 @@ class FakeStripe:
         store = self.store
         try:
             params = validate(raw, route.spec, route.sdk)
+            check_expand(params.get("expand"))
         except StripeError as e:
             return e.status, e.body(req_id), False
         snap = store.snapshot()

@@ -25,7 +25,7 @@ _ID_SHAPES: dict[str, tuple[str, int]] = {
     "price": ("1", 23), "sub": ("1", 23), "in": ("1", 23), "ii": ("1", 23),
     "evt": ("1", 23), "pm": ("1", 23), "di": ("1", 23), "promo": ("1", 23),
     "cs_test": ("a1", 56), "req": ("", 14), "pi": ("1", 23), "li": ("1", 23),
-    "coupon": ("", 8), "promocode": ("", 8),
+    "coupon": ("", 8), "promocode": ("", 8), "inpay": ("1", 23), "secret": ("", 25),
 }
 
 KIND_NAMES = {
@@ -33,6 +33,7 @@ KIND_NAMES = {
     "subscription_item": "subscription item", "invoice": "invoice", "invoiceitem": "invoiceitem",
     "checkout.session": "checkout.session", "coupon": "coupon", "promotion_code": "promotion code",
     "event": "event", "payment_method": "PaymentMethod", "discount": "discount",
+    "payment_intent": "payment_intent", "invoice_payment": "invoice payment",
 }
 
 
@@ -53,7 +54,8 @@ class Store:
     by_type: dict[str, list[str]] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
-    decline_next: dict[str, int] = field(default_factory=dict)
+    # customer id -> the decline codes of its next payment attempts, in order
+    decline_next: dict[str, list[str]] = field(default_factory=dict)
     # request context (not part of snapshots): {"id": req_..., "idempotency_key": ...}
     request: dict[str, Any] | None = None
     # where the fake's hosted pages (checkout) are served, e.g. http://127.0.0.1:PORT

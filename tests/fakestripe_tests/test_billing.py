@@ -197,6 +197,34 @@ def test_decline_next_payment_fails_exactly_once(client: Any, fake: FakeStripe, 
     assert client.v1.subscriptions.retrieve(sub.id).status == "active"
 
 
+def test_decline_next_payment_declines_with_the_reason_asked_for_in_stripes_shape(
+        client: Any, fake: FakeStripe, catalog: Any, customer: Any) -> None:
+    """card_declined carries the decline_code; an expired card, a wrong CVC, ... come under an
+    error code of their own, with the param and no decline_code, as Stripe sends them."""
+    sub = subscribe(client, customer, catalog.basic)
+    fake.decline_next_payment(customer.id, decline_code="insufficient_funds")
+    fake.decline_next_payment(customer.id, decline_code="expired_card")
+    update = {"items": change_item(sub, catalog.pro), "proration_behavior": "always_invoice",
+              "payment_behavior": "error_if_incomplete"}
+    with pytest.raises(stripe.CardError) as funds:
+        client.v1.subscriptions.update(sub.id, update)
+    assert funds.value.http_status == 402
+    error = funds.value.json_body["error"]
+    assert (error["type"], error["code"], error["decline_code"]) == (
+        "card_error", "card_declined", "insufficient_funds")
+    assert error["message"] == "Your card has insufficient funds." and "param" not in error
+    assert funds.value.error.decline_code == "insufficient_funds"
+    with pytest.raises(stripe.CardError) as expired:
+        client.v1.subscriptions.update(sub.id, update)
+    error = expired.value.json_body["error"]
+    assert (error["type"], error["code"], error["param"]) == (
+        "card_error", "expired_card", "exp_month")
+    assert "decline_code" not in error and expired.value.error.decline_code is None
+    # both were used up: the next payment goes through
+    updated = client.v1.subscriptions.update(sub.id, update)
+    assert updated["items"].data[0].price.id == catalog.pro.id
+
+
 def test_error_if_incomplete_changes_nothing(client: Any, fake: FakeStripe, catalog: Any,
                                              customer: Any) -> None:
     sub = subscribe(client, customer, catalog.basic)
@@ -249,6 +277,83 @@ def test_pending_update_expires_after_23_hours(client: Any, fake: FakeStripe, ca
     assert "customer.subscription.pending_update_expired" in fake.event_types()
 
 
+def test_a_declined_pending_update_keeps_the_decline_on_the_invoices_payment_intent(
+        client: Any, fake: FakeStripe, catalog: Any, customer: Any) -> None:
+    """The update's own answer can expand its invoice's payments (an includable field); the
+    payment's PaymentIntent carries the card error as last_payment_error, in the shape of the
+    402 Stripe sends for the same decline; paying later clears it."""
+    sub = subscribe(client, customer, catalog.basic)
+    first = client.v1.invoices.retrieve(sub.latest_invoice, {"expand": ["payments"]})
+    [paid] = first.payments.data
+    assert (paid.object, paid.status, paid.is_default) == ("invoice_payment", "paid", True)
+    assert (paid.amount_requested, paid.amount_paid, paid.invoice) == (1000, 1000, first.id)
+    assert client.v1.payment_intents.retrieve(paid.payment.payment_intent).status == "succeeded"
+    assert "payments" not in client.v1.invoices.retrieve(first.id)  # only when expanded
+
+    fake.decline_next_payment(customer.id, decline_code="insufficient_funds")
+    updated = client.v1.subscriptions.update(sub.id, {
+        "items": change_item(sub, catalog.pro), "proration_behavior": "always_invoice",
+        "payment_behavior": "pending_if_incomplete", "expand": ["latest_invoice.payments"]})
+    assert updated.pending_update is not None
+    invoice = updated.latest_invoice
+    [payment] = invoice.payments.data
+    assert (payment.status, payment.is_default, payment.amount_paid) == ("open", True, None)
+    assert payment.payment.type == "payment_intent"
+    assert payment.amount_requested == invoice.amount_due == 1000  # 20 - 10 for a full month
+    intent = client.v1.payment_intents.retrieve(payment.payment.payment_intent)
+    assert (intent.object, intent.status, intent.amount) == (
+        "payment_intent", "requires_payment_method", 1000)
+    assert (intent.customer, intent.payment_method) == (customer.id, None)
+    error = intent.last_payment_error
+    assert (error.type, error.code, error.decline_code) == (
+        "card_error", "card_declined", "insufficient_funds")
+    assert error.message == "Your card has insufficient funds."
+    card = client.v1.customers.retrieve(customer.id).invoice_settings.default_payment_method
+    assert error.payment_method.id == card
+    # the same in one request, four levels deep at most, as on Stripe
+    again = client.v1.invoices.retrieve(invoice.id, {
+        "expand": ["payments.data.payment.payment_intent"]})
+    assert again.payments.data[0].payment.payment_intent.last_payment_error.code == (
+        "card_declined")
+    with pytest.raises(stripe.InvalidRequestError) as deep:
+        client.v1.subscriptions.retrieve(sub.id, {
+            "expand": ["latest_invoice.payments.data.payment.payment_intent"]})
+    assert deep.value.param == "expand"
+    assert "more than 4 levels" in (deep.value.user_message or "")
+
+    client.v1.invoices.pay(invoice.id)  # a retry that goes through
+    intent = client.v1.payment_intents.retrieve(intent.id)
+    assert (intent.status, intent.amount_received, intent.last_payment_error) == (
+        "succeeded", 1000, None)
+    assert intent.payment_method == card
+    listed = client.v1.invoice_payments.list({"invoice": invoice.id})
+    assert [(p.id, p.status, p.amount_paid) for p in listed.data] == [(payment.id, "paid", 1000)]
+
+
+def test_an_expired_card_on_a_pending_update_is_kept_under_its_own_code(
+        client: Any, fake: FakeStripe, catalog: Any, customer: Any) -> None:
+    """A decline Stripe reports under an error code of its own: no decline_code; voiding the
+    invoice cancels its PaymentIntent and keeps the error."""
+    sub = subscribe(client, customer, catalog.basic)
+    fake.decline_next_payment(customer.id, decline_code="expired_card")
+    updated = client.v1.subscriptions.update(sub.id, {
+        "items": change_item(sub, catalog.pro), "proration_behavior": "always_invoice",
+        "payment_behavior": "pending_if_incomplete", "expand": ["latest_invoice.payments"]})
+    pi_id = updated.latest_invoice.payments.data[0].payment.payment_intent
+    client.v1.invoices.void_invoice(updated.latest_invoice.id)
+    intent = client.v1.payment_intents.retrieve(pi_id)
+    assert (intent.status, intent.cancellation_reason) == ("canceled", "void_invoice")
+    error = intent.last_payment_error
+    assert (error.code, error.param) == ("expired_card", "exp_month")
+    assert "decline_code" not in error.to_dict()
+    [payment] = client.v1.invoice_payments.list({"invoice": updated.latest_invoice.id}).data
+    assert payment.status == "canceled" and payment.status_transitions.canceled_at == fake.now
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        client.v1.payment_intents.retrieve("pi_missing")
+    assert missing.value.http_status == 404
+    assert missing.value.user_message == "No such payment_intent: 'pi_missing'"
+
+
 def test_pending_if_incomplete_rejects_other_parameters(client: Any, catalog: Any,
                                                         customer: Any) -> None:
     sub = subscribe(client, customer, catalog.basic)
@@ -282,6 +387,25 @@ def test_advance_renews_every_period_on_the_way(client: Any, fake: FakeStripe, c
     invoices = client.v1.invoices.list({"subscription": sub.id}).data
     assert [i.billing_reason for i in invoices] == ["subscription_cycle"] * 3 + [
         "subscription_create"]
+
+
+def test_a_subscriptions_invoices_listed_since_a_time(client: Any, fake: FakeStripe,
+                                                      catalog: Any, customer: Any) -> None:
+    sub = subscribe(client, customer, catalog.basic)
+    other = subscribe(client, customer, catalog.pro)
+    fake.advance(65 * DAY)  # two renewals each
+    since = fake.now - 40 * DAY
+    page = client.v1.invoices.list({"subscription": sub.id, "created": {"gte": since},
+                                    "limit": 10})
+    assert (page.object, page.url, page.has_more) == ("list", "/v1/invoices", False)
+    assert [i.billing_reason for i in page.data] == ["subscription_cycle"] * 2
+    assert all(i.created >= since and i.subscription == sub.id for i in page.data)
+    assert other.id not in {i.subscription for i in page.data}
+    first = client.v1.invoices.list({"subscription": sub.id, "limit": 1})
+    assert first.has_more and first.data[0].id == page.data[0].id  # the newest
+    with pytest.raises(stripe.InvalidRequestError) as exc:
+        client.v1.invoices.list({"subscription_id": sub.id})
+    assert exc.value.user_message == "Received unknown parameter: subscription_id"
 
 
 def test_trial_then_conversion(client: Any, fake: FakeStripe, catalog: Any,

@@ -88,6 +88,22 @@ def test_payment_mode_checkout(client: Any, fake: FakeStripe, catalog: Any,
         (catalog.setup_fee.id, 2, 10000)]
 
 
+def test_a_declined_payment_mode_checkout_carries_the_decline_code_asked_for(
+        client: Any, fake: FakeStripe, catalog: Any, customer: Any) -> None:
+    fake.decline_next_payment(customer.id, decline_code="card_velocity_exceeded")
+    cs = client.v1.checkout.sessions.create({
+        "mode": "payment", "customer": customer.id,
+        "line_items": [{"price": catalog.setup_fee.id, "quantity": 1}],
+        "success_url": "https://app.example/ok"})
+    with pytest.raises(StripeError) as exc:
+        fake.complete_checkout(cs.id)
+    body = exc.value.body()["error"]
+    assert (body["type"], body["code"], body["decline_code"]) == (
+        "card_error", "card_declined", "card_velocity_exceeded")
+    fake.complete_checkout(cs.id)  # used up: the next try is paid
+    assert client.v1.checkout.sessions.retrieve(cs.id).payment_status == "paid"
+
+
 def test_checkout_validation(client: Any, catalog: Any) -> None:
     with pytest.raises(stripe.InvalidRequestError) as exc:
         client.v1.checkout.sessions.create({

@@ -30,7 +30,8 @@ OMITTED: dict[str, set[str]] = {
 }
 
 TYPES = ["customer", "product", "price", "subscription", "subscription_item", "invoice",
-         "invoiceitem", "checkout.session", "coupon", "promotion_code", "event"]
+         "invoiceitem", "checkout.session", "coupon", "promotion_code", "event",
+         "invoice_payment", "payment_intent"]
 
 
 def json_type(value: Any) -> str:
@@ -86,6 +87,9 @@ def produced() -> dict[str, dict[str, Any]]:
                                               "discounts": [{"coupon": coupon.id}]}))
         keep(c.v1.subscription_items.retrieve(sub["items"].data[0].id))
         keep(c.v1.invoices.retrieve(sub.latest_invoice))
+        invoice = c.v1.invoices.retrieve(sub.latest_invoice, {"expand": ["payments"]})
+        payment = keep(c.v1.invoice_payments.retrieve(invoice.payments.data[0].id))
+        keep(c.v1.payment_intents.retrieve(payment.payment.payment_intent))
         keep(c.v1.invoice_items.create({"customer": customer.id, "amount": 1000,
                                         "currency": "usd", "description": "Setup"}))
         keep(c.v1.checkout.sessions.create({

@@ -63,6 +63,7 @@ def load_all() -> None:
         events,
         invoice_items,
         invoices,
+        payment_intents,
         prices,
         products,
         subscription_items,

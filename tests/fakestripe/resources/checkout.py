@@ -288,9 +288,9 @@ def complete(store: Store, session_id: str, *, payment_method: str = "pm_card_vi
         cs["total_details"]["amount_discount"] = inv["subtotal"] - inv["total"]
         cs["payment_status"] = "paid" if inv["amount_paid"] > 0 else "no_payment_required"
     elif mode == "payment":
-        if customer is not None and store.decline_next.get(customer["id"], 0) > 0:
-            store.decline_next[customer["id"]] -= 1
-            raise card_declined(commit=False)
+        decline = billing.next_decline(store, customer["id"]) if customer is not None else None
+        if decline is not None:
+            raise card_declined(decline_code=decline, commit=False)
         if pm_id is not None and store.objects[pm_id].get("_behaviour") == "charge_fails":
             raise card_declined(commit=False)
         cs["payment_intent"] = store.new_id("pi")
