@@ -6,6 +6,8 @@ consumption until the account is under the limit again.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -65,6 +67,11 @@ class DowngradePreview:
     new_recurring_amount: int  # the first renewal after the change, add-ons included; 0: cancel
     currency: str
     cancel: bool
+    replaces: str | None  # the change already scheduled that confirming replaces, in words
+    # What the page was computed from (the plan, its period, the scheduled change, the loss),
+    # hashed: the confirm form carries it back, and confirming refuses a page that no longer
+    # matches the account (the plan changed in another tab, through the API or a webhook).
+    fingerprint: str
 
     @property
     def interval_switch(self) -> bool:
@@ -152,11 +159,19 @@ def downgrade_preview(
         and a.billing is AddOnBilling.RECURRING
         and (cancel or (target is not None and not a.purchasable_by(target)))
     )
+    to_tier_id = target.id if target and not cancel else None
+    basis = [
+        [sub.tier_id, sub.interval, sub.currency, sub.catalog_version],
+        [sub.current_period_end.isoformat(), sub.cancel_at_period_end],
+        [sub.scheduled_tier_id, sub.scheduled_interval, sub.scheduled_catalog_version],
+        [to_tier_id, interval, cancel, amount, lost, lowered, lost_addons],
+        [o.feature for o in over],  # not the counts: usage moves while the page is open
+    ]
     return DowngradePreview(
         from_tier=current.name,
         from_tier_id=current.id,
         to_tier=target.name if target else "no plan",
-        to_tier_id=target.id if target and not cancel else None,
+        to_tier_id=to_tier_id,
         interval=interval,
         effective_at=sub.current_period_end,
         lost_features=tuple(lost),
@@ -166,7 +181,43 @@ def downgrade_preview(
         new_recurring_amount=amount,
         currency=sub.currency,
         cancel=cancel,
+        replaces=_scheduled_now(sub, state),
+        fingerprint=hashlib.sha256(json.dumps(basis).encode()).hexdigest()[:32],
     )
+
+
+class PreviewChanged(Conflict):
+    """A confirm from a page whose loss was computed from another state of the account (or
+    from a page without that state): nothing is scheduled, and the page is shown anew."""
+
+    code = "preview_changed"
+
+
+CHANGED_SINCE = (
+    "Your plan changed since this page was opened, so nothing was scheduled. Here is what "
+    "this change means now: confirm again if you still want it."
+)
+OUT_OF_DATE = (
+    "This page is out of date, so nothing was scheduled. Here is what this change means "
+    "now: confirm again if you still want it."
+)
+
+
+def check_shown(preview: DowngradePreview, shown: str | None) -> None:
+    """Refuse a confirm whose page showed another loss than `preview` (its fingerprint
+    `shown`; "" from a page without one). None: the caller shows no page (the service API)."""
+    if shown is not None and shown != preview.fingerprint:
+        raise PreviewChanged(CHANGED_SINCE if shown else OUT_OF_DATE)
+
+
+def _scheduled_now(sub: Subscription, state: SubscriptionState) -> str | None:
+    """The change scheduled for the period end, in words (None: none is)."""
+    when = sub.current_period_end.strftime("%B %-d, %Y")
+    if sub.cancel_at_period_end:
+        return f"your subscription ends on {when}"
+    if state.next_plan is not None:
+        return f"you move to {state.next_plan.name}, billed {state.next_plan.interval}ly, on {when}"
+    return None
 
 
 def moves_down(current: Tier, paid: Price, target: Tier, interval: str) -> bool:
@@ -267,10 +318,14 @@ def confirm_downgrade(
     account_id: str,
     tier_id: str,
     interval: str | None = None,
+    *,
+    shown: str | None = None,
 ) -> FlowResult:
-    """Schedule the downgrade (or yearly -> monthly switch) for the period end."""
+    """Schedule the downgrade (or yearly -> monthly switch) for the period end; from a page,
+    only while the loss it showed (its fingerprint `shown`) is still the one it brings."""
     lock_account(session, account_id)  # first: what follows is read after any change in flight
     preview = downgrade_preview(session, clock, account_id, tier_id, interval)
+    check_shown(preview, shown)
     _, sub = live_or_conflict(session, account_id)
     catalog = store.load(session).catalog
     target = catalog.tier(tier_id)
@@ -298,10 +353,18 @@ def confirm_downgrade(
 
 
 def cancel(
-    session: Session, clock: Clock, provider: BillingProvider, account_id: str
+    session: Session,
+    clock: Clock,
+    provider: BillingProvider,
+    account_id: str,
+    *,
+    shown: str | None = None,
 ) -> FlowResult:
-    """Cancel at the period end: everything stays until then; resume undoes it."""
+    """Cancel at the period end: everything stays until then; resume undoes it. From a page,
+    only while the loss it showed (its fingerprint `shown`) is still the one it brings."""
     lock_account(session, account_id)  # first: what follows is read after any change in flight
+    if shown is not None:
+        check_shown(downgrade_preview(session, clock, account_id, None), shown)
     _, sub = live_or_conflict(session, account_id)
     when = sub.current_period_end.strftime("%B %-d, %Y")
     result = schedule_change(
@@ -326,7 +389,9 @@ def cancel(
 def resume(
     session: Session, clock: Clock, provider: BillingProvider, account_id: str
 ) -> FlowResult:
-    """Before the period ends: clear a scheduled downgrade, interval change or cancellation."""
+    """Before the period ends: clear a scheduled downgrade, interval change or cancellation.
+    No page check: whatever was scheduled since the page was opened, this keeps the plan the
+    account is on now, charges nothing and can be scheduled again."""
     lock_account(session, account_id)  # first: what follows is read after any change in flight
     _, sub = live_or_conflict(session, account_id)
     if clock.now() >= sub.current_period_end:

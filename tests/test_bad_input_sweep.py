@@ -955,6 +955,8 @@ def test_bad_amounts_and_quote_times_in_forms_change_nothing(
         ("/billing/upgrade", "tier"),
         ("/billing/downgrade", "tier"),
         ("/billing/downgrade", "interval"),
+        ("/billing/downgrade", "shown"),
+        ("/billing/cancel", "shown"),
         ("/billing/addons/{addon}", "offer"),
         ("/offers/{offer}/accept", "addon"),
     ],

@@ -251,3 +251,43 @@ def test_the_downgrade_confirmation_reads_as_a_sentence(journey, open_trackly):
     heading = page.inner_text("h1")
     assert heading.startswith("You move to Starter")
     assert "Starter per month" not in heading, heading  # "You move to Starter per month on ..."
+
+
+# ---- 7. a downgrade page left open while another tab upgrades ---------------------------------
+
+
+def test_a_downgrade_page_left_open_while_another_tab_upgrades_shows_the_loss_again(
+    journey, open_trackly
+):
+    page = open_trackly()
+    open_billing(page, journey)
+    page.get_by_role("link", name=re.compile(r"^Pro: \$29\.00 per month$")).click()
+    page.get_by_role("button", name="Start free trial").click()
+    page.wait_for_url(f"{journey.tiergate}/billing/changes/**")
+    page.get_by_role("link", name="Billing details").click()
+    page.wait_for_url(f"{journey.tiergate}/billing?**")
+    billing = page.url
+    page.get_by_role("link", name=re.compile("Move down to Starter")).click()
+    page.wait_for_url(f"{journey.tiergate}/billing/downgrade?**")
+    assert page.inner_text("h1") == "Move from Pro to Starter"
+    # A second tab of the same browser: Business bought from the billing page.
+    other = page.context.new_page()
+    other.goto(billing)
+    other.get_by_role("link", name=re.compile("Upgrade to Business")).click()
+    other.wait_for_url(f"{journey.tiergate}/offers/**")
+    other.locator("button.button-primary[data-pay]").click()
+    other.wait_for_url(f"{journey.tiergate}/offers/*/done?**")
+    assert journey.entitlements()["tier"]["id"] == "business"
+    # Back in the first tab, the page still offers the move from Pro.
+    with page.expect_navigation() as confirmed:
+        page.get_by_role("button", name=re.compile("Move to Starter on")).click()
+    assert confirmed.value is not None and confirmed.value.status == 409
+    assert "Your plan changed since this page was opened" in page.inner_text("[role=alert]")
+    assert page.inner_text("h1") == "Move from Business to Starter"
+    assert "Single sign-on (SAML)" in page.locator("li.lost-feature").all_inner_texts()
+    assert journey.entitlements()["tier"]["id"] == "business"  # nothing scheduled, nothing lost
+    assert page.get_by_role("link", name="Keep my current plan").count() == 1
+    # Confirming the page as it reads now schedules the move.
+    page.get_by_role("button", name=re.compile("Move to Starter on")).click()
+    page.wait_for_load_state()
+    assert page.inner_text("h1").startswith("You move to Starter")
