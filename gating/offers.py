@@ -58,7 +58,7 @@ class Entitlements(Protocol):
     have them, their `features`: the account's effective grants, see _granted)."""
 
     @property
-    def tier(self) -> Tier: ...
+    def tier(self) -> Tier | None: ...  # None: no plan at all (no free tier to fall back to)
 
     @property
     def catalog_version(self) -> int: ...
@@ -237,20 +237,21 @@ def requote(
 
 @dataclass(frozen=True)
 class _Held:
-    """The tier an account holds by its subscription, as Entitlements names it for _current."""
+    """The tier an account holds by its subscription, as Entitlements names it for _current
+    (None: no plan at all)."""
 
-    tier: Tier
+    tier: Tier | None
     catalog_version: int
 
 
 def _held(session: Session, account: Account, catalog: Catalog) -> _Held | None:
-    """What billing changes from: the live subscription's tier, or the newest free tier."""
+    """What billing changes from: the live subscription's tier, else the newest free tier, or
+    no plan at all in a catalog without one (None: the subscription's tier is unknown)."""
     sub = account.subscription
     if sub is not None and sub.status in LIVE:
         tier = store.load(session, sub.catalog_version).catalog.tier(sub.tier_id)
         return _Held(tier, sub.catalog_version) if tier is not None else None
-    free = catalog.free_tier
-    return _Held(free, store.load(session).version) if free is not None else None
+    return _Held(catalog.free_tier, store.load(session).version)
 
 
 def _fields(
@@ -266,7 +267,7 @@ def _fields(
         trigger=trigger,
         feature_id=plan.feature.id,
         catalog_version=version,
-        from_tier_id=current.tier.id,
+        from_tier_id=None if current.no_plan else current.tier.id,
         to_tier_id=plan.to_tier.id,
         from_interval=current.interval,
         interval=plan.interval,
@@ -453,8 +454,10 @@ def _granted(entitlements: Entitlements, feature_id: str) -> Grant | None:
 def _current(
     session: Session, account: Account, entitlements: Entitlements, catalog: Catalog, now: datetime
 ) -> policy.Current:
-    """The account as the policy sees it: its (possibly legacy) tier, interval and period."""
-    tier = entitlements.tier
+    """The account as the policy sees it: its (possibly legacy) tier, interval and period;
+    with no plan at all, policy.NO_PLAN (nothing granted, no price), from which the upgrade is
+    a first plan in the currency of the subscription it had, else the catalog's default."""
+    tier = entitlements.tier or policy.NO_PLAN
     pinned = store.load(session, entitlements.catalog_version).catalog
     sub = account.subscription
     currency = sub.currency if sub is not None else catalog.default_currency
@@ -581,7 +584,7 @@ def _body(plan: policy.UpgradePlan, current: policy.Current, catalog: Catalog) -
         "reason": plan.reason,
         "usage": {"used": plan.used, "limit": plan.from_limit, "text": plan.usage_text},
         "from": {
-            "tier": plan.from_tier.id,
+            "tier": None if current.no_plan else plan.from_tier.id,
             "name": plan.from_tier.name,
             "limit": plan.from_limit,
             "limit_text": plan.from_limit_text,

@@ -3,6 +3,8 @@
 `choose_upgrade` ranks the newest catalog's listed tiers above the account's tier that sell its
 interval and currency and unlock the need, and offers the CHEAPEST (ties: lower order). An account
 on a hidden legacy tier is compared across catalogs by what tiers grant and cost, not by order.
+An account with no plan at all (`NO_PLAN`: a catalog without a free tier) is offered a first
+plan exactly as a free account is.
 Amounts come from billing/proration.py, so the offer states what billing will charge.
 
 Promotions: the catalog's automatic promotion for the tier, interval and currency (the running
@@ -53,9 +55,16 @@ class OwnedAddOn:
     removed: bool = False  # the customer removed it: it ends at the period end, or with a move
 
 
+# Where an account with no plan at all is (a catalog without a free tier, and no paid plan:
+# never subscribed, or its trial or plan ended): nothing granted, no price. An upgrade from it
+# is a first plan, quoted like one from the free tier; offers say its tier is none.
+NO_PLAN = Tier(id="", name="No plan", order=-1, hidden=True)
+
+
 @dataclass(frozen=True)
 class Current:
-    """Where the account is: its tier object (possibly legacy), interval, currency and period."""
+    """Where the account is: its tier object (possibly legacy, or NO_PLAN), interval, currency
+    and period."""
 
     tier: Tier
     currency: str
@@ -73,6 +82,11 @@ class Current:
     # What a forever promotion running on the plan takes off each renewal (the revenue the
     # plan really brings; a move of plan ends it)
     plan_off: int = 0
+
+    @property
+    def no_plan(self) -> bool:
+        """No plan at all: every grant off, no current price."""
+        return self.tier is NO_PLAN
 
     @property
     def paid(self) -> bool:
@@ -626,8 +640,11 @@ def _jump(
     if not exceeds:
         return PriceJump(percent, False, None)
     per = f"{format_money(new, currency)} / {interval}"
-    message = f"{target.name} costs {per}, {format_money(new - old, currency)} more than "
-    message += current.tier.name + (f" (+{percent} %)." if percent is not None else ".")
+    if current.no_plan:  # nothing paid now: the whole price is the jump
+        message = f"{target.name} costs {per}."
+    else:
+        message = f"{target.name} costs {per}, {format_money(new - old, currency)} more than "
+        message += current.tier.name + (f" (+{percent} %)." if percent is not None else ".")
     if yearly is not None:
         message += f" Paid yearly: {format_money(yearly.recurring_amount, currency)} / year"
         if yearly.saving_amount > 0:
@@ -677,8 +694,12 @@ def _texts(
     feature: Feature, old: Tier, new: Tier, before: Grant, after: Grant, need: Need
 ) -> tuple[str | None, str, str, str]:
     """(usage text, from-limit text, to-limit text, reason) in the customer's usage terms."""
+    no_plan = old is NO_PLAN
     if not feature.metered:
-        reason = f"{feature.name} is not included in {old.name}; {new.name} includes it"
+        if no_plan:
+            reason = f"{feature.name} needs a plan; {new.name} includes it"
+        else:
+            reason = f"{feature.name} is not included in {old.name}; {new.name} includes it"
         reason += ": contact our sales team." if new.contact_sales else "."
         return None, _limit_text(feature, before), _limit_text(feature, after), reason
     used = need.used or 0
@@ -687,7 +708,11 @@ def _texts(
         usage += f"{feature.units(before.limit)} used"
     else:
         usage = f"{format_count(used)} {feature.units(used)} used"
-    reason = f"{old.name} includes {_phrase(feature, before)} and {format_count(used)} "
+    if no_plan and not before.enabled:
+        reason = f"Without a plan, {_phrase(feature, before)} are included and "
+        reason += f"{format_count(used)} "
+    else:
+        reason = f"{old.name} includes {_phrase(feature, before)} and {format_count(used)} "
     reason += "is used" if used == 1 else "are used"
     extra = (need.required or used) - used
     if extra > 0:

@@ -278,8 +278,8 @@ def _offer(
     settings: GateSettings,
     memo: dict[Any, Any] | None = None,
 ) -> dict[str, Any] | None:
-    if ent.tier is None:
-        return None
+    """The offer that unlocks the need, as the API shows it (None: no upgrade unlocks it). An
+    account with no plan at all is offered its first plan."""
     # A denial repeated from the same cached state (same entitlements, usage and request) is
     # answered with the offer it got last time, while that offer holds: a host app asking
     # about a locked feature on every page view costs no reads. The memo goes with the state

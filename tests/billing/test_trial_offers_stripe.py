@@ -143,3 +143,34 @@ def test_a_stripe_trial_switches_to_yearly_as_quoted_and_pays_the_year_at_its_en
     sub = subscription(shop.app, "newco")
     assert (sub.status, sub.interval) == ("active", "year")
     assert paid_amounts(shop, "newco") == [0, 9000]
+
+
+def test_with_no_free_tier_a_new_account_takes_the_offered_trial_through_checkout(
+    shop: Shop, client: Any, clock: Any
+) -> None:
+    """A catalog without a free tier: newco has no plan and cannot create a project. The gate
+    offers Starter with its trial; paying goes through Stripe Checkout, starts the trial with
+    nothing charged, and its end charges the amount quoted."""
+    from gating import service as gate
+    from tests.gating.test_service import publish_variant
+
+    publish_variant(get_db(shop.app), clock, lambda doc: doc.update(tiers=doc["tiers"][1:]))
+    settings = gate.GateSettings(past_due_grace_days=7, base_url="http://localhost")
+    with get_db(shop.app).session() as s:
+        add_account(s, "newco", clock)
+    with get_db(shop.app).session() as s:
+        denied = gate.consume(s, clock, "newco", "projects", 1, settings=settings)
+    assert (denied.allowed, denied.reason) == (False, "no_access")
+    assert denied.offer is not None and denied.offer["from"]["tier"] is None
+    offer_id = denied.offer["id"]
+    link = portal.offer_link(shop.app.config, "newco", offer_id).replace("http://localhost", "")
+    page = client.get(link).get_data(as_text=True)
+    assert dollars(re.search(r"Upgrade now — pay (\S+) today", page).group(1)) == 0  # type: ignore[union-attr]
+    pay(shop, client, page, offer_id)
+    sub = subscription(shop.app, "newco")
+    assert (sub.status, sub.tier_id) == ("trialing", "starter")
+    assert paid_amounts(shop, "newco") == [0]
+    shop.fake.advance_to_period_end(sub.stripe_subscription_id)
+    shop.deliver()
+    assert offer_of(shop, offer_id).next_renewal_amount == 900
+    assert paid_amounts(shop, "newco") == [0, 900]

@@ -22,7 +22,8 @@ from gating.models import (
     SubscriptionStatus,
 )
 from tiergate.exceptions import Conflict, InvalidRequest, NotFound
-from tiers.model import Tier
+from tiers import store
+from tiers.model import Catalog, Tier
 
 PERIOD = (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
 
@@ -31,7 +32,7 @@ PERIOD = (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
 class Resolved:
     """The two attributes of gating/entitlements.py's result that offer_for reads."""
 
-    tier: Tier
+    tier: Tier | None  # None: no plan at all (a catalog without a free tier)
     catalog_version: int
 
 
@@ -574,3 +575,97 @@ def test_a_plan_billing_cannot_price_still_gets_an_answer(session, clock, demo_c
     )
     offer = quote(session, clock, account, demo_catalog)
     assert offer is not None and offer.to_tier_id == "pro"
+
+
+# ---- no plan at all (a catalog without a free tier) -------------------------------------------
+
+
+def without_a_free_tier(session: Session, clock) -> store.Published:
+    """The demo catalog published again without its free tier: an account without a paid
+    plan has no plan at all, and the gate resolves its tier to none."""
+    doc = store.load(session).catalog.to_document()
+    doc["tiers"] = doc["tiers"][1:]
+    catalog = Catalog.from_document(doc)
+    store.publish(session, catalog, source="", author="test", note="no free", now=clock.now())
+    return store.load(session)
+
+
+def quote_no_plan(session, clock, account, published, feature="projects", used=0, requested=1):
+    """offer_for as the gate calls it for an account with no plan (its tier resolved to none)."""
+    return offers.offer_for(
+        session,
+        clock,
+        account=account,
+        entitlements=Resolved(None, published.version),
+        feature_id=feature,
+        used=used,
+        requested=requested,
+        trigger="limit_reached",
+        settings=Settings(),
+    )
+
+
+def test_an_account_with_no_plan_is_offered_a_first_plan_from_no_plan(session, clock, demo_catalog):
+    # As from the free tier: the cheapest plan that unlocks the need, monthly, in the
+    # catalog's currency, with its 14-day trial for an account that never had one.
+    account = make_account(session, clock, "solo", version=demo_catalog.version)
+    published = without_a_free_tier(session, clock)
+    offer = quote_no_plan(session, clock, account, published)
+    assert offer is not None
+    assert (offer.from_tier_id, offer.to_tier_id, offer.from_interval) == (None, "starter", None)
+    assert (offer.interval, offer.currency, offer.amount_due_today) == ("month", "usd", 0)
+    assert offer.next_renewal_amount == 900
+    trial_end = clock.now() + timedelta(days=14)
+    assert offer.details["trial_end"] == trial_end.isoformat().replace("+00:00", "Z")
+    assert offer.details["from"] == {
+        "tier": None,
+        "name": "No plan",
+        "limit": 0,
+        "limit_text": "Projects not included",
+        "recurring_amount": 0,
+        "interval": None,
+        "promotion_off": 0,
+        "ending_addons_amount": 0,
+    }
+    assert offer.details["usage"]["text"] == "0 projects used"
+    assert offer.details["reason"] == (
+        "Without a plan, no projects are included and 0 are used; 1 more project requested. "
+        "Starter includes 10 projects."
+    )
+    assert offer.details["price_jump"]["exceeds_guard"] is True
+    assert offer.details["price_jump"]["message"].startswith("Starter costs $9.00 / month. ")
+    body = offers.offer_json(offer, "http://x")
+    assert (body["from"]["tier"], body["from"]["name"], body["to"]["tier"]) == (
+        None,
+        "No plan",
+        "starter",
+    )
+
+
+def test_an_account_whose_plan_ended_with_no_free_tier_pays_its_first_period_in_its_currency(
+    session, clock, demo_catalog
+):
+    # The trial was used with the plan that ended, and the offer is in the euros it paid in.
+    account = make_account(
+        session, clock, "back", "starter", version=demo_catalog.version, currency="eur",
+        status=SubscriptionStatus.CANCELED,
+    )  # fmt: skip
+    published = without_a_free_tier(session, clock)
+    clock.set(PERIOD[1] + timedelta(days=3))
+    offer = quote_no_plan(session, clock, account, published, feature="sso", used=None)
+    assert offer is not None
+    assert (offer.from_tier_id, offer.to_tier_id, offer.currency) == (None, "business", "eur")
+    assert (offer.amount_due_today, offer.details["trial_end"]) == (7500, None)
+    assert offer.details["reason"] == "Single sign-on (SAML) needs a plan; Business includes it."
+    assert offer.details["yearly_alternative"]["recurring_amount"] == 75000
+
+
+def test_an_expired_offer_from_no_plan_is_quoted_again_from_no_plan(session, clock, demo_catalog):
+    account = make_account(session, clock, "solo", version=demo_catalog.version)
+    published = without_a_free_tier(session, clock)
+    first = quote_no_plan(session, clock, account, published)
+    clock.advance(minutes=31)
+    again = offers.requote(session, clock, first)
+    assert again.id != first.id and again.details["requoted_from"] == first.id
+    assert (again.from_tier_id, again.to_tier_id, again.amount_due_today) == (None, "starter", 0)
+    assert again.details["from"]["name"] == "No plan"

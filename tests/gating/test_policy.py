@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from gating.policy import (
+    NO_PLAN,
     Current,
     Need,
     OwnedAddOn,
@@ -61,6 +62,8 @@ def monthly(
 
 
 FREE = Current(tier("free"), "usd")
+NONE = Current(NO_PLAN, "usd")  # no plan at all: a catalog without a free tier
+WITHOUT_FREE = replace(DEMO, tiers=tuple(t for t in DEMO.tiers if not t.free))
 
 
 def projects(used: int, requested: int = 1) -> Need:
@@ -372,6 +375,31 @@ def test_any_jump_from_the_free_tier_counts():
     assert plan.price_jump.message.startswith("Starter costs $9.00 / month, $9.00 more than Free.")
 
 
+def test_a_first_plan_from_no_plan_is_quoted_as_one_from_the_free_tier():
+    """Nothing granted and nothing paid: the cheapest plan that unlocks the need, its full
+    first period today, and the jump counted as from the free tier."""
+    for need, expected in ((projects(0), "starter"), (Need.enable("audit_log"), "pro")):
+        plan = choose_upgrade(WITHOUT_FREE, NONE, need, NOW)
+        from_free = choose_upgrade(DEMO, FREE, need, NOW)
+        assert plan is not None and from_free is not None
+        assert plan.to_tier.id == from_free.to_tier.id == expected
+        assert plan.from_tier is NO_PLAN and plan.interval == "month"
+        amounts = ("amount_due_today", "next_renewal_amount", "next_renewal_at", "yearly")
+        assert [getattr(plan, a) for a in amounts] == [getattr(from_free, a) for a in amounts]
+        assert plan.price_jump is not None and plan.price_jump.exceeds_guard is True
+        assert plan.price_jump.percent is None
+    first = choose_upgrade(WITHOUT_FREE, replace(NONE, first_trial=True), projects(0), NOW)
+    assert first is not None and first.amount_due_today == 0 and first.trial_end is not None
+
+
+def test_the_jump_from_no_plan_states_the_new_price():
+    plan = choose_upgrade(WITHOUT_FREE, NONE, projects(0), NOW)
+    assert plan is not None and plan.price_jump is not None
+    assert plan.price_jump.message == (
+        "Starter costs $9.00 / month. Paid yearly: $90.00 / year, saving $18.00 (16 %)."
+    )
+
+
 # ---- add-ons --------------------------------------------------------------------------------
 
 
@@ -451,6 +479,19 @@ def test_limits_are_in_the_customers_usage_terms():
     calls = choose_upgrade(DEMO, monthly("starter"), Need.units("api_calls", 10000, 1), NOW)
     assert calls is not None and calls.usage_text == "10,000 of 10,000 API calls used"
     assert calls.to_limit_text == "100,000 API calls"
+
+
+def test_a_need_with_no_plan_is_stated_without_naming_a_plan():
+    plan = choose_upgrade(WITHOUT_FREE, NONE, projects(2), NOW)
+    assert plan is not None
+    assert (plan.usage_text, plan.from_limit_text) == ("2 projects used", "Projects not included")
+    assert plan.reason == (
+        "Without a plan, no projects are included and 2 are used; 1 more project requested. "
+        "Starter includes 10 projects."
+    )
+    sso = choose_upgrade(WITHOUT_FREE, NONE, Need.enable("sso"), NOW)
+    assert sso is not None
+    assert sso.reason == "Single sign-on (SAML) needs a plan; Business includes it."
 
 
 # ---- legacy ---------------------------------------------------------------------------------

@@ -339,14 +339,46 @@ def test_a_feature_newer_than_the_pinned_catalog_is_not_in_the_tier(db, clock):
     assert run(db, clock, service.check, "acme", "webhooks").reason == "feature_not_in_tier"
 
 
+@needs_offers
 def test_without_a_free_tier_an_account_without_subscription_has_no_access(db, clock):
     publish_variant(db, clock, lambda doc: doc.update(tiers=doc["tiers"][1:]))
     account(db, clock)
     d = run(db, clock, service.check, "acme", "projects")
-    assert (d.allowed, d.reason, d.offer) == (False, "no_access", None)
+    assert (d.allowed, d.reason) == (False, "no_access")
+    assert d.offer is not None and d.offer["from"]["tier"] is None
+    assert d.offer["to"]["tier"] == "starter"
     assert "no plan" in d.message
     assert not run(db, clock, service.consume, "acme", "projects", 1).allowed
     assert run(db, clock, service.entitlements, "acme")["tier"] is None
+    assert count(db, UsageCounter) == 0
+
+
+@needs_offers
+def test_a_feature_denied_for_lack_of_a_plan_comes_with_the_cheapest_plan_that_includes_it(
+    db, clock
+):
+    """A catalog without a free tier: an account with no plan is denied PDF export, and the
+    answer offers Starter, the cheapest plan that includes it, so the host app has a page to
+    send the customer to."""
+    publish_variant(db, clock, lambda doc: doc.update(tiers=doc["tiers"][1:]))
+    account(db, clock)
+    d = run(db, clock, service.check, "acme", "pdf_export")
+    assert (d.allowed, d.reason) == (False, "no_access")
+    assert d.offer is not None
+    assert (d.offer["from"]["tier"], d.offer["to"]["tier"]) == (None, "starter")
+    assert d.offer["accept_url"].endswith("/offers/" + d.offer["id"])
+
+
+@needs_offers
+def test_usage_refused_for_lack_of_a_plan_comes_with_the_cheapest_plan_that_allows_it(db, clock):
+    """A catalog without a free tier: an account with no plan cannot create a project (the
+    402 of POST /v1/usage), and the answer offers Starter with its 10 projects."""
+    publish_variant(db, clock, lambda doc: doc.update(tiers=doc["tiers"][1:]))
+    account(db, clock)
+    d = run(db, clock, service.consume, "acme", "projects", 1)
+    assert (d.allowed, d.reason) == (False, "no_access")
+    assert d.offer is not None
+    assert (d.offer["to"]["tier"], d.offer["to"]["limit"]) == ("starter", 10)
     assert count(db, UsageCounter) == 0
 
 
