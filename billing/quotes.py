@@ -174,8 +174,10 @@ def renewal_quote(current: SubscriptionState, discount: Discount | None) -> Quot
     plan = current.next_plan or current.plan
     addons = current.next_addons if current.next_addons is not None else current.addons
     start = current.period_end
-    end = None  # a new interval: a full one from the start
-    if plan.interval == current.plan.interval:  # on the billing anchor's day
+    end = None  # a new interval, or out of a trial: a full one from the start, whose day
+    # becomes the anchor (a trial from March 31 to April 30 is not a month on the 31st)
+    out_of_trial = current.trial_end is not None and current.trial_end == current.period_end
+    if plan.interval == current.plan.interval and not out_of_trial:  # on the anchor's day
         end = next_period_end(current.period_start, start, _interval(plan))
     result = proration.start_period(_items(plan, addons, discount), start, _interval(plan), end)
     return Quote(

@@ -163,10 +163,12 @@ def past_due_block(session: Session, sub: Subscription | None, now: datetime) ->
     catalog = store.load(session, sub.catalog_version).catalog
     tier = catalog.tier(sub.tier_id)
     name = tier.name if tier is not None else sub.tier_id
+    free = store.load(session).catalog.free_tier
+    now_on = "is on the free plan" if free is not None else "has no plan"
     return (
-        f"The last payment for your {name} plan failed, so your account is on the free plan "
-        f"for now. Pay the open invoice from the billing page to get {name} back before "
-        "changing plans. Nothing was charged."
+        f"The last payment for your {name} plan failed, so your account {now_on} for now. "
+        f"Pay the open invoice from the billing page to get {name} back before changing "
+        "plans. Nothing was charged."
     )
 
 
@@ -206,6 +208,8 @@ def stale_offer(session: Session, offer: Offer, sub: Subscription | None) -> str
         plan = now_on.name if now_on is not None else (sub.tier_id if sub else "the free plan")
         billed = f", billed {sub.interval}ly" if sub is not None else ""
         where = f"Your account is now on {plan}{billed}"
+        if sub is None and store.load(session).catalog.free_tier is None:
+            where = "Your account has no plan now"
     return (
         f"{where}: this offer was made for your earlier plan, so it no longer applies and "
         "nothing was charged. Open the upgrade again from the app for a current offer."
@@ -418,7 +422,9 @@ def accept_offer(
     if status is FlowStatus.DECLINED:
         offers.record_event(session, clock, offer.id, "failed", account_id=account_id)
         tier_name = current.plan.name if current else "your current plan"
-        message = f"{message} Nothing was changed: you are still on {tier_name}."
+        said = "your plan is unchanged."  # (a processor's decline says it in general terms)
+        message = message.strip().removesuffix(f"Nothing was charged and {said}").strip()
+        message = f"{message} Nothing was charged or changed: you are still on {tier_name}."
         return FlowResult(status, change, message)
     if status is not FlowStatus.DONE:
         return FlowResult(status, change, message, redirect_url=change.result.get("redirect_url"))

@@ -1053,49 +1053,84 @@ def _yearly_after_trial(account_id: str, at: datetime, *, promoted: bool) -> int
 
 @bp.route("/billing/downgrade", methods=["GET", "POST"])
 def downgrade_page() -> Page:
-    """A downgrade (or yearly -> monthly) at the period end: the loss spelled out, then confirm."""
+    """A downgrade (or yearly -> monthly) at the period end: the loss spelled out, then confirm.
+    A confirm from a page computed for another state of the plan schedules nothing: the page
+    is shown again (409) with the loss as it is now."""
     session, clock = get_session(), get_clock()
     account_id = _account_id()
     tier_id = request.values.get("tier", "")
     interval = request.values.get("interval") or None
+    notice = None
     if request.method == "POST":
-        result = downgrade.confirm_downgrade(
-            session, clock, _provider(), account_id, tier_id, interval
+        done, notice = _confirm(
+            account_id,
+            lambda: downgrade.confirm_downgrade(
+                session, clock, _provider(), account_id, tier_id, interval, shown=_shown()
+            ),
         )
-        session.commit()
-        return _scheduled_page(result, account_id)
+        if done is not None:
+            return done
     preview = downgrade.downgrade_preview(session, clock, account_id, tier_id, interval)
     return render_template(
         "billing_downgrade.html",
         preview=preview,
         tier_id=tier_id,
         interval=preview.interval,
+        notice=notice,
         **_ctx(account_id),
-    )
+    ), (409 if notice else 200)
 
 
 @bp.route("/billing/cancel", methods=["GET", "POST"])
 def cancel_page() -> Page:
-    """Cancel at the period end: the loss spelled out, then confirm."""
+    """Cancel at the period end: the loss spelled out, then confirm (refused as a downgrade's
+    is, when the page no longer matches the plan)."""
     session, clock = get_session(), get_clock()
     account_id = _account_id()
+    notice = None
     if request.method == "POST":
-        result = downgrade.cancel(session, clock, _provider(), account_id)
-        session.commit()
-        return _scheduled_page(result, account_id)
+        done, notice = _confirm(
+            account_id,
+            lambda: downgrade.cancel(session, clock, _provider(), account_id, shown=_shown()),
+        )
+        if done is not None:
+            return done
     preview = downgrade.downgrade_preview(session, clock, account_id, None)
     return render_template(
         "billing_downgrade.html",
         preview=preview,
         tier_id="",
         interval=preview.interval,
+        notice=notice,
         **_ctx(account_id),
-    )
+    ), (409 if notice else 200)
+
+
+def _shown() -> str:
+    """The fingerprint of the loss the confirmed page showed ("": a page without one)."""
+    return request.form.get("shown", "")
+
+
+def _confirm(
+    account_id: str, flow: Callable[[], service.FlowResult]
+) -> tuple[Page | None, str | None]:
+    """Schedule a change confirmed on its page: (its outcome page, None), or (None, why) when
+    the page no longer matches the plan; nothing is scheduled then."""
+    session = get_session()
+    try:
+        result = flow()
+    except downgrade.PreviewChanged as exc:
+        session.rollback()
+        return None, exc.message
+    session.commit()
+    return _scheduled_page(result, account_id), None
 
 
 @bp.post("/billing/resume")
 def resume_page() -> Page:
-    """Keep the current plan: clear a scheduled downgrade or cancellation."""
+    """Keep the current plan: clear a scheduled downgrade or cancellation. Its form carries no
+    fingerprint: whatever was scheduled since the page was opened, resuming keeps the plan the
+    account is on now and charges nothing, and the change can be scheduled again."""
     session, clock = get_session(), get_clock()
     account_id = _account_id()
     result = downgrade.resume(session, clock, _provider(), account_id)

@@ -1615,3 +1615,126 @@ def test_refused_codes_at_checkout_count_too(app, client, db, clock, coded) -> N
     assert blocked.status_code == 429
     page = blocked.get_data(as_text=True)
     assert "Too many promotion codes" in page and 'data-amount="due_today">$79.00' in page
+
+
+# ---- an account with no plan ---------------------------------------------------------------
+
+
+def _without_a_free_tier(app, clock) -> None:  # type: ignore[no-untyped-def]
+    """The demo catalog published again without its free tier: an account without a paid
+    plan has no access at all."""
+    from tests.gating.test_service import publish_variant
+
+    publish_variant(get_db(app), clock, lambda doc: doc.update(tiers=doc["tiers"][1:]))
+
+
+def _denied_offer(db, clock, feature: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The offer the gate answers a project creation (or a feature check) with."""
+    from gating import service as gate
+
+    settings = gate.GateSettings(past_due_grace_days=7, base_url="http://localhost")
+    with db() as s:
+        if feature == "projects":
+            denied = gate.consume(s, clock, "acme", feature, 1, settings=settings)
+        else:
+            denied = gate.check(s, clock, "acme", feature, settings=settings)
+    assert (denied.allowed, denied.reason) == (False, "no_access")
+    assert denied.offer is not None
+    return denied.offer
+
+
+def test_an_account_whose_plan_ended_buys_the_offered_plan_at_the_amount_shown(
+    app, client, db, clock, version
+) -> None:  # type: ignore[no-untyped-def]
+    """A catalog without a free tier: acme's Starter plan (billed in euros) ended, so it has no
+    plan and cannot create a project. The gate offers Starter again in euros, its trial used:
+    the page states the full first month, and paying it puts acme back on Starter, charged
+    exactly that."""
+    with db() as s:
+        subscribe(s, "acme", clock, version, currency="eur", status="canceled")
+        set_gauge(s, "acme", "projects", 8, clock)
+    _without_a_free_tier(app, clock)
+    clock.advance(days=16)  # the last period is over
+    offer = _denied_offer(db, clock, "projects")
+    assert (offer["from"]["tier"], offer["to"]["tier"], offer["currency"]) == (
+        None,
+        "starter",
+        "eur",
+    )
+    link = path(portal.offer_link(app.config, "acme", offer["id"]))
+    page = html.unescape(client.get(link).get_data(as_text=True))
+    assert "<h1>Subscribe to Starter</h1>" in page
+    assert "8 projects used \u2192 10 projects" in page
+    due = re.search(r'data-amount="due_today">([^<\s]+)', page)
+    assert due is not None and due.group(1) == "€9.00"
+    assert "Starter costs €9.00 / month. Paid yearly: €90.00 / year" in page
+    pay = re.search(r'data-pay="(\d+)">Upgrade now — pay €9.00 today', page)
+    assert pay is not None and int(pay.group(1)) == offer["amount_due_today"] == 900
+    accepted = post_form(client, page, f"/offers/{offer['id']}/accept")
+    assert accepted.status_code == 302, accepted.get_data(as_text=True)[:500]
+    [invoice] = invoices(db)
+    assert (invoice.amount_paid, invoice.currency) == (900, "eur")
+    with db() as s:
+        sub = s.get(Account, "acme").subscription  # type: ignore[union-attr]
+        assert (sub.tier_id, sub.status.value, sub.currency) == ("starter", "active", "eur")  # type: ignore[union-attr]
+    assert event_types(db, offer["id"])[-1] == "paid"
+
+
+def test_a_never_subscribed_account_with_no_plan_starts_the_offered_plans_trial(
+    app, client, db, clock, version
+) -> None:  # type: ignore[no-untyped-def]
+    """A catalog without a free tier: a new account asks for PDF export. The offer is Starter
+    with its 14-day trial, as a first plan from the free tier would be: nothing today, and
+    accepting it starts the trial."""
+    with db() as s:
+        add_account(s, "acme", clock)
+    _without_a_free_tier(app, clock)
+    offer = _denied_offer(db, clock, "pdf_export")
+    link = path(portal.offer_link(app.config, "acme", offer["id"]))
+    page = html.unescape(client.get(link).get_data(as_text=True))
+    assert "<h1>Subscribe to Starter</h1>" in page
+    assert re.search(r'data-amount="due_today">\$0\.00', page)
+    assert "Starter starts with a 14-day free trial: nothing is charged today" in page
+    accepted = post_form(client, page, f"/offers/{offer['id']}/accept")
+    assert accepted.status_code == 302, accepted.get_data(as_text=True)[:500]
+    with db() as s:
+        sub = s.get(Account, "acme").subscription  # type: ignore[union-attr]
+        assert (sub.tier_id, sub.status.value) == ("starter", "trialing")  # type: ignore[union-attr]
+        assert sub.trial_end == clock.now() + timedelta(days=14)  # type: ignore[union-attr]
+    assert sum(i.amount_paid for i in invoices(db)) == 0
+
+
+def test_an_account_with_no_plan_reads_so_on_its_billing_page(
+    app, client, db, clock, version
+) -> None:  # type: ignore[no-untyped-def]
+    """A catalog without a free tier: the billing page of an account without a plan does not
+    call it the free plan."""
+    with db() as s:
+        add_account(s, "acme", clock)
+    _without_a_free_tier(app, clock)
+    page = html.unescape(client.get(account_link(app)).get_data(as_text=True))
+    assert "You have no plan yet: choose one below." in page
+    assert "free plan" not in page
+
+
+def test_an_offer_refused_after_the_grace_period_says_what_the_account_has_now(
+    app, db, clock, version
+) -> None:  # type: ignore[no-untyped-def]
+    """The last payment failed and the grace period is over: buying a plan change waits for
+    the open invoice, and the refusal says where the account is meanwhile (the free plan, or
+    no plan where the catalog has no free tier)."""
+    from billing.service import past_due_block
+
+    with db() as s:
+        subscribe(s, "acme", clock, version, tier="pro", status="past_due")
+        s.get(Account, "acme").subscription.past_due_since = clock.now()  # type: ignore[union-attr]
+    clock.advance(days=8)
+    with db() as s:
+        sub = s.get(Account, "acme").subscription  # type: ignore[union-attr]
+        said = past_due_block(s, sub, clock.now())
+    assert said is not None and "your account is on the free plan for now" in said
+    _without_a_free_tier(app, clock)
+    with db() as s:
+        sub = s.get(Account, "acme").subscription  # type: ignore[union-attr]
+        said = past_due_block(s, sub, clock.now())
+    assert said is not None and "your account has no plan for now" in said

@@ -91,3 +91,14 @@ def test_renewals_keep_the_billing_anchor_day(start, end, expected) -> None:  # 
         return datetime(*ymd, 12, 0, tzinfo=UTC)
 
     assert next_period_end(at(start), at(end), "month") == at(expected)
+
+
+def test_the_first_renewal_after_a_trial_is_anchored_on_the_trials_end() -> None:
+    """A 30-day trial from March 31 ends on April 30: the first paid month runs to May 30 (as
+    Stripe bills it), not to May 31 as if the trial had been a month billed on the 31st."""
+    start, end = datetime(2027, 3, 31, tzinfo=UTC), datetime(2027, 4, 30, tzinfo=UTC)
+    trial = SubscriptionState(PRO, (), "trialing", start, end, trial_end=end)
+    first = renewal_quote(trial, None)
+    assert (first.period_start, first.period_end) == (end, datetime(2027, 5, 30, tzinfo=UTC))
+    paid = SubscriptionState(PRO, (), "active", end, first.period_end, trial_end=end)
+    assert renewal_quote(paid, None).period_end == datetime(2027, 6, 30, tzinfo=UTC)
