@@ -21,6 +21,7 @@ from billing.quotes import renewal_quote
 from billing.records import (
     FlowResult,
     FlowStatus,
+    QuoteExpired,
     active_addons,
     live_or_conflict,
     lock_account,
@@ -186,9 +187,10 @@ def downgrade_preview(
     )
 
 
-class PreviewChanged(Conflict):
+class PreviewChanged(QuoteExpired):
     """A confirm from a page whose loss was computed from another state of the account (or
-    from a page without that state): nothing is scheduled, and the page is shown anew."""
+    from a page without that state): nothing is scheduled, and the page is shown anew (as for
+    a price that no longer holds)."""
 
     code = "preview_changed"
 

@@ -665,10 +665,13 @@ def _done(result: service.FlowResult, account_id: str) -> Page:
 
 
 def _submit(
-    account_id: str, flow: Callable[[], service.FlowResult]
+    account_id: str,
+    flow: Callable[[], service.FlowResult],
+    outcome: Callable[[service.FlowResult, str], Page] | None = None,
 ) -> tuple[Page | None, str | None]:
-    """Run a form's flow: (its outcome page, None), or (None, why) when the quoted price no
-    longer holds; nothing is changed then and the caller shows the form at the current price."""
+    """Run a form's flow: (its outcome page, None), or (None, why) when the quoted price (or
+    the loss a downgrade page showed) no longer holds; nothing is changed then and the caller
+    shows the form as it is now."""
     session = get_session()
     try:
         result = flow()
@@ -680,7 +683,7 @@ def _submit(
         # The same form submitted twice at once: the other request wrote this change first.
         session.rollback()
         return None, "This is already being done: reload the page in a moment to see it."
-    return _done(result, account_id), None
+    return (outcome or _done)(result, account_id), None
 
 
 def _urls(account_id: str) -> service.Urls:
@@ -1062,11 +1065,12 @@ def downgrade_page() -> Page:
     interval = request.values.get("interval") or None
     notice = None
     if request.method == "POST":
-        done, notice = _confirm(
+        done, notice = _submit(
             account_id,
             lambda: downgrade.confirm_downgrade(
                 session, clock, _provider(), account_id, tier_id, interval, shown=_shown()
             ),
+            _scheduled_page,
         )
         if done is not None:
             return done
@@ -1089,9 +1093,10 @@ def cancel_page() -> Page:
     account_id = _account_id()
     notice = None
     if request.method == "POST":
-        done, notice = _confirm(
+        done, notice = _submit(
             account_id,
             lambda: downgrade.cancel(session, clock, _provider(), account_id, shown=_shown()),
+            _scheduled_page,
         )
         if done is not None:
             return done
@@ -1109,21 +1114,6 @@ def cancel_page() -> Page:
 def _shown() -> str:
     """The fingerprint of the loss the confirmed page showed ("": a page without one)."""
     return request.form.get("shown", "")
-
-
-def _confirm(
-    account_id: str, flow: Callable[[], service.FlowResult]
-) -> tuple[Page | None, str | None]:
-    """Schedule a change confirmed on its page: (its outcome page, None), or (None, why) when
-    the page no longer matches the plan; nothing is scheduled then."""
-    session = get_session()
-    try:
-        result = flow()
-    except downgrade.PreviewChanged as exc:
-        session.rollback()
-        return None, exc.message
-    session.commit()
-    return _scheduled_page(result, account_id), None
 
 
 @bp.post("/billing/resume")

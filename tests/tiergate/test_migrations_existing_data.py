@@ -4,29 +4,11 @@ published catalog version, an account override."""
 
 from __future__ import annotations
 
-import uuid
+from sqlalchemy import text
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
+from tests.tiergate.test_migrations import _fresh_database
 from tiergate.db import make_engine
 from tiergate.migrate import upgrade
-
-
-def _fresh_database(database_url: str, tmp_path):  # type: ignore[no-untyped-def]
-    if database_url.startswith("sqlite"):
-        return f"sqlite:///{tmp_path / 'existing.sqlite3'}", lambda: None
-    name = f"tiergate_revd_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(make_url(database_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return make_url(database_url).set(database=name).render_as_string(hide_password=False), drop
 
 
 def test_0008_upgrades_a_database_with_subscribers(database_url, tmp_path):  # type: ignore[no-untyped-def]
