@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         with harness.Server("baseline_app:app", chdir=harness.BENCH_DIR) as base:
             req = harness.Request("/v1/check", body, {"Authorization": "Bearer x"})
             harness.drive("warmup", base.url, req, seconds=args.warmup)
-            return harness.drive(label, base.url, req, **load)
+            return harness.drive(label, base.url, req, **load, server=base)
 
     rows = []
     before = measure_baseline("baseline (bare Flask), before")
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         with harness.Server("baseline_app:app", env=env, chdir=harness.BENCH_DIR) as base:
             req = harness.Request("/db/v1/check", body, {"Authorization": "Bearer x"})
             harness.drive("warmup", base.url, req, seconds=args.warmup)
-            ref = harness.drive("reference: Flask + SELECT 1", base.url, req, **load)
+            ref = harness.drive("reference: Flask + SELECT 1", base.url, req, **load, server=base)
         rows.append(ref)
         references["flask_plus_select_1_postgres"] = {"result": ref}
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                     req = harness.tiergate_request("/v1/check", key, body)
                     harness.drive("warmup", server.url, req, seconds=args.warmup)
                     name = f"tiergate check {feature} ({db})"
-                    result = harness.drive(name, server.url, req, **load)
+                    result = harness.drive(name, server.url, req, **load, server=server)
                     rows.append(result)
                     results[f"{db}/{feature}"] = {"result": result}
         finally:

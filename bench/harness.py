@@ -12,6 +12,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import resource
 import signal
 import socket
 import statistics
@@ -33,13 +34,18 @@ RESULTS_DIR = BENCH_DIR / "results"
 VENV_BIN = Path(sys.executable).parent
 
 # One gunicorn configuration for tiergate AND the baseline, so the ratio compares apps only.
+# `--config /dev/null`: without it gunicorn reads ./gunicorn.conf.py from the directory it runs
+# in, which is tiergate's production file (an access log line per request, worker recycling)
+# for tiergate and nothing for the baseline: the two would not be served the same way.
 GUNICORN_ARGS = [
+    "--config",
+    "/dev/null",
     "--workers",
-    "4",
+    os.environ.get("BENCH_WORKERS", "4"),
     "--worker-class",
     "gthread",
     "--threads",
-    "4",
+    os.environ.get("BENCH_THREADS", "4"),
     "--keep-alive",
     "10",
     "--log-level",
@@ -94,6 +100,10 @@ class Server:
         self.stop()
         raise RuntimeError(f"gunicorn did not listen within {timeout} s:\n{output}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by gunicorn's master and its workers."""
+        return _cpu_seconds(lambda pid, ppid: self.process.pid in (pid, ppid))
+
     def output(self) -> str:
         if self.log.closed:
             return ""
@@ -140,6 +150,44 @@ class LoadResult:
     rps: float
     p50_ms: float
     p99_ms: float
+    # CPU microseconds per request, by who spent them: "server" (gunicorn and its workers),
+    # "postgres" (every PostgreSQL process on the machine) and "load" (the load generator).
+    # On a machine whose cores are all busy their sum is what a request costs.
+    cpu_us: dict[str, int] = field(default_factory=dict)
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(include: Any) -> float:
+    """CPU seconds of the live processes for which include(pid, ppid) holds (from /proc)."""
+    total = 0
+    proc = Path("/proc")
+    for entry in proc.iterdir() if proc.is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # ended meanwhile
+        if include(int(entry.name), int(fields[1])):
+            total += int(fields[11]) + int(fields[12])
+    return total / _TICK
+
+
+def _postgres_cpu_seconds() -> float:
+    def is_postgres(pid: int, _ppid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/comm").read_text().strip() in ("postgres", "postmaster")
+        except OSError:
+            return False
+
+    return _cpu_seconds(is_postgres)
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _connection_loop(
@@ -204,8 +252,11 @@ def drive(
     seconds: float = 10.0,
     processes: int = 2,
     max_requests: int = 2_000_000,
+    server: Server | None = None,
 ) -> LoadResult:
-    """Hold `connections` keep-alive connections busy for `seconds` (or `max_requests`)."""
+    """Hold `connections` keep-alive connections busy for `seconds` (or `max_requests`).
+
+    With `server`, the result also says how much CPU each request cost, and where."""
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
     per_proc = [connections // processes + (i < connections % processes) for i in range(processes)]
@@ -215,6 +266,7 @@ def drive(
         for i, n in enumerate(per_proc)
         if n
     ]
+    cpu_before = _cpu_snapshot(server)
     start = time.perf_counter()
     for p in procs:
         p.start()
@@ -227,6 +279,7 @@ def drive(
     for p in procs:
         p.join()
     elapsed = time.perf_counter() - start
+    cpu_after = _cpu_snapshot(server)
     latencies = sorted(s[0] for s in samples)
     return LoadResult(
         label=label,
@@ -237,7 +290,24 @@ def drive(
         rps=round(len(samples) / elapsed, 1),
         p50_ms=round(_percentile(latencies, 50) * 1000, 2),
         p99_ms=round(_percentile(latencies, 99) * 1000, 2),
+        cpu_us={
+            who: round((cpu_after[who] - cpu_before[who]) * 1e6 / len(samples))
+            for who in cpu_before
+        }
+        if server is not None and samples
+        else {},
     )
+
+
+def _cpu_snapshot(server: Server | None) -> dict[str, float]:
+    if server is None:
+        return {}
+    # The load processes have ended (and been joined) before the second snapshot.
+    return {
+        "server": server.cpu_seconds(),
+        "postgres": _postgres_cpu_seconds(),
+        "load": _children_cpu_seconds(),
+    }
 
 
 def _percentile(sorted_values: list[float], pct: float) -> float:
@@ -271,12 +341,18 @@ def machine() -> dict[str, Any]:
 def print_table(rows: list[LoadResult]) -> None:
     print(
         f"{'run':<28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} "
-        f"{'errors':>6}  statuses"
+        f"{'errors':>6}  {'CPU us/request: server + postgres + load = total':<50} statuses"
     )
     for r in rows:
+        cpu = r.cpu_us
+        split = (
+            f"{cpu['server']} + {cpu['postgres']} + {cpu['load']} = {sum(cpu.values())}"
+            if cpu
+            else ""
+        )
         print(
             f"{r.label:<28} {r.rps:>9.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.requests:>9} "
-            f"{r.errors:>6}  {r.statuses}"
+            f"{r.errors:>6}  {split:<50} {r.statuses}"
         )
 
 

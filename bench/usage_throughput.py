@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         with harness.Server("baseline_app:app", chdir=harness.BENCH_DIR) as base:
             req = harness.Request("/v1/usage", body, {"Authorization": "Bearer x"}, unique_key=True)
             harness.drive("warmup", base.url, req, seconds=args.warmup)
-            return harness.drive(label, base.url, req, **load)
+            return harness.drive(label, base.url, req, **load, server=base)
 
     before = measure_baseline("baseline (bare Flask), before")
 
@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             req = harness.tiergate_request("/v1/usage", key, body, unique_key=True)
             warmup = harness.drive("warmup", server.url, req, seconds=args.warmup)
-            result = harness.drive(f"tiergate usage ({args.db})", server.url, req, **load)
+            result = harness.drive(
+                f"tiergate usage ({args.db})", server.url, req, **load, server=server
+            )
             fast_used = _used(server.url, key, FAST)
 
             race_body = {"account_id": RACE, "feature": "api_calls", "quantity": 1}

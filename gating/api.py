@@ -274,7 +274,8 @@ def usage(args: dict[str, Any]) -> Any:
         key,
         settings=gate_settings(),
     )
-    session.commit()
+    if session.in_transaction():  # an answer with its offer, or a claim made here
+        session.commit()
     return _decision_response(decision, 200 if decision.allowed else 402)
 
 
@@ -318,7 +319,8 @@ def usage_set(args: dict[str, Any]) -> Any:
         args["value"],
         settings=gate_settings(),
     )
-    session.commit()
+    if session.in_transaction():  # an answer with its offer, or a claim made here
+        session.commit()
     return _decision_response(decision, 200 if decision.allowed else 402)
 
 

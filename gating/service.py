@@ -465,23 +465,22 @@ def consume(
         if countable and _postgres(session) and (access.cap is None or quantity <= access.cap):
             # One statement counts and claims the key, committed at once: the counter's row
             # lock is held for that statement only.
-            with _autocommit(session) as conn:
-                try:
-                    both = usage.count_and_claim(
-                        conn,
-                        account_id=account_id,
-                        key=idempotency_key,
-                        request_hash=request_hash,
-                        feature_id=feature_id,
-                        period_start=start,
-                        quantity=quantity,
-                        cap=access.cap,
-                        now=clock.now(),
-                        limit=_stated_limit(access),
-                        answer_below=_nudge_from(access),
-                    )
-                except IntegrityError:  # the key is known, or claimed meanwhile: nothing written
-                    both = None
+            try:
+                both = usage.count_and_claim(
+                    _engine(session),
+                    account_id=account_id,
+                    key=idempotency_key,
+                    request_hash=request_hash,
+                    feature_id=feature_id,
+                    period_start=start,
+                    quantity=quantity,
+                    cap=access.cap,
+                    now=clock.now(),
+                    limit=_stated_limit(access),
+                    answer_below=_nudge_from(access),
+                )
+            except IntegrityError:  # the key is known, or claimed meanwhile: nothing written
+                both = None
         if both is not None:
             claim, total = both
             counted = True
@@ -496,10 +495,10 @@ def consume(
             else:
                 claim = first
     if countable and not counted and claim is None and _postgres(session):
-        with _autocommit(session) as conn:  # one round trip, committed: nothing else to write
-            total = usage.add(
-                conn, account_id, feature_id, start, quantity, access.cap, clock.now()
-            )
+        # one round trip, committed: nothing else to write
+        total = usage.add_committed(
+            _engine(session), account_id, feature_id, start, quantity, access.cap, clock.now()
+        )
     elif countable and not counted:
         total = usage.add(session, account_id, feature_id, start, quantity, access.cap, clock.now())
     if claim is not None and not counted:
@@ -507,8 +506,8 @@ def consume(
     # The count is final: commit it now, so the counter's row lock is not held while the answer
     # (and any offer) is built. A crash from here on leaves {"counted": ...} on the claim, from
     # which a retry rebuilds the answer.
-    session.commit()
-    held = False
+    if session.in_transaction():  # (a count committed on its own left nothing to commit)
+        session.commit()
     if claim is not None and not answered and _postgres(session):
         # Hold the claim while the answer (and any offer) is built: a retry waits for it and
         # replays it, rather than build a second one; a crash releases it for the retry.
@@ -517,7 +516,6 @@ def consume(
             .where(UsageRequest.id == claim)
             .with_for_update()
         ).one()
-        held = True
         if answer.status_code:  # a retry that found the claim free answered it meanwhile
             return Decision.from_json(answer.response)
     if total is None:
@@ -528,11 +526,9 @@ def consume(
     if claim is not None and not answered:
         status = 200 if decision.allowed else 402
         params = {"claim": claim, "status_code": status, "response": decision.to_json()}
-        if decision.offer is None and _postgres(session) and not held:
-            with _autocommit(session) as conn:  # nothing else to commit with it
-                conn.execute(_ANSWER, params)
-        else:  # committed with the offer it names (and the claim's lock)
-            session.connection().execute(_ANSWER, params)
+        # committed with the request's transaction: with the offer it names and, on
+        # PostgreSQL, the claim's lock held since the count
+        session.connection().execute(_ANSWER, params)
     return decision
 
 
@@ -540,12 +536,12 @@ def _postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def _autocommit(session: Session) -> Any:
-    """A pooled connection of the session's engine in autocommit mode (one round trip per
-    statement, no BEGIN/COMMIT), for a statement that must not wait for the request's end."""
+def _engine(session: Session) -> Engine:
+    """The session's engine, for a statement committed on its own (usage.count_and_claim,
+    usage.add_committed): one round trip, not held until the request's end."""
     engine = session.get_bind()
     assert isinstance(engine, Engine)
-    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    return engine
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from gating.models import UsageCounter, UsageRequest
+from tiergate.db import DriverStatement
 
 _KEY = ("account_id", "feature_id", "period_start")
 
@@ -29,9 +30,9 @@ def _connection(target: Session | Connection) -> Connection:
     return target if isinstance(target, Connection) else target.connection()
 
 
-def _add_statement(conn: Connection, capped: bool) -> Any:
+def _add_statement(dialect_name: str, capped: bool) -> Any:
     """The counting upsert, built once per dialect (building it costs more than running it)."""
-    key = (conn.dialect.name, capped)
+    key = (dialect_name, capped)
     stmt = _ADD.get(key)
     if stmt is None:
         table = UsageCounter.__table__  # Core, not the ORM's bulk-insert path: much cheaper
@@ -74,8 +75,40 @@ def add(
         "cap": cap,
     }
     conn = _connection(session)
-    result = conn.execute(_add_statement(conn, cap is not None), params)
+    result = conn.execute(_add_statement(conn.dialect.name, cap is not None), params)
     return result.scalar_one_or_none()
+
+
+_ADD_COMMITTED: dict[bool, DriverStatement] = {}
+
+
+def add_committed(
+    engine: Engine,
+    account_id: str,
+    feature_id: str,
+    period_start: datetime,
+    quantity: int,
+    cap: int | None,
+    now: datetime,
+) -> int | None:
+    """PostgreSQL: `add`, committed on its own at once (one round trip, the counter's row lock
+    released with it). The new total, or None when denied (then nothing was written)."""
+    if cap is not None and quantity > cap:
+        return None
+    capped = cap is not None
+    statement = _ADD_COMMITTED.get(capped)
+    if statement is None:
+        statement = _ADD_COMMITTED[capped] = DriverStatement(_add_statement("postgresql", capped))
+    params = {
+        "account_id": account_id,
+        "feature_id": feature_id,
+        "period_start": period_start,
+        "quantity": quantity,
+        "now": now,
+        "cap": cap,
+    }
+    row = statement.first(engine, params if capped else {**params, "cap": None})
+    return None if row is None else row[0]
 
 
 def set_value(
@@ -138,6 +171,7 @@ _USED = select(UsageCounter.used).where(
     UsageCounter.feature_id == bindparam("feature_id"),
     UsageCounter.period_start == bindparam("period_start"),
 )
+_USED_COMMITTED = DriverStatement(_USED)
 
 
 def used(session: Session, account_id: str, feature_id: str, period_start: datetime) -> int:
@@ -151,8 +185,8 @@ def used(session: Session, account_id: str, feature_id: str, period_start: datet
     engine = session.get_bind()
     if session.in_transaction() or not isinstance(engine, Engine):
         return session.execute(_USED, params).scalar() or 0
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        return conn.execute(_USED, params).scalar() or 0
+    row = _USED_COMMITTED.first(engine, params)
+    return 0 if row is None else row[0]
 
 
 def used_many(session: Session, account_id: str, periods: dict[str, datetime]) -> dict[str, int]:
@@ -202,10 +236,10 @@ def claim_statement(dialect_name: str) -> Any:
     return stmt
 
 
-_COUNT_AND_CLAIM: dict[bool, Any] = {}
+_COUNT_AND_CLAIM: dict[bool, DriverStatement] = {}
 
 
-def _count_and_claim_statement(capped: bool) -> Any:
+def _count_and_claim_statement(capped: bool) -> DriverStatement:
     """PostgreSQL: count the units unless the idempotency key is known, and claim the key with
     the count's outcome, in one statement (so one commit releases the counter's row lock).
 
@@ -286,14 +320,14 @@ def _count_and_claim_statement(capped: bool) -> Any:
         .returning(requests.c.id)
         .cte("claim")
     )
-    stmt = _COUNT_AND_CLAIM[capped] = select(
-        select(claim.c.id).scalar_subquery(), select(added.c.used).scalar_subquery()
+    stmt = _COUNT_AND_CLAIM[capped] = DriverStatement(
+        select(select(claim.c.id).scalar_subquery(), select(added.c.used).scalar_subquery())
     )
     return stmt
 
 
 def count_and_claim(
-    conn: Connection,
+    engine: Engine,
     *,
     account_id: str,
     key: str,
@@ -306,8 +340,8 @@ def count_and_claim(
     limit: int | None,
     answer_below: int,
 ) -> tuple[int, int | None]:
-    """PostgreSQL, on an autocommit connection: (claim id, new total) in one statement; a
-    total of None: the cap said no, nothing counted (the claim records the denial). Raises
+    """PostgreSQL, committed on its own: (claim id, new total) in one statement; a total of
+    None: the cap said no, nothing counted (the claim records the denial). Raises
     IntegrityError, having written nothing, when the key is known or claimed concurrently.
 
     A new total below `answer_below` is a plain allowed answer (no nudge, no offer): it is
@@ -324,6 +358,5 @@ def count_and_claim(
         "limit": limit,
         "answer_below": answer_below,
     }
-    statement = _count_and_claim_statement(cap is not None)
-    claim_id, total = conn.execute(statement, params).one()
+    claim_id, total = _count_and_claim_statement(cap is not None).first(engine, params)
     return int(claim_id), total

@@ -46,22 +46,35 @@ def test_a_connection_that_died_while_idle_is_replaced_before_use(
         engine.dispose()
 
 
+@pytest.mark.parametrize(
+    ("path", "extra"),
+    [
+        ("/v1/check", {}),  # the counter read
+        ("/v1/usage", {"quantity": 1}),  # the count
+        ("/v1/usage", {"quantity": 1, "idempotency_key": "k"}),  # the count with its key
+    ],
+)
 def test_a_connection_lost_mid_use_answers_503_once_then_recovers(
-    app, postgres_url, make_api_client, api_client, demo_catalog
+    app, postgres_url, make_api_client, api_client, demo_catalog, path, extra
 ) -> None:
     assert api_client.put("/v1/accounts/acme", json={"name": "Acme"}).status_code == 201
     gate = make_api_client("gate")
-    body = {"account_id": "acme", "feature": "projects"}
-    assert gate.post("/v1/check", json=body).status_code == 200
+    body = {"account_id": "acme", "feature": "projects", **extra}
+    assert (
+        gate.post("/v1/check", json={"account_id": "acme", "feature": "projects"}).status_code
+        == 200
+    )
     engine = get_db(app).engine
     engine.dispose()  # one pooled connection from here on, so the next request reuses it
     _terminate(postgres_url, _pid(engine))
 
-    failed = gate.post("/v1/check", json=body)
+    failed = gate.post(path, json=body)
     assert failed.status_code == 503
     assert failed.headers["Retry-After"] == "1"
     assert failed.get_json()["error"]["code"] == "database_unavailable"
     assert "retry" in failed.get_json()["error"]["message"]
 
-    again = gate.post("/v1/check", json=body)
+    again = gate.post(path, json=body)
     assert again.status_code == 200 and again.get_json()["allowed"] is True
+    used = api_client.get("/v1/accounts/acme/entitlements").get_json()["features"]["projects"]
+    assert used["used"] == (1 if path == "/v1/usage" else 0)  # the lost attempt counted nothing

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app, g
+from psycopg.pq import TransactionStatus
 from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -103,6 +104,72 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError(f"pooled connection is gone: {exc}") from exc
 
 
+class DriverStatement:
+    """A Core statement compiled once for PostgreSQL and run straight on the driver (psycopg),
+    autocommitted: one round trip, committed on its own, nothing held after it.
+
+    For the gate's hottest statements (a consume's count, a check's counter read), SQLAlchemy's
+    `Connection.execute` cost about as much CPU as the round trip itself: the cache key of the
+    statement's tree computed on every call, the isolation level set and reset on the pooled
+    connection, the result wrapped. Here the SQL and its constant parameters are made once;
+    each call checks a connection out of the engine's pool (its checkout events run, such as
+    the idle ping), sends the statement, and returns the first row.
+
+    Errors are SQLAlchemy's, as from `Connection.execute` (a unique violation is an
+    `IntegrityError`; a connection lost mid-statement is invalidated and raised with
+    `connection_invalidated`, which the API answers 503). While the engine has statement
+    listeners (tracing, a test counting statements) the statement runs through
+    `Connection.execute`, so that they see it.
+    """
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+        self._compiled: tuple[str, dict[str, Any]] | None = None
+
+    def first(self, engine: Engine, params: Mapping[str, Any]) -> Any:
+        """The statement's first row (a tuple), or None."""
+        listened = engine.dispatch.before_cursor_execute or engine.dispatch.after_cursor_execute
+        if listened or engine.dialect.name != "postgresql":
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                return conn.execute(self.statement, dict(params)).first()
+        sql, constants = self._compiled or self._compile(engine)
+        values = {**constants, **params}
+        raw = engine.raw_connection()
+        try:
+            driver: Any = raw.driver_connection
+            driver.autocommit = True
+            try:
+                return driver.execute(sql, values).fetchone()
+            finally:
+                if not driver.closed and driver.info.transaction_status is TransactionStatus.IDLE:
+                    driver.autocommit = False  # as the pool lends it (a lost one is dropped)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            lost = engine.dialect.is_disconnect(exc, raw, None)
+            if lost:
+                raw.invalidate(exc)
+            raise DBAPIError.instance(
+                sql,
+                values,
+                exc,
+                engine.dialect.loaded_dbapi.Error,
+                connection_invalidated=lost,
+                dialect=engine.dialect,
+            ) from exc
+        finally:
+            raw.close()
+
+    def _compile(self, engine: Engine) -> tuple[str, dict[str, Any]]:
+        compiled = self.statement.compile(dialect=engine.dialect)
+        # the values SQLAlchemy bound itself (literals in the statement: JSON keys, constants)
+        constants = {
+            name: bind.effective_value
+            for name, bind in compiled.binds.items()
+            if bind.value is not None or bind.callable is not None
+        }
+        self._compiled = (compiled.string, constants)
+        return self._compiled
+
+
 class Database:
     """The engine and session factory of one app; stored in app.extensions['tiergate.db']."""
 
@@ -155,7 +222,10 @@ def get_session() -> Session:
 
 def _close_session(exc: BaseException | None) -> None:
     session = g.pop("db_session", None)
-    if session is not None:
-        if exc is not None:
-            session.rollback()
-        session.close()
+    if session is None:
+        return
+    if not session.in_transaction() and not session.identity_map:
+        return  # it holds no connection and no objects (a gate answer from the cache)
+    if exc is not None:
+        session.rollback()
+    session.close()
