@@ -4,7 +4,8 @@ Three passes, read-only on Stripe but for an interval switch (see 2.):
 1. BillingChange rows left `pending` (the Stripe call's answer was lost): `find_change` says
    whether Stripe applied the change; applied -> apply it locally and mark it applied, else
    mark it failed. A Checkout still open for the customer is left alone until it expires.
-2. Every local Stripe-backed subscription is compared with Stripe's and repaired. One that
+2. Every local Stripe-backed subscription (but those canceled long ago, in a sweep of every
+   account: `ENDED_LONG_AGO`) is compared with Stripe's and repaired. One that
    Stripe ended at a scheduled interval switch is continued (`follow_switch`): that starts
    the next subscription, the one charge reconcile can make, once, as the customer asked.
    Its recent invoices (the current and the previous period's) that the invoice webhooks
@@ -25,7 +26,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from billing.models import BillingChange, ChangeStatus, Invoice
@@ -41,11 +42,18 @@ from billing.sync_state import (
     settle_change,
 )
 from billing.webhooks import FINAL, record_invoice, tell_payment_failed
-from gating.models import Account, Subscription
+from gating.models import Account, Subscription, SubscriptionStatus
 from tiergate.clock import Clock
 from tiergate.exceptions import NotFound
 
 CHECKOUT_LIFETIME = timedelta(hours=24)  # Stripe expires an unpaid Checkout Session after this
+
+# A sweep of every account compares a canceled subscription with Stripe's until this long after
+# it ended: its last invoices are settled by then (Stripe's payment retries take up to about
+# three weeks), and a churned account would otherwise cost two Stripe requests on every run,
+# forever. Reconciling one account (`--account`) compares it whenever it ended; and an account
+# with no live subscription is still searched for a live one on Stripe (3.), whatever its age.
+ENDED_LONG_AGO = timedelta(days=60)
 
 
 CHECK = "Check:"  # a line that is not a fix: something reconcile could not repair
@@ -71,6 +79,15 @@ def reconcile(
     )
     if account_id is not None:
         query = query.where(Subscription.account_id == account_id)
+    else:  # a sweep leaves subscriptions that ended long ago (see ENDED_LONG_AGO)
+        settled = clock.now() - ENDED_LONG_AGO
+        query = query.where(
+            or_(
+                Subscription.status != SubscriptionStatus.CANCELED,
+                Subscription.current_period_end >= settled,
+                Subscription.canceled_at >= settled,
+            )
+        )
     for sub in session.scalars(query.order_by(Subscription.account_id)).all():
         fixes.extend(_compare(session, clock, provider, sub))
     fixes.extend(_adopt(session, clock, provider, account_id))

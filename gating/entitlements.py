@@ -63,7 +63,8 @@ class Entitlements:
     status: str  # the subscription's status, "free", or "no_access"
     interval: str | None
     currency: str
-    billing_anchor: tuple[datetime, datetime, str] | None  # the subscription's stored period
+    # the subscription's stored period: start, end, interval, and its trial's end (or None)
+    billing_anchor: tuple[datetime, datetime, str, datetime | None] | None
     features: dict[str, FeatureAccess] = field(default_factory=dict)
     fallback_reason: str | None = None  # why a subscriber is on the free tier now
     newer: Catalog | None = None  # the newest catalog, when the plan is pinned to an older one
@@ -136,7 +137,12 @@ def resolve(
     ent = _build(free, newest, None, [], overrides, None)
     anchor = None  # a subscriber fallen back keeps counting in its period until it ends
     if subscription is not None and now < subscription.period_end:
-        anchor = (subscription.period_start, subscription.period_end, subscription.interval)
+        anchor = (
+            subscription.period_start,
+            subscription.period_end,
+            subscription.interval,
+            subscription.trial_end,
+        )
     return replace(ent, currency=currency, fallback_reason=reason, billing_anchor=anchor)
 
 
@@ -177,7 +183,9 @@ def _build(
         status=sub.status if sub else "free",
         interval=sub.interval if sub else None,
         currency=sub.currency if sub else catalog.default_currency,
-        billing_anchor=(sub.period_start, sub.period_end, sub.interval) if sub else None,
+        billing_anchor=(sub.period_start, sub.period_end, sub.interval, sub.trial_end)
+        if sub
+        else None,
         features=grants,
         newer=newer,
     )

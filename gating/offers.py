@@ -484,7 +484,7 @@ def _current(
             owned.append(policy.OwnedAddOn(addon, row.quantity, addon.id in removed))
     # A renewal not recorded yet: the period it is in now, on the anchor billing renews on.
     start, end = billing_bounds(
-        now, (sub.current_period_start, sub.current_period_end, sub.interval)
+        now, (sub.current_period_start, sub.current_period_end, sub.interval, sub.trial_end)
     )
     trialing = sub.status is SubscriptionStatus.TRIALING and sub.trial_end is not None
     return policy.Current(

@@ -9,8 +9,13 @@ from tiers.model import Feature, FeatureKind, ResetPeriod
 
 GAUGE_PERIOD = datetime(1970, 1, 1, tzinfo=UTC)
 
-# The account's stored billing period: (start, end) or (start, end, "month" | "year").
-BillingAnchor = tuple[datetime, datetime] | tuple[datetime, datetime, str]
+# The account's stored billing period: (start, end), (start, end, "month" | "year"), or
+# (start, end, interval, trial end or None).
+BillingAnchor = (
+    tuple[datetime, datetime]
+    | tuple[datetime, datetime, str]
+    | tuple[datetime, datetime, str, datetime | None]
+)
 
 # A stored period longer than this is yearly (the shortest year is 365 days).
 _YEARLY_AFTER = timedelta(days=62)
@@ -42,16 +47,18 @@ def billing_bounds(now: datetime, anchor: BillingAnchor) -> tuple[datetime, date
     start, end = anchor[0], anchor[1]
     if now < end or end <= start:
         return start, end
-    interval = anchor[2] if len(anchor) == 3 else None
+    interval = anchor[2] if len(anchor) >= 3 else None
+    trial_end = anchor[3] if len(anchor) == 4 else None
     if interval is None:
         interval = "year" if end - start > _YEARLY_AFTER else "month"
     months = 12 if interval == "year" else 1
-    # As billing renews (billing/quotes.py next_period_end): a clamped boundary (Jan 31 -> Feb
-    # 28, or Feb 28 -> Mar 31) hides the anchor day on one side only, so the later of the two
-    # days is the anchor of a regular period; an irregular one (a trial, a switch) makes its
-    # end the anchor.
+    # As billing renews (billing/quotes.py next_period_end, renewal_quote): a clamped boundary
+    # (Jan 31 -> Feb 28, or Feb 28 -> Mar 31) hides the anchor day on one side only, so the
+    # later of the two days is the anchor of a regular period; an irregular one (a trial, a
+    # switch) makes its end the anchor. A trial is irregular even when its length happens to
+    # be a clamped month (30 days from January 29 end on February 28: then the 28th).
     day = max(start.day, end.day)
-    if add_months(start, months, day) != end:
+    if trial_end == end or add_months(start, months, day) != end:
         day = end.day
     # Whole intervals elapsed since the stored end, estimated by months then corrected.
     k = max(0, ((now.year - end.year) * 12 + now.month - end.month) // months - 1)

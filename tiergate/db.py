@@ -113,7 +113,9 @@ class DriverStatement:
     statement's tree computed on every call, the isolation level set and reset on the pooled
     connection, the result wrapped. Here the SQL and its constant parameters are made once;
     each call checks a connection out of the engine's pool (its checkout events run, such as
-    the idle ping), sends the statement, and returns the first row.
+    the idle ping), sends the statement, and returns the first row. Parameters go to psycopg as
+    given, without SQLAlchemy's type processing: plain values only (str, int, None, aware
+    datetimes; no JSON documents).
 
     Errors are SQLAlchemy's, as from `Connection.execute` (a unique violation is an
     `IntegrityError`; a connection lost mid-statement is invalidated and raised with
@@ -134,6 +136,9 @@ class DriverStatement:
                 return conn.execute(self.statement, dict(params)).first()
         sql, constants = self._compiled or self._compile(engine)
         values = {**constants, **params}
+        for value in params.values():
+            if type(value) is datetime and value.tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column")  # as UTCDateTime
         raw = engine.raw_connection()
         try:
             driver: Any = raw.driver_connection

@@ -570,3 +570,39 @@ def test_a_trials_first_charge_whose_webhooks_were_lost_makes_the_offer_a_sale(
     offer = offer_of(shop, offer_id)
     assert offer.status is OfferStatus.PAID
     assert [e.amount for e in offer.events if e.type is OfferStatus.PAID] == [900]
+
+
+def _asked_about(story: Story, sub_id: str) -> list[str]:
+    """The requests the fake Stripe received that name the subscription."""
+    return [
+        f"{r.method} {r.path}"
+        for r in story.fake.requests
+        if sub_id in r.path or sub_id in str(r.params)
+    ]
+
+
+@pytest.mark.parametrize(("days_after_end", "compared"), [(10, True), (61, False)])
+def test_a_sweep_leaves_a_subscription_canceled_long_ago(
+    app: Any, on_starter: Story, clock: FixedClock, days_after_end: int, compared: bool
+) -> None:
+    """A churned account costs the hourly reconcile nothing on Stripe once its subscription
+    ended 60 days ago: its last invoices are long settled. Before that it is compared as
+    any other, and `--account` compares it whatever its age."""
+    on_starter.cancel()
+    on_starter.deliver()
+    assert subscription(app).status == "canceled"
+    sub_id = on_starter.sub_id
+    on_starter.fake.advance(days_after_end * 86400)
+    clock.set(on_starter.fake.clock.now())
+
+    on_starter.fake.requests.clear()
+    swept = reconcile(app)
+    assert swept.exit_code == 0, swept.output
+    assert swept.output == "0 fix(es); local billing now matches Stripe.\n"
+    assert bool(_asked_about(on_starter, sub_id)) is compared
+
+    on_starter.fake.requests.clear()
+    one = reconcile(app, "--account", "acme")
+    assert one.exit_code == 0, one.output
+    assert f"GET /v1/subscriptions/{sub_id}" in _asked_about(on_starter, sub_id)
+    assert subscription(app).status == "canceled"

@@ -158,7 +158,7 @@ def test_past_due_after_grace_falls_to_the_free_tier_of_the_newest_catalog():
     assert (e.tier.id, e.catalog_version, e.features["projects"].limit) == ("free", 2, 5)
     assert e.currency == "usd"
     # billing-period counters keep counting in the period the subscription is in
-    assert e.billing_anchor == (late.period_start, late.period_end, late.interval)
+    assert e.billing_anchor == (late.period_start, late.period_end, late.interval, None)
 
 
 def test_grace_days_come_from_the_settings():

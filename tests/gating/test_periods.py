@@ -145,3 +145,19 @@ def test_rolled_periods_follow_the_renewals_billing_records(stored):
         following = next_period_end(start, end, "month")
         assert billing_bounds(end, (*stored, "month")) == (end, following)
         start, end = end, following
+
+
+def test_a_trial_as_long_as_a_clamped_month_still_anchors_on_its_end():
+    """30 days from January 29 end on February 28, which is also where a month from the 29th
+    would end. Billing renews out of a trial on the trial's end (billing/quotes.py
+    renewal_quote: Feb 28 -> Mar 28), so the gate's billing-period count must roll over on the
+    28th as well, not on the 29th as if January 29 were the anchor."""
+    trial = (at(2027, 1, 29), at(2027, 2, 28), "month", at(2027, 2, 28))
+    assert billing_bounds(at(2027, 3, 1), trial) == (at(2027, 2, 28), at(2027, 3, 28))
+    assert billing_bounds(at(2027, 3, 28), trial) == (at(2027, 3, 28), at(2027, 4, 28))
+    # The same dates as a regular period (no trial) keep the anchor on the 29th.
+    regular = (at(2027, 1, 29), at(2027, 2, 28), "month", None)
+    assert billing_bounds(at(2027, 3, 1), regular) == (at(2027, 2, 28), at(2027, 3, 29))
+    # A trial ending inside the stored period (a trial extended by hand) is not its anchor.
+    extended = (at(2027, 1, 29), at(2027, 2, 28), "month", at(2027, 2, 20))
+    assert billing_bounds(at(2027, 3, 1), extended) == (at(2027, 2, 28), at(2027, 3, 29))
