@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask, current_app, g
 from psycopg.pq import TransactionStatus
 from sqlalchemy import DateTime, MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -118,8 +118,9 @@ class DriverStatement:
     datetimes; no JSON documents).
 
     Errors are SQLAlchemy's, as from `Connection.execute` (a unique violation is an
-    `IntegrityError`; a connection lost mid-statement is invalidated and raised with
-    `connection_invalidated`, which the API answers 503). While the engine has statement
+    `IntegrityError`; a connection refused, or lost mid-statement, is raised with
+    `connection_invalidated`, which the API answers 503, and a lost one makes the pool replace
+    every connection opened before it, as after a database restart). While the engine has statement
     listeners (tracing, a test counting statements) the statement runs through
     `Connection.execute`, so that they see it.
     """
@@ -139,7 +140,11 @@ class DriverStatement:
         for value in params.values():
             if type(value) is datetime and value.tzinfo is None:
                 raise ValueError("naive datetime given to a UTC column")  # as UTCDateTime
-        raw = engine.raw_connection()
+        try:
+            raw = engine.raw_connection()
+        except engine.dialect.loaded_dbapi.Error as exc:  # the database refused a new one
+            # wrapped as Connection.execute wraps it (a refused connection answers 503)
+            Connection._handle_dbapi_exception_noconnection(exc, engine.dialect, engine)
         try:
             driver: Any = raw.driver_connection
             driver.autocommit = True
@@ -150,8 +155,8 @@ class DriverStatement:
                     driver.autocommit = False  # as the pool lends it (a lost one is dropped)
         except engine.dialect.loaded_dbapi.Error as exc:
             lost = engine.dialect.is_disconnect(exc, raw, None)
-            if lost:
-                raw.invalidate(exc)
+            if lost:  # as Connection.execute: this one, and every one opened before it
+                engine.pool._invalidate(raw, exc)
             raise DBAPIError.instance(
                 sql,
                 values,
