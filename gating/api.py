@@ -277,7 +277,7 @@ def usage(args: dict[str, Any]) -> Any:
         key,
         settings=gate_settings(),
     )
-    if session.in_transaction():  # an answer with its offer, or a claim made here
+    if session.in_transaction():  # (a count committed on its own leaves nothing to commit)
         session.commit()
     return _decision_response(decision, 200 if decision.allowed else 402)
 
@@ -322,8 +322,7 @@ def usage_set(args: dict[str, Any]) -> Any:
         args["value"],
         settings=gate_settings(),
     )
-    if session.in_transaction():  # an answer with its offer, or a claim made here
-        session.commit()
+    session.commit()
     return _decision_response(decision, 200 if decision.allowed else 402)
 
 

@@ -496,7 +496,7 @@ def consume(
                 claim = first
     if countable and not counted and claim is None and _postgres(session):
         # one round trip, committed: nothing else to write
-        total = usage.add_committed(
+        total = usage.add(
             _engine(session), account_id, feature_id, start, quantity, access.cap, clock.now()
         )
     elif countable and not counted:
@@ -538,7 +538,7 @@ def _postgres(session: Session) -> bool:
 
 def _engine(session: Session) -> Engine:
     """The session's engine, for a statement committed on its own (usage.count_and_claim,
-    usage.add_committed): one round trip, not held until the request's end."""
+    usage.add): one round trip, not held until the request's end."""
     engine = session.get_bind()
     assert isinstance(engine, Engine)
     return engine

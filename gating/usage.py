@@ -54,7 +54,7 @@ def _add_statement(dialect_name: str, capped: bool) -> Any:
 
 
 def add(
-    session: Session | Connection,
+    target: Session | Connection | Engine,
     account_id: str,
     feature_id: str,
     period_start: datetime,
@@ -63,7 +63,8 @@ def add(
     now: datetime,
 ) -> int | None:
     """Add `quantity` if the result stays within `cap` (None: no cap); the new total, or None
-    when denied (then nothing was written)."""
+    when denied (then nothing was written). Given an Engine (PostgreSQL), the count is
+    committed on its own at once: one round trip, the counter's row lock released with it."""
     if cap is not None and quantity > cap:
         return None
     params = {
@@ -74,41 +75,20 @@ def add(
         "now": now,
         "cap": cap,
     }
-    conn = _connection(session)
-    result = conn.execute(_add_statement(conn.dialect.name, cap is not None), params)
-    return result.scalar_one_or_none()
+    capped = cap is not None
+    if isinstance(target, Engine):
+        statement = _ADD_COMMITTED.get(capped)
+        if statement is None:
+            statement = _ADD_COMMITTED[capped] = DriverStatement(
+                _add_statement("postgresql", capped)
+            )
+        row = statement.first(target, params)
+        return None if row is None else row[0]
+    conn = _connection(target)
+    return conn.execute(_add_statement(conn.dialect.name, capped), params).scalar_one_or_none()
 
 
 _ADD_COMMITTED: dict[bool, DriverStatement] = {}
-
-
-def add_committed(
-    engine: Engine,
-    account_id: str,
-    feature_id: str,
-    period_start: datetime,
-    quantity: int,
-    cap: int | None,
-    now: datetime,
-) -> int | None:
-    """PostgreSQL: `add`, committed on its own at once (one round trip, the counter's row lock
-    released with it). The new total, or None when denied (then nothing was written)."""
-    if cap is not None and quantity > cap:
-        return None
-    capped = cap is not None
-    statement = _ADD_COMMITTED.get(capped)
-    if statement is None:
-        statement = _ADD_COMMITTED[capped] = DriverStatement(_add_statement("postgresql", capped))
-    params = {
-        "account_id": account_id,
-        "feature_id": feature_id,
-        "period_start": period_start,
-        "quantity": quantity,
-        "now": now,
-        "cap": cap,
-    }
-    row = statement.first(engine, params if capped else {**params, "cap": None})
-    return None if row is None else row[0]
 
 
 def set_value(

@@ -120,8 +120,8 @@ class DriverStatement:
     Errors are SQLAlchemy's, as from `Connection.execute` (a unique violation is an
     `IntegrityError`; a connection refused, or lost mid-statement, is raised with
     `connection_invalidated`, which the API answers 503, and a lost one makes the pool replace
-    every connection opened before it, as after a database restart). While the engine has statement
-    listeners (tracing, a test counting statements) the statement runs through
+    every connection opened before it, as after a database restart). While the engine has
+    statement listeners (tracing, a test counting statements) the statement runs through
     `Connection.execute`, so that they see it.
     """
 
